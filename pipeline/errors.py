@@ -1,0 +1,32 @@
+"""One exception hierarchy for everything a user can get wrong, so callers catch ours, not GDAL's."""
+
+from __future__ import annotations
+
+
+class BandfusionError(Exception):
+    """A problem with the user's input; the message names the file and the problem in one line.
+
+    The CLI prints it without a traceback and exits with `exit_code`.
+    """
+
+    exit_code = 2
+
+
+class SceneError(BandfusionError):
+    """An input raster is missing, unreadable, or does not fit with the other inputs."""
+
+
+class LabelError(BandfusionError):
+    """Labels are unreadable, do not overlap the scene, or hold no usable pixels."""
+
+
+class ModelFileError(BandfusionError):
+    """A model file is missing, corrupt, tampered with, unsafe, or does not fit the scene."""
+
+
+class OutputError(BandfusionError):
+    """An output path cannot be written (missing directory, read-only, disk full)."""
+
+
+class BandfusionWarning(UserWarning):
+    """Something worth knowing that does not stop the job (no CRS, all-nodata scene)."""
