@@ -1,4 +1,4 @@
-"""One exception hierarchy for everything a user can get wrong, so callers catch ours, not GDAL's."""
+"""One exception hierarchy for what a user can get wrong, so callers catch ours, not GDAL's."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ class Grid:
         return {"y": t.f + rows * t.e, "x": t.c + cols * t.a}
 
     def to_attrs(self) -> dict[str, object]:
-        """Attrs that survive pickling and netCDF: CRS as WKT ('' when absent), transform as 6 floats."""
+        """Attrs that survive pickling: CRS as WKT ('' if none), transform as 6 floats."""
         return {
             "crs": self.crs.to_wkt() if self.crs else "",
             "transform": tuple(self.transform)[:6],

@@ -1,0 +1,64 @@
+"""The `bandfusion` command: click subcommands, one per file, as rasterio's `rio` has them."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import BandfusionError
+from .evaluate import evaluate_command
+from .info import info_command
+from .predict import predict_command
+from .train import train_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="bandfusion")
+@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Per-pixel land-cover maps from multispectral rasters with a 1x1-conv fusion network.
+
+    \b
+    Example:
+      bandfusion train scene.tif --labels labels.tif -o model
+      bandfusion predict scene.tif -m model -o map.tif --preview map.png
+    """
+    ctx.obj = {"debug": debug}
+
+
+cli.add_command(train_command)
+cli.add_command(predict_command)
+cli.add_command(evaluate_command)
+cli.add_command(info_command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors → one line on stderr and exit 2; crashes → exit 1."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="bandfusion", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("bandfusion: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except BandfusionError as exc:
+        if debug:
+            raise
+        click.echo(f"bandfusion: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("bandfusion: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        if debug:
+            raise
+        click.echo(
+            f"bandfusion: internal error: {type(exc).__name__}: {exc} (rerun with --debug)",
+            err=True,
+        )
+        sys.exit(1)

@@ -1,0 +1,79 @@
+"""`bandfusion evaluate`: accuracy of a model's map against labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+from bandfusion.models.checkpoint import TrainedModel, load_model
+
+from ..errors import ModelFileError
+from ..evaluate import evaluate
+from ..geotiff import atomic_output, check_writable
+from ..labels import Labels
+from ..sampling import spatial_block_split
+from .options import device_option, label_options, load_labels, load_scene, scene_options
+
+
+@click.command("evaluate")
+@click.option("-m", "--model", "model_path", required=True, type=click.Path(path_type=Path))
+@scene_options
+@label_options
+@click.option(
+    "--split",
+    type=click.Choice(["all", "validation"]),
+    default="all",
+    show_default=True,
+    help="'validation': only the blocks `train` held out (same labels and options needed).",
+)
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write JSON here.")
+@device_option
+def evaluate_command(
+    model_path: Path,
+    images: tuple[Path, ...],
+    band_names: str | None,
+    resampling: str,
+    labels_path: Path,
+    attribute: str | None,
+    unlabelled: str,
+    legend: Path | None,
+    split: str,
+    json_path: Path | None,
+    device: str,
+) -> None:
+    """Score MODEL's map of IMAGE(s) against LABELS: OA, kappa, per-class P/R/F1/IoU, confusion.
+
+    \b
+    Example:
+      bandfusion evaluate -m water-model S2.tif --labels water.tif --unlabelled -1 --json m.json
+    """
+    if json_path is not None:
+        check_writable(json_path)
+    model = load_model(model_path)
+    scene = load_scene(images, band_names, resampling)
+    labels = load_labels(scene, labels_path, attribute, unlabelled, legend)
+    where = _validation_blocks(model, labels, model_path) if split == "validation" else None
+    report = evaluate(model, scene, labels, where=where, device=device)
+    click.echo(f"{split} pixels of {labels_path}:")
+    click.echo(report.format_table())
+    click.echo("confusion matrix (rows: reference, columns: predicted):")
+    click.echo(np.array2string(report.confusion))
+    if json_path is not None:
+        with atomic_output(json_path) as temporary:
+            temporary.write_text(report.to_json())
+        click.echo(f"json: {json_path}")
+
+
+def _validation_blocks(model: TrainedModel, labels: Labels, model_path: Path) -> np.ndarray:
+    """The validation mask `train` drew, redrawn from the settings stored in the model."""
+    settings = model.meta.training
+    try:
+        return spatial_block_split(
+            labels,
+            block_size=int(settings["block_size"]),
+            val_fraction=float(settings["val_fraction"]),
+            seed=int(settings["seed"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{model_path}: model.json records no validation split") from exc

@@ -1,0 +1,23 @@
+"""`bandfusion info`: describe a raster or a model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from bandfusion.models.checkpoint import describe, load_model
+
+from ..info import describe_raster
+
+
+@click.command("info")
+@click.argument("path", type=click.Path(path_type=Path))
+def info_command(path: Path) -> None:
+    """Describe a raster (bands, dtype, grid, CRS, nodata, blocks) or a model directory.
+
+    \b
+    Example:
+      bandfusion info data/sen1floods11_spain/Spain_7370579_S2Hand.tif
+      bandfusion info water-model
+    """
+    click.echo(describe(load_model(path)) if path.is_dir() else describe_raster(path))

@@ -1,0 +1,109 @@
+"""Options shared by several subcommands, so every command spells them the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import xarray as xr
+
+from ..grid import Grid
+from ..labels import Labels, read_labels
+from ..scene import RESAMPLING_METHODS, open_scene
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    def apply(function: F) -> F:
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return apply
+
+
+def parse_unlabelled(value: str) -> int | str | None:
+    """'auto' → label nodata (else 0); 'none' → every pixel labelled; an integer → that value."""
+    lowered = value.strip().lower()
+    if lowered in ("auto", "none"):
+        return None if lowered == "none" else "auto"
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not auto, none or an integer") from None
+
+
+def parse_names(value: str | None) -> list[str] | None:
+    return [n.strip() for n in value.split(",")] if value else None
+
+
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+device_option = click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="auto (CUDA when present), cpu, cuda or cuda:N.",
+)
+
+scene_options = _stack(
+    click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path)),
+    click.option(
+        "--band-names",
+        help="Comma-separated names for the input bands, overriding the files' descriptions.",
+    ),
+    click.option(
+        "--resampling",
+        type=click.Choice(RESAMPLING_METHODS),
+        default="nearest",
+        show_default=True,
+        help="How coarser band files are resampled onto the finest grid.",
+    ),
+)
+
+label_options = _stack(
+    click.option(
+        "--labels",
+        "labels_path",
+        required=True,
+        type=click.Path(path_type=Path),
+        help="Label raster, or vector polygons (GeoJSON, GeoPackage) with a class attribute.",
+    ),
+    click.option("--attribute", help="Integer class attribute of vector labels."),
+    click.option(
+        "--unlabelled",
+        default="auto",
+        show_default=True,
+        help="Label value meaning 'no label': auto (the raster's nodata, else 0), none, or N.",
+    ),
+    click.option(
+        "--legend",
+        type=click.Path(path_type=Path),
+        help="JSON legend with class names and colours.",
+    ),
+)
+
+
+def load_scene(images: tuple[Path, ...], band_names: str | None, resampling: str) -> xr.DataArray:
+    """Open the IMAGE arguments as one lazy scene."""
+    return open_scene(list(images), band_names=parse_names(band_names), resampling=resampling)
+
+
+def load_labels(
+    scene: xr.DataArray,
+    labels_path: Path,
+    attribute: str | None,
+    unlabelled: str,
+    legend: Path | None,
+) -> Labels:
+    """Read --labels onto the scene's grid with the label options."""
+    return read_labels(
+        labels_path,
+        Grid.of(scene),
+        attribute=attribute,
+        unlabelled=parse_unlabelled(unlabelled),  # type: ignore[arg-type]
+        legend=legend,
+    )

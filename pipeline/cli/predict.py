@@ -1,0 +1,110 @@
+"""`bandfusion predict`: classify a scene and stream the map to a GeoTIFF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import xarray as xr
+from bandfusion.models.checkpoint import TrainedModel, load_model
+from tqdm.auto import tqdm
+
+from ..geotiff import check_writable, write_geotiff
+from ..predict import DEFAULT_BATCH_PIXELS, predict_proba_scene, predict_scene
+from ..preview import write_preview
+from .options import device_option, load_scene, quiet_option, scene_options
+
+
+@click.command("predict")
+@scene_options
+@click.option("-m", "--model", "model_path", required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Map .tif.")
+@click.option(
+    "--probabilities",
+    type=click.Path(path_type=Path),
+    help="Also write per-class probabilities (float32, one band a class) here.",
+)
+@click.option("--preview", type=click.Path(path_type=Path), help="Write a PNG quicklook here.")
+@click.option("--cog/--no-cog", default=True, show_default=True, help="Cloud-Optimized GeoTIFF.")
+@click.option(
+    "--batch-pixels",
+    type=click.IntRange(min=1),
+    default=DEFAULT_BATCH_PIXELS,
+    show_default=True,
+    help="Pixels per model call.",
+)
+@device_option
+@quiet_option
+def predict_command(
+    images: tuple[Path, ...],
+    band_names: str | None,
+    resampling: str,
+    model_path: Path,
+    output: Path,
+    probabilities: Path | None,
+    preview: Path | None,
+    cog: bool,
+    batch_pixels: int,
+    device: str,
+    quiet: bool,
+) -> None:
+    """Classify IMAGE(s) with MODEL and write the class map as a GeoTIFF.
+
+    The map keeps the input's CRS, transform and size, holds the model's class ids, and marks
+    pixels where any band is nodata with the map's nodata value (255 unless a class uses it).
+
+    \b
+    Example:
+      bandfusion predict S2.tif -m water-model -o water.tif --preview water.png
+    """
+    for path in (output, probabilities, preview):
+        if path is not None:
+            check_writable(path)
+    model = load_model(model_path)
+    scene = load_scene(images, band_names, resampling)
+    classes = predict_scene(scene, model, device=device, batch_pixels=batch_pixels)
+    _write(classes, output, model, cog=cog, quiet=quiet, what="classes")
+    if probabilities is not None:
+        proba = predict_proba_scene(scene, model, device=device, batch_pixels=batch_pixels)
+        _write(proba, probabilities, model, cog=cog, quiet=quiet, what="probabilities")
+    if preview is not None:
+        write_preview(
+            output,
+            preview,
+            legend_names=dict(zip(model.meta.class_ids, model.meta.class_names, strict=True)),
+            colors=dict(zip(model.meta.class_ids, model.meta.class_colors, strict=True)),
+            nodata=int(classes.attrs["nodata"]),
+            title=f"{output.name}: {model_path.name}",
+        )
+    for label, path in (("map", output), ("probabilities", probabilities), ("preview", preview)):
+        if path is not None:
+            click.echo(f"{label}: {path}")
+
+
+def _write(
+    array: xr.DataArray, path: Path, model: TrainedModel, *, cog: bool, quiet: bool, what: str
+) -> None:
+    meta = model.meta
+    names = dict(zip(meta.class_ids, meta.class_names, strict=True))
+    is_map = what == "classes"
+    pixels = int(array.sizes["y"] * array.sizes["x"])
+    with tqdm(total=pixels, desc=what, unit="px", unit_scale=True, disable=quiet) as bar:
+        write_geotiff(
+            array,
+            path,
+            nodata=array.attrs["nodata"],
+            colormap=_colormap(model) if is_map else None,
+            class_names=names,
+            band_names=None if is_map else meta.class_names,
+            tags={"BANDFUSION_BANDS": ",".join(meta.bands)},
+            cog=cog,
+            overview_resampling="mode" if is_map else "average",
+            progress=bar.update,
+        )
+
+
+def _colormap(model: TrainedModel) -> dict[int, tuple[int, int, int, int]] | None:
+    ids = model.meta.class_ids
+    if min(ids) < 0 or max(ids) > 65535:
+        return None
+    return {cid: (*rgb, 255) for cid, rgb in zip(ids, model.meta.class_colors, strict=True)}

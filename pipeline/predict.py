@@ -1,0 +1,194 @@
+"""The model mapped over a scene's chunks: lazy class maps and probabilities, chunk by chunk.
+
+`predict_scene` is the one engine: the CLI streams its chunks to the GeoTIFF writer, notebooks
+compute or plot it, the batch job runs the same graph on dask.distributed. A 1x1-conv model sees
+one pixel at a time, so chunks need no overlap and any tiling gives the same map.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import torch
+import xarray as xr
+from bandfusion.models.checkpoint import TrainedModel
+
+from .errors import BandfusionError, SceneError
+from .grid import Grid
+from .nodata import valid_mask
+
+DEFAULT_BATCH_PIXELS = 1 << 16
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' → CUDA when torch sees a GPU, else CPU; 'cuda' without a GPU is a user error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise BandfusionError(f"--device {device}: not a device (use auto, cpu or cuda)") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise BandfusionError(f"--device {device}: CUDA is not available on this machine")
+    return resolved
+
+
+def class_map_encoding(class_ids: list[int]) -> tuple[np.dtype[Any], int]:
+    """The smallest dtype holding every class id, and a nodata value no class uses (255 first)."""
+    used = set(class_ids)
+    for dtype in (np.uint8, np.uint16, np.int16, np.int32, np.int64):
+        info = np.iinfo(dtype)
+        if min(used) < info.min or max(used) > info.max:
+            continue
+        preferred = [255] if dtype is np.uint8 else [info.max, info.min]
+        candidates = [*preferred, *range(info.max, info.max - 512, -1)]
+        free = next((v for v in candidates if v not in used), None)
+        if free is not None:
+            return np.dtype(dtype), free
+    raise BandfusionError(f"class ids {sorted(used)[:5]}... leave no value free for nodata")
+
+
+def align_bands(scene: xr.DataArray, model: TrainedModel) -> xr.DataArray:
+    """The scene's bands in the model's order; extra bands are dropped, missing ones refused."""
+    have = [str(b) for b in scene["band"].values]
+    want = list(model.meta.bands)
+    if have == want:
+        return scene
+    missing = [b for b in want if b not in have]
+    if not missing:
+        return scene.sel(band=want)
+    sources = ", ".join(dict.fromkeys(str(s) for s in scene["source"].values))
+    raise SceneError(
+        f"{sources}: bands {have} do not match the model's {want} (missing {missing}); "
+        "name the bands with --band-names or use a model trained on these bands"
+    )
+
+
+class PixelClassifier:
+    """Runs a trained model on the valid pixels of one (band, y, x) block.
+
+    Picklable and tokenized by its weights, so dask ships one copy per graph and caches by model.
+    """
+
+    def __init__(
+        self,
+        model: TrainedModel,
+        device: torch.device,
+        batch_pixels: int = DEFAULT_BATCH_PIXELS,
+    ) -> None:
+        self.net = model.net.to(device).eval()
+        self.device = device
+        self.batch_pixels = batch_pixels
+        self.class_ids = np.asarray(model.meta.class_ids)
+        self.dtype, self.nodata = class_map_encoding(model.meta.class_ids)
+        self.token = _weights_digest(model)
+
+    def __dask_tokenize__(self) -> tuple[str, str, int]:
+        return (self.token, str(self.device), self.batch_pixels)
+
+    def logits(self, pixels: np.ndarray) -> torch.Tensor:
+        """(M, C) pixel table → (M, K) float32 logits on the CPU, in fixed-size batches."""
+        outputs = []
+        with torch.inference_mode():
+            for start in range(0, len(pixels), self.batch_pixels):
+                batch = torch.from_numpy(pixels[start : start + self.batch_pixels])
+                outputs.append(self.net(batch.to(self.device, non_blocking=True)).float().cpu())
+        if not outputs:
+            return torch.empty((0, len(self.class_ids)))
+        return torch.cat(outputs)
+
+    def classify_block(self, block: np.ndarray, nodata: tuple[float | None, ...]) -> np.ndarray:
+        """(C, h, w) block → (h, w) class ids; nodata where any band is nodata or NaN."""
+        valid, pixels = _valid_pixels(block, nodata)
+        out = np.full(valid.shape, self.nodata, dtype=self.dtype)
+        out[valid] = self.class_ids[self.logits(pixels).argmax(dim=1).numpy()]
+        return out
+
+    def proba_block(self, block: np.ndarray, nodata: tuple[float | None, ...]) -> np.ndarray:
+        """(C, h, w) block → (K, h, w) float32 class probabilities; NaN on nodata pixels."""
+        valid, pixels = _valid_pixels(block, nodata)
+        out = np.full((len(self.class_ids), *valid.shape), np.nan, dtype=np.float32)
+        out[:, valid] = torch.softmax(self.logits(pixels), dim=1).numpy().T
+        return out
+
+
+def _valid_pixels(
+    block: np.ndarray, nodata: tuple[float | None, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    valid = valid_mask(block, nodata)
+    pixels = block.reshape(block.shape[0], -1)[:, valid.ravel()].T
+    return valid, np.ascontiguousarray(pixels, dtype=np.float32)
+
+
+def _weights_digest(model: TrainedModel) -> str:
+    digest = hashlib.sha256(repr(model.meta).encode())
+    for name, tensor in sorted(model.net.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def predict_scene(
+    scene: xr.DataArray,
+    model: TrainedModel,
+    *,
+    device: str = "auto",
+    batch_pixels: int = DEFAULT_BATCH_PIXELS,
+) -> xr.DataArray:
+    """A lazy class map `DataArray(y, x)` holding the model's class ids; nodata in attrs.
+
+    Nothing runs until the result is computed, plotted or written; each chunk of the scene
+    becomes one chunk of the map.
+    """
+    scene = align_bands(scene, model)
+    classifier = PixelClassifier(model, resolve_device(device), batch_pixels)
+    data = da.map_blocks(
+        classifier.classify_block,
+        scene.data,
+        nodata=tuple(scene.attrs["nodata"]),
+        drop_axis=0,
+        dtype=classifier.dtype,
+        meta=np.empty((0, 0), dtype=classifier.dtype),
+        token="predict-classes",
+    )
+    return _map_array(data, scene, ("y", "x"), nodata=classifier.nodata, name="classes")
+
+
+def predict_proba_scene(
+    scene: xr.DataArray,
+    model: TrainedModel,
+    *,
+    device: str = "auto",
+    batch_pixels: int = DEFAULT_BATCH_PIXELS,
+) -> xr.DataArray:
+    """Lazy class probabilities `DataArray(class, y, x)` (float32, NaN on nodata pixels)."""
+    scene = align_bands(scene, model)
+    classifier = PixelClassifier(model, resolve_device(device), batch_pixels)
+    n_classes = len(model.meta.class_ids)
+    data = da.map_blocks(
+        classifier.proba_block,
+        scene.data,
+        nodata=tuple(scene.attrs["nodata"]),
+        chunks=((n_classes,), *scene.data.chunks[1:]),
+        dtype=np.float32,
+        meta=np.empty((0, 0, 0), dtype=np.float32),
+        token="predict-proba",
+    )
+    array = _map_array(data, scene, ("class", "y", "x"), nodata=float("nan"), name="probability")
+    return array.assign_coords({"class": list(model.meta.class_ids)})
+
+
+def _map_array(
+    data: da.Array, scene: xr.DataArray, dims: tuple[str, ...], *, nodata: float, name: str
+) -> xr.DataArray:
+    grid = Grid.of(scene)
+    return xr.DataArray(
+        data,
+        dims=dims,
+        coords={"y": scene["y"], "x": scene["x"]},
+        attrs={**grid.to_attrs(), "nodata": nodata},
+        name=name,
+    )

@@ -1,0 +1,323 @@
+"""Raster files → a lazy `DataArray(band, y, x)`: the one tile loader every path runs on.
+
+The array is a dask graph with one task per block-aligned window; a task opens (or reuses) the
+files in its thread and reads that window of every band. Nothing is read until asked.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import rasterio
+import xarray as xr
+from dask.base import tokenize
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
+from rasterio.io import DatasetReader
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from .errors import BandfusionError, BandfusionWarning, SceneError
+from .grid import Grid
+from .windows import DEFAULT_CHUNK_PIXELS, chunk_grid
+
+PathLike = str | os.PathLike[str]
+RESAMPLING_METHODS = ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode")
+_HANDLES_PER_THREAD = 32
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One input file: which of its bands we use and where they land in the scene's band axis."""
+
+    path: str
+    indexes: tuple[int, ...]
+    first: int  # position of this file's first band in the scene
+    grid: Grid
+    nodata: float | None
+    scale: float
+    offset: float
+    dtype: str
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.indexes)
+
+
+@dataclass(frozen=True)
+class SceneReader:
+    """Reads any window of the scene; picklable, so dask workers can rebuild it anywhere."""
+
+    files: tuple[SourceFile, ...]
+    grid: Grid
+    resampling: str
+    dtype: np.dtype[Any]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.files[-1].last, self.grid.height, self.grid.width)
+
+    @property
+    def ndim(self) -> int:
+        return 3
+
+    def __getitem__(self, key: tuple[slice, slice, slice]) -> np.ndarray:
+        bands, rows, cols = (s.indices(n) for s, n in zip(key, self.shape, strict=True))
+        window = Window(cols[0], rows[0], cols[1] - cols[0], rows[1] - rows[0])
+        out = np.empty((self.shape[0], window.height, window.width), dtype=self.dtype)
+        if window.height > 0 and window.width > 0:
+            for source in self.files:
+                out[source.first : source.last] = self._read(source, window)
+        return out[slice(*bands)]
+
+    def _read(self, source: SourceFile, window: Window) -> np.ndarray:
+        dataset = _open_cached(source, self.grid, self.resampling)
+        try:
+            data = dataset.read(list(source.indexes), window=window)
+        except RasterioError as exc:
+            raise SceneError(f"{source.path}: read failed ({_first_line(exc)})") from exc
+        if source.scale == 1.0 and source.offset == 0.0:
+            return data
+        scaled = data.astype(np.float32) * np.float32(source.scale) + np.float32(source.offset)
+        if source.nodata is not None:
+            scaled[data == source.nodata] = np.nan
+        return scaled
+
+
+_local = threading.local()
+
+
+def _open_cached(source: SourceFile, grid: Grid, resampling: str) -> DatasetReader | WarpedVRT:
+    """A per-thread LRU of open datasets: handles are not thread-safe and opening is not free."""
+    cache: OrderedDict[tuple[Any, ...], Any] = _local.__dict__.setdefault("cache", OrderedDict())
+    stat = Path(source.path).stat()
+    key = (source.path, stat.st_mtime_ns, stat.st_size, grid, resampling)
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key][-1]
+    handles = [rasterio.open(source.path)]
+    if not source.grid.same_as(grid):
+        handles.append(
+            WarpedVRT(
+                handles[0],
+                crs=grid.crs or source.grid.crs,
+                transform=grid.transform,
+                width=grid.width,
+                height=grid.height,
+                resampling=Resampling[resampling],
+            )
+        )
+    cache[key] = handles
+    while len(cache) > _HANDLES_PER_THREAD:
+        for handle in reversed(cache.popitem(last=False)[1]):
+            handle.close()
+    return handles[-1]
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def inspect_raster(path: PathLike) -> tuple[DatasetReader, str]:
+    """Open `path` for its metadata, turning every failure into a one-line SceneError."""
+    name = os.fspath(path)
+    if not Path(name).exists():
+        raise SceneError(f"{name}: no such file")
+    if Path(name).is_dir():
+        raise SceneError(f"{name}: is a directory, not a raster file")
+    try:
+        dataset = rasterio.open(name)
+    except RasterioError as exc:
+        raise SceneError(f"{name}: not a raster GDAL can read ({_first_line(exc)})") from exc
+    return dataset, name
+
+
+def _check_readable(dataset: DatasetReader, name: str) -> None:
+    if dataset.count == 0 or dataset.width == 0 or dataset.height == 0:
+        raise SceneError(
+            f"{name}: raster is empty ({dataset.count} bands, {dataset.width}x{dataset.height} px)"
+        )
+    for dtype in set(dataset.dtypes):
+        kind = np.dtype(dtype).kind
+        if kind not in "uif":
+            raise SceneError(f"{name}: unsupported data type {dtype} (need integer or float bands)")
+
+
+def _source_of(dataset: DatasetReader, name: str, first: int) -> SourceFile:
+    nodatas = set(dataset.nodatavals)
+    scales, offsets = set(dataset.scales), set(dataset.offsets)
+    if len(nodatas) > 1 or len(scales) > 1 or len(offsets) > 1:
+        raise SceneError(
+            f"{name}: bands differ in nodata, scale or offset; split the file per band"
+        )
+    return SourceFile(
+        path=name,
+        indexes=tuple(range(1, dataset.count + 1)),
+        first=first,
+        grid=Grid(dataset.crs, dataset.transform, dataset.width, dataset.height),
+        nodata=nodatas.pop(),
+        scale=float(scales.pop()),
+        offset=float(offsets.pop()),
+        dtype=str(np.result_type(*dataset.dtypes)),
+    )
+
+
+def _band_names(datasets: list[tuple[DatasetReader, str]]) -> list[str]:
+    """Band descriptions where the file has them, else file names, else b1..bn."""
+    names: list[str] = []
+    for dataset, name in datasets:
+        descriptions = list(dataset.descriptions)
+        if all(descriptions):
+            names.extend(str(d) for d in descriptions)
+        elif len(datasets) > 1 and dataset.count == 1:
+            names.append(Path(name).stem)
+        elif len(datasets) > 1:
+            names.extend(f"{Path(name).stem}_b{i}" for i in range(1, dataset.count + 1))
+        else:
+            names.extend(f"b{i}" for i in range(1, dataset.count + 1))
+    return names
+
+
+def _reference_grid(sources: list[SourceFile]) -> Grid:
+    """The finest grid among the inputs (smallest pixel area; the first one on ties)."""
+    return min(sources, key=lambda s: abs(s.grid.transform.a * s.grid.transform.e)).grid
+
+
+def _check_compatible(sources: list[SourceFile], grid: Grid) -> None:
+    for source in sources:
+        if source.grid.same_as(grid):
+            continue
+        if (source.grid.crs is None) != (grid.crs is None) or (
+            source.grid.crs is not None and source.grid.crs != grid.crs
+        ):
+            raise SceneError(
+                f"{source.path}: CRS {source.grid.crs} differs from the scene's {grid.crs}; "
+                "reproject the band files to one CRS first"
+            )
+        if not _overlaps(source.grid, grid):
+            raise SceneError(f"{source.path}: does not overlap the other band files")
+
+
+def _bounds(grid: Grid) -> tuple[float, float, float, float]:
+    xs, ys = zip(*(grid.transform * corner for corner in [(0, 0), grid.shape[::-1]]), strict=True)
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _overlaps(a: Grid, b: Grid) -> bool:
+    ax0, ay0, ax1, ay1 = _bounds(a)
+    bx0, by0, bx1, by1 = _bounds(b)
+    return ax0 < bx1 and bx0 < ax1 and ay0 < by1 and by0 < ay1
+
+
+def open_scene(
+    paths: PathLike | Sequence[PathLike],
+    *,
+    band_names: Sequence[str] | None = None,
+    resampling: str = "nearest",
+    chunk_pixels: int = DEFAULT_CHUNK_PIXELS,
+) -> xr.DataArray:
+    """Open a multi-band raster, or several files (one per band), as lazy `DataArray(band, y, x)`.
+
+    Files at coarser resolutions are resampled onto the finest file's grid with `resampling`
+    (default "nearest": it keeps measured values, which a per-pixel classifier wants). Chunks are
+    whole internal blocks of the reference file, ~`chunk_pixels` each, all bands in every chunk.
+    attrs hold "crs" (WKT, "" if none), "transform" (6 floats) and "nodata" (one per band).
+    """
+    if resampling not in RESAMPLING_METHODS:
+        raise BandfusionError(
+            f"resampling {resampling!r} is not one of {', '.join(RESAMPLING_METHODS)}"
+        )
+    path_list = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    if not path_list:
+        raise BandfusionError("open_scene needs at least one raster file")
+    opened = [inspect_raster(p) for p in path_list]
+    try:
+        sources = _describe_sources(opened)
+        names = list(band_names) if band_names is not None else _band_names(opened)
+        reference = opened[[s.grid for s in sources].index(_reference_grid(sources))][0]
+        block_shape = reference.block_shapes[0]
+    finally:
+        for dataset, _ in opened:
+            dataset.close()
+    return _scene_array(sources, names, resampling, block_shape, chunk_pixels)
+
+
+def _describe_sources(opened: list[tuple[DatasetReader, str]]) -> list[SourceFile]:
+    sources: list[SourceFile] = []
+    first = 0
+    for dataset, name in opened:
+        _check_readable(dataset, name)
+        sources.append(_source_of(dataset, name, first))
+        first += dataset.count
+    return sources
+
+
+def _scene_array(
+    sources: list[SourceFile],
+    names: list[str],
+    resampling: str,
+    block_shape: tuple[int, int],
+    chunk_pixels: int,
+) -> xr.DataArray:
+    grid = _reference_grid(sources)
+    _check_compatible(sources, grid)
+    n_bands = sources[-1].last
+    if len(names) != n_bands or len(set(names)) != n_bands:
+        raise BandfusionError(
+            f"band names {names} must be {n_bands} distinct names, one per band of "
+            + ", ".join(s.path for s in sources)
+        )
+    if grid.crs is None:
+        warnings.warn(
+            f"{sources[0].path}: no CRS; outputs will carry none",
+            BandfusionWarning,
+            stacklevel=3,
+        )
+    scaled = any(s.scale != 1.0 or s.offset != 0.0 for s in sources)
+    dtype = np.dtype(np.float32) if scaled else _common_dtype(sources)
+    reader = SceneReader(tuple(sources), grid, resampling, dtype)
+    row_chunks, col_chunks = chunk_grid(grid.height, grid.width, block_shape, chunk_pixels)
+    token = tokenize(reader, _stamps(sources), row_chunks, col_chunks)
+    data = da.from_array(
+        reader,
+        chunks=((n_bands,), row_chunks, col_chunks),
+        lock=False,
+        asarray=False,
+        fancy=False,
+        name=f"open_scene-{token}",
+        meta=np.empty((0, 0, 0), dtype=dtype),
+    )
+    nodata = tuple(
+        float("nan") if scaled and s.nodata is not None else s.nodata
+        for s in sources
+        for _ in s.indexes
+    )
+    return xr.DataArray(
+        data,
+        dims=("band", "y", "x"),
+        coords={
+            "band": names,
+            "source": ("band", [s.path for s in sources for _ in s.indexes]),
+            **grid.coords(),
+        },
+        attrs={**grid.to_attrs(), "nodata": nodata},
+        name="reflectance" if scaled else "scene",
+    )
+
+
+def _common_dtype(sources: list[SourceFile]) -> np.dtype[Any]:
+    return np.result_type(*(s.dtype for s in sources))
+
+
+def _stamps(sources: list[SourceFile]) -> list[tuple[str, int, int]]:
+    """File identities for the graph's name, so an edited file never reuses a cached result."""
+    return [(s.path, Path(s.path).stat().st_mtime_ns, Path(s.path).stat().st_size) for s in sources]
