@@ -21,7 +21,7 @@ import rasterio
 import xarray as xr
 from dask.base import tokenize
 from rasterio.enums import Resampling
-from rasterio.errors import RasterioError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
@@ -104,7 +104,9 @@ def _open_cached(source: SourceFile, grid: Grid, resampling: str) -> DatasetRead
     if key in cache:
         cache.move_to_end(key)
         return cache[key][-1]
-    handles = [rasterio.open(source.path)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        handles = [rasterio.open(source.path)]
     if not source.grid.same_as(grid):
         handles.append(
             WarpedVRT(
@@ -135,7 +137,9 @@ def inspect_raster(path: PathLike) -> tuple[DatasetReader, str]:
     if Path(name).is_dir():
         raise SceneError(f"{name}: is a directory, not a raster file")
     try:
-        dataset = rasterio.open(name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # we warn about it ourselves
+            dataset = rasterio.open(name)
     except RasterioError as exc:
         raise SceneError(f"{name}: not a raster GDAL can read ({_first_line(exc)})") from exc
     return dataset, name
@@ -208,7 +212,7 @@ def _check_compatible(sources: list[SourceFile], grid: Grid) -> None:
 
 
 def _bounds(grid: Grid) -> tuple[float, float, float, float]:
-    xs, ys = zip(*(grid.transform * corner for corner in [(0, 0), grid.shape[::-1]]), strict=True)
+    xs, ys = zip(*(grid.transform @ corner for corner in [(0, 0), grid.shape[::-1]]), strict=True)
     return min(xs), min(ys), max(xs), max(ys)
 
 
