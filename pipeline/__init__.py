@@ -1,3 +1,59 @@
-"""bandfusion: per-pixel land-cover maps from multispectral rasters."""
+"""bandfusion: per-pixel land-cover maps from multispectral rasters.
 
-__version__ = "0.1.0"
+The public API mirrors the CLI: open_scene → train → save_model / load_model → predict_scene →
+write_geotiff, and evaluate.
+"""
+
+__version__ = "0.1.0"  # first: bandfusion.models reads it while the imports below run
+
+from bandfusion.models.checkpoint import ModelMetadata, TrainedModel, load_model, save_model
+from bandfusion.models.fusion import SpectralFusionNet
+
+from .errors import (
+    BandfusionError,
+    BandfusionWarning,
+    LabelError,
+    ModelFileError,
+    OutputError,
+    SceneError,
+)
+from .evaluate import EvaluationReport, evaluate
+from .geotiff import write_geotiff
+from .grid import Grid
+from .labels import Labels, read_labels
+from .legend import Legend, load_legend
+from .predict import predict_proba_scene, predict_scene
+from .sampling import sample_pixels, spatial_block_split
+from .scene import open_scene
+from .train import TrainingResult, TrainingSettings, train
+
+__all__ = [
+    "BandfusionError",
+    "BandfusionWarning",
+    "EvaluationReport",
+    "Grid",
+    "LabelError",
+    "Labels",
+    "Legend",
+    "ModelFileError",
+    "ModelMetadata",
+    "OutputError",
+    "SceneError",
+    "SpectralFusionNet",
+    "TrainedModel",
+    "TrainingResult",
+    "TrainingSettings",
+    "__version__",
+    "evaluate",
+    "load_legend",
+    "load_model",
+    "open_scene",
+    "predict_proba_scene",
+    "predict_scene",
+    "read_labels",
+    "sample_pixels",
+    "save_model",
+    "spatial_block_split",
+    "train",
+    "write_geotiff",
+]

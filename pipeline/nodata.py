@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import xarray as xr
 
 
 def valid_mask(block: np.ndarray, nodata: Sequence[float | None]) -> np.ndarray:
@@ -19,3 +20,16 @@ def valid_mask(block: np.ndarray, nodata: Sequence[float | None]) -> np.ndarray:
         if band.dtype.kind == "f":
             valid &= np.isfinite(band)
     return valid
+
+
+def band_nodata(scene: xr.DataArray) -> tuple[float | None, ...]:
+    """Each band's nodata value, from the scene's `nodata` coordinate (NaN there: none).
+
+    A coordinate, not an attr, so that selecting bands keeps values and bands together.
+    """
+    return tuple(None if np.isnan(v) else float(v) for v in scene["nodata"].values)
+
+
+def nodata_coord(values: Sequence[float | None]) -> tuple[str, np.ndarray]:
+    """The `nodata` coordinate along `band` for per-band nodata values (None → NaN)."""
+    return ("band", np.array([np.nan if v is None else v for v in values], dtype=np.float64))

@@ -8,6 +8,7 @@ one pixel at a time, so chunks need no overlap and any tiling gives the same map
 from __future__ import annotations
 
 import hashlib
+import threading
 from typing import Any
 
 import dask.array as da
@@ -18,7 +19,7 @@ from bandfusion.models.checkpoint import TrainedModel
 
 from .errors import BandfusionError, SceneError
 from .grid import Grid
-from .nodata import valid_mask
+from .nodata import band_nodata, valid_mask
 
 DEFAULT_BATCH_PIXELS = 1 << 16
 
@@ -44,7 +45,7 @@ def class_map_encoding(class_ids: list[int]) -> tuple[np.dtype[Any], int]:
         if min(used) < info.min or max(used) > info.max:
             continue
         preferred = [255] if dtype is np.uint8 else [info.max, info.min]
-        candidates = [*preferred, *range(info.max, info.max - 512, -1)]
+        candidates = [*preferred, *range(info.max, max(info.min, info.max - 512) - 1, -1)]
         free = next((v for v in candidates if v not in used), None)
         if free is not None:
             return np.dtype(dtype), free
@@ -91,6 +92,7 @@ class PixelClassifier:
 
     def logits(self, pixels: np.ndarray) -> torch.Tensor:
         """(M, C) pixel table → (M, K) float32 logits on the CPU, in fixed-size batches."""
+        _one_torch_thread_per_worker_thread()
         outputs = []
         with torch.inference_mode():
             for start in range(0, len(pixels), self.batch_pixels):
@@ -113,6 +115,16 @@ class PixelClassifier:
         out = np.full((len(self.class_ids), *valid.shape), np.nan, dtype=np.float32)
         out[:, valid] = torch.softmax(self.logits(pixels), dim=1).numpy().T
         return out
+
+
+def _one_torch_thread_per_worker_thread() -> None:
+    """In a dask worker thread, torch gets one thread: dask already runs a task per core.
+
+    torch's thread count is per thread; two pools of spinning threads on the same cores
+    (dask's and torch's) slow each other down many times over.
+    """
+    if threading.current_thread() is not threading.main_thread() and torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
 
 
 def _valid_pixels(
@@ -148,7 +160,7 @@ def predict_scene(
     data = da.map_blocks(
         classifier.classify_block,
         scene.data,
-        nodata=tuple(scene.attrs["nodata"]),
+        nodata=band_nodata(scene),
         drop_axis=0,
         dtype=classifier.dtype,
         meta=np.empty((0, 0), dtype=classifier.dtype),
@@ -171,7 +183,7 @@ def predict_proba_scene(
     data = da.map_blocks(
         classifier.proba_block,
         scene.data,
-        nodata=tuple(scene.attrs["nodata"]),
+        nodata=band_nodata(scene),
         chunks=((n_classes,), *scene.data.chunks[1:]),
         dtype=np.float32,
         meta=np.empty((0, 0, 0), dtype=np.float32),

@@ -28,6 +28,7 @@ from rasterio.windows import Window
 
 from .errors import BandfusionError, BandfusionWarning, SceneError
 from .grid import Grid
+from .nodata import nodata_coord
 from .windows import DEFAULT_CHUNK_PIXELS, chunk_grid
 
 PathLike = str | os.PathLike[str]
@@ -234,7 +235,8 @@ def open_scene(
     Files at coarser resolutions are resampled onto the finest file's grid with `resampling`
     (default "nearest": it keeps measured values, which a per-pixel classifier wants). Chunks are
     whole internal blocks of the reference file, ~`chunk_pixels` each, all bands in every chunk.
-    attrs hold "crs" (WKT, "" if none), "transform" (6 floats) and "nodata" (one per band).
+    attrs hold "crs" (WKT, "" if none) and "transform" (6 floats); the `nodata` coordinate holds
+    each band's nodata value (NaN: none), `source` its file.
     """
     if resampling not in RESAMPLING_METHODS:
         raise BandfusionError(
@@ -311,9 +313,10 @@ def _scene_array(
         coords={
             "band": names,
             "source": ("band", [s.path for s in sources for _ in s.indexes]),
+            "nodata": nodata_coord(nodata),
             **grid.coords(),
         },
-        attrs={**grid.to_attrs(), "nodata": nodata},
+        attrs=grid.to_attrs(),
         name="reflectance" if scaled else "scene",
     )
 

@@ -238,7 +238,7 @@ def _metadata(
         bands=[str(b) for b in scene["band"].values],
         class_ids=list(split.class_ids),
         class_names=list(legend.names),
-        class_colors=[tuple(c) for c in legend.colors],
+        class_colors=list(legend.colors),
         architecture=net.config(),
         training=training,
         metrics={"validation": validation.to_dict()} if validation else {},

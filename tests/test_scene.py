@@ -12,6 +12,7 @@ import rasterio
 from affine import Affine
 from bandfusion.errors import BandfusionError, BandfusionWarning, SceneError
 from bandfusion.grid import Grid
+from bandfusion.nodata import band_nodata
 from bandfusion.scene import open_scene
 from rasterio.enums import Resampling
 
@@ -29,7 +30,8 @@ def test_multiband_file_matches_rasterio_exactly(data_dir: Path):
     np.testing.assert_array_equal(scene.values, expected)
     grid = Grid.of(scene)
     assert grid.transform == transform and grid.crs == crs
-    assert scene.attrs["nodata"] == (0.0,) * 13
+    assert band_nodata(scene) == (0.0,) * 13
+    assert band_nodata(scene.sel(band=["B8", "B2"])) == (0.0, 0.0)
     assert scene["x"].values[0] == pytest.approx(transform.c + transform.a / 2)
 
 
@@ -71,7 +73,7 @@ def test_coarser_band_is_resampled_onto_the_finest_grid(tmp_path: Path, data_dir
         profile = src.profile
         data = src.read(1)
         transform = src.transform
-    profile.update(width=256, height=256, transform=transform * Affine.scale(2))
+    profile.update(width=256, height=256, transform=transform @ Affine.scale(2))
     with rasterio.open(coarse, "w", **profile) as dst:
         dst.write(data[::2, ::2], 1)
     scene = open_scene([fine, coarse])

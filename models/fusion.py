@@ -1,0 +1,215 @@
+"""The spectral-fusion network: a stack of 1x1 convolutions that mixes bands pixel by pixel.
+
+A 1x1 convolution is a per-pixel linear map, so the whole network is computed as GEMMs on a
+flattened (pixels, bands) table: faster than Conv2d on CPU, and tiles and pixel tables give
+bit-identical logits because they run exactly the same code on exactly the same table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from itertools import pairwise
+from typing import Any, Literal, cast, get_args
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Norm = Literal["batch", "layer", "none"]
+Activation = Literal["relu", "gelu"]
+
+# Band standard deviations at or below this are treated as constant bands and replaced by 1, so
+# standardisation never divides by (almost) zero.
+MIN_STD = 1e-6
+
+_CONFIG_KEYS = frozenset({"in_bands", "n_classes", "hidden", "norm", "activation", "dropout"})
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _check_arguments(
+    in_bands: object,
+    n_classes: object,
+    hidden: Sequence[object],
+    norm: object,
+    activation: object,
+    dropout: object,
+) -> None:
+    """Raise ValueError naming the first constructor argument that cannot build a network."""
+    if not _is_count(in_bands):
+        raise ValueError(f"in_bands must be a positive integer, got {in_bands!r}")
+    if not _is_count(n_classes):
+        raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
+    if not all(_is_count(width) for width in hidden):
+        raise ValueError(f"hidden widths must be positive integers, got {list(hidden)!r}")
+    if norm not in get_args(Norm):
+        raise ValueError(f"norm must be one of {get_args(Norm)}, got {norm!r}")
+    if activation not in get_args(Activation):
+        raise ValueError(f"activation must be one of {get_args(Activation)}, got {activation!r}")
+    is_number = isinstance(dropout, int | float) and not isinstance(dropout, bool)
+    if not (is_number and 0.0 <= cast(float, dropout) < 1.0):
+        raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+
+
+def _make_norm(norm: Norm, width: int) -> nn.Module:
+    """Normalisation over the channels of a (pixels, channels) table."""
+    if norm == "batch":
+        return nn.BatchNorm1d(width)
+    if norm == "layer":
+        return nn.LayerNorm(width)
+    return nn.Identity()
+
+
+def _pixel_linear(conv: nn.Conv2d, table: torch.Tensor) -> torch.Tensor:
+    """Apply a 1x1 convolution to a (pixels, c_in) table as one GEMM."""
+    return F.linear(table, conv.weight.flatten(1), conv.bias)
+
+
+class SpectralFusionNet(nn.Module):
+    """Per-pixel land-cover classifier built from 1x1 convolutions.
+
+    For each hidden width: conv1x1 → norm → activation → dropout; then a conv1x1 to `n_classes`
+    logits. `hidden=()` gives a linear model. Inputs are standardised inside the model with the
+    `band_mean` / `band_std` buffers, so a saved model carries its own preprocessing.
+    """
+
+    band_mean: torch.Tensor
+    band_std: torch.Tensor
+
+    def __init__(
+        self,
+        in_bands: int,
+        n_classes: int,
+        hidden: Sequence[int] = (64, 64),
+        norm: Norm = "batch",
+        activation: Activation = "relu",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        _check_arguments(in_bands, n_classes, hidden, norm, activation, dropout)
+        self.in_bands = in_bands
+        self.n_classes = n_classes
+        self.hidden = tuple(hidden)
+        self.norm = norm
+        self.activation = activation
+        self.dropout = float(dropout)
+        self.convs = nn.ModuleList(
+            nn.Conv2d(c_in, c_out, kernel_size=1) for c_in, c_out in pairwise(self.widths())
+        )
+        self.norms = nn.ModuleList(_make_norm(norm, width) for width in self.hidden)
+        self.act: nn.Module = nn.ReLU() if activation == "relu" else nn.GELU()
+        self.drop = nn.Dropout(self.dropout)
+        self.register_buffer("band_mean", torch.zeros(in_bands))
+        self.register_buffer("band_std", torch.ones(in_bands))
+
+    def widths(self) -> list[int]:
+        """Channel counts from input to output: [in_bands, *hidden, n_classes]."""
+        return [self.in_bands, *self.hidden, self.n_classes]
+
+    def flops_per_pixel(self) -> int:
+        """Multiply-adds of the convolutions per pixel, counted as 2·Σ c_in·c_out."""
+        return 2 * sum(c_in * c_out for c_in, c_out in pairwise(self.widths()))
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments as plain JSON data; `from_config` rebuilds the network."""
+        return {
+            "in_bands": self.in_bands,
+            "n_classes": self.n_classes,
+            "hidden": list(self.hidden),
+            "norm": self.norm,
+            "activation": self.activation,
+            "dropout": self.dropout,
+        }
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> SpectralFusionNet:
+        """A freshly initialised network of the architecture `cfg` describes (see `config`).
+
+        Raises ValueError when keys are missing or unknown or a value is invalid.
+        """
+        missing, unknown = sorted(_CONFIG_KEYS - set(cfg)), sorted(set(cfg) - _CONFIG_KEYS)
+        if missing:
+            raise ValueError(f"architecture lacks {', '.join(missing)}")
+        if unknown:
+            raise ValueError(f"unknown architecture keys {', '.join(map(str, unknown))}")
+        hidden = cfg["hidden"]
+        if not isinstance(hidden, list | tuple):
+            raise ValueError(f"hidden must be a list of widths, got {hidden!r}")
+        return cls(
+            in_bands=cfg["in_bands"],
+            n_classes=cfg["n_classes"],
+            hidden=hidden,
+            norm=cfg["norm"],
+            activation=cfg["activation"],
+            dropout=cfg["dropout"],
+        )
+
+    def set_standardisation(
+        self, mean: torch.Tensor | Sequence[float], std: torch.Tensor | Sequence[float]
+    ) -> None:
+        """Store per-band mean and standard deviation learned from the training pixels.
+
+        Standard deviations <= MIN_STD (constant bands) are replaced by 1.
+        """
+        mean_t = self._band_vector(mean, "mean")
+        std_t = self._band_vector(std, "std")
+        std_t = torch.where(std_t > MIN_STD, std_t, torch.ones_like(std_t))
+        with torch.no_grad():
+            self.band_mean.copy_(mean_t)
+            self.band_std.copy_(std_t)
+
+    def first_layer_weights(self) -> torch.Tensor:
+        """The learned band-mixing weights (c_out, in_bands) of the first layer, a detached copy.
+
+        They act on standardised bands, so their magnitudes are comparable across bands.
+        """
+        return self._convs()[0].weight.detach().flatten(1).clone()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits for a (N, C) pixel table → (N, K), or for (N, C, H, W) tiles → (N, K, H, W).
+
+        Tiles come back as a channels-last view of the (N·H·W, K) result table.
+        """
+        self._check_input(x)
+        if x.ndim == 2:
+            return self._forward_table(x)
+        n, c, h, w = x.shape
+        table = x.permute(0, 2, 3, 1).reshape(n * h * w, c)
+        logits = self._forward_table(table)
+        return logits.reshape(n, h, w, self.n_classes).permute(0, 3, 1, 2)
+
+    def _forward_table(self, table: torch.Tensor) -> torch.Tensor:
+        """The network on a (pixels, in_bands) table; every input shape goes through here."""
+        x = (table - self.band_mean) / self.band_std
+        *hidden, last = self._convs()
+        for conv, norm in zip(hidden, self.norms, strict=True):
+            x = self.drop(self.act(norm(_pixel_linear(conv, x))))
+        return _pixel_linear(last, x)
+
+    def _convs(self) -> list[nn.Conv2d]:
+        return [cast(nn.Conv2d, conv) for conv in self.convs]
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.ndim not in (2, 4):
+            raise ValueError(
+                f"expected a (N, C) pixel table or (N, C, H, W) tiles, got shape {tuple(x.shape)}"
+            )
+        if x.shape[1] != self.in_bands:
+            raise ValueError(
+                f"input has {x.shape[1]} bands (dim 1), the model expects {self.in_bands}"
+            )
+        if not x.is_floating_point():
+            raise ValueError(f"expected a floating-point tensor, got {x.dtype}; convert first")
+
+    def _band_vector(self, values: torch.Tensor | Sequence[float], what: str) -> torch.Tensor:
+        """`values` as a finite float vector of length in_bands, or ValueError."""
+        vector = torch.as_tensor(values, dtype=self.band_mean.dtype).detach()
+        if tuple(vector.shape) != (self.in_bands,):
+            raise ValueError(
+                f"band {what} must have shape ({self.in_bands},), got {tuple(vector.shape)}"
+            )
+        if not bool(torch.isfinite(vector).all()):
+            raise ValueError(f"band {what} holds NaN or infinite values")
+        return vector
