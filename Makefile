@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
+	mkdir -p $(DEMO_DIR)
 	$(BIN)/bandfusion train $(S2)/Spain_7370579_S2Hand.tif --labels $(S2)/Spain_7370579_LabelHand.tif \
 		--unlabelled -1 --legend $(S2)/legend.json --seed $(SEED) -o $(DEMO_DIR)/water-model
 	$(BIN)/bandfusion predict $(S2)/Spain_7370579_S2Hand.tif -m $(DEMO_DIR)/water-model \

@@ -293,12 +293,17 @@ def _write_synced(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def _check_replaceable(path: Path) -> None:
-    """OutputError unless `path` is absent, an empty directory, or a model directory."""
+def check_model_path(path: str | Path) -> Path:
+    """OutputError unless a model can be saved at `path`: its parent exists, and `path` is
+    absent, an empty directory, or a model directory. Callers check before long work."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise OutputError(f"{path}: parent directory {path.parent} does not exist")
     if path.is_symlink() or (path.exists() and not path.is_dir()):
         raise OutputError(f"{path}: exists and is not a model directory; not replacing it")
     if path.is_dir() and not {p.name for p in path.iterdir()} <= _MODEL_FILES:
         raise OutputError(f"{path}: directory holds other files than a model; not replacing it")
+    return path
 
 
 def _sibling(path: Path, purpose: str) -> Path:
@@ -333,9 +338,7 @@ def save_model(model: TrainedModel, path: str | Path) -> Path:
         metadata, weights = _serialise(model)
     except _Invalid as exc:
         raise ValueError(f"{path}: cannot save model: {exc}") from None
-    if not path.parent.is_dir():
-        raise OutputError(f"{path}: parent directory {path.parent} does not exist")
-    _check_replaceable(path)
+    check_model_path(path)
     staged = _sibling(path, "tmp")
     try:
         staged.mkdir()  # not tempfile.mkdtemp: its 0700 mode would stick to the saved model
@@ -390,10 +393,23 @@ def _read_metadata(path: Path) -> ModelMetadata:
     return _metadata_from_json(doc)
 
 
+def _looks_like_safetensors(file: Path) -> bool:
+    """A safetensors file opens with its header's length (u64, little-endian), then '{'.
+
+    Checked before the pickle test: that length's first byte can itself be 0x80.
+    """
+    with file.open("rb") as f:
+        head = f.read(9)
+    if len(head) < 9:
+        return False
+    header_length = int.from_bytes(head[:8], "little")
+    return head[8:9] == b"{" and 8 + header_length <= file.stat().st_size
+
+
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     file = path / WEIGHTS_FILE
     _check_size(file, MAX_WEIGHTS_BYTES)
-    if _looks_pickled(file):
+    if not _looks_like_safetensors(file) and _looks_pickled(file):
         raise _Invalid(f"{WEIGHTS_FILE} is a pickle/torch.save file; bandfusion never unpickles")
     try:
         return load_file(file)

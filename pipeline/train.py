@@ -181,7 +181,7 @@ def _fit(
             loss = loss_fn(net(x_train[batch]), y_train[batch])
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(batch)
+            total += loss.item() * len(batch)
         scheduler.step()
         score = _val_macro_f1(net, split, device)
         history.append({"epoch": epoch + 1, "loss": total / len(order), "val_macro_f1": score})

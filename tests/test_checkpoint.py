@@ -459,3 +459,17 @@ def test_oversized_weights_are_refused_unread(model_dir: Path) -> None:
     with (model_dir / "weights.safetensors").open("r+b") as f:
         f.truncate(2 * 1024**3 + 1)  # sparse: no disk space used
     assert_refused(model_dir, "over the 2147483648-byte limit")
+
+
+def test_weights_whose_header_length_starts_with_0x80_are_not_taken_for_a_pickle(
+    model_dir: Path,
+) -> None:
+    """safetensors opens with its header length; a low byte of 0x80 matches pickle's magic."""
+    weights = model_dir / "weights.safetensors"
+    tensors = load_file(weights)
+    lead_bytes = set()
+    for pad in range(256):
+        save_file(tensors, weights, metadata={"pad": "x" * pad})
+        lead_bytes.add(weights.read_bytes()[0])
+        load_model(model_dir)
+    assert 0x80 in lead_bytes

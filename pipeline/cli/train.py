@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from bandfusion.models.checkpoint import save_model
+from bandfusion.models.checkpoint import check_model_path, save_model
 
 from ..train import TrainingSettings, parse_widths, train
 from .options import (
@@ -115,6 +115,7 @@ def train_command(
     Example:
       bandfusion train S2.tif --labels water.tif --unlabelled -1 --hidden 64,64 -o water-model
     """
+    check_model_path(output)
     scene = load_scene(images, band_names, resampling)
     labels = load_labels(scene, labels_path, attribute, unlabelled, legend)
     result = train(
