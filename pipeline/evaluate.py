@@ -173,6 +173,7 @@ def _chunk_confusion(
 
 
 def _class_name(class_id: int, model: TrainedModel, labels: Labels) -> str:
-    if class_id in labels.legend.ids:
-        return labels.legend.names[labels.legend.ids.index(class_id)]
-    return model.meta.class_names[model.meta.class_ids.index(class_id)]
+    """The model's name for a class it knows; the labels' name for one it never learnt."""
+    if class_id in model.meta.class_ids:
+        return model.meta.class_names[model.meta.class_ids.index(class_id)]
+    return labels.legend.name_of(class_id)

@@ -60,7 +60,7 @@ def write_preview(
             title=title or Path(geotiff_path).name,
             max_size=max_size,
         )
-        figure.savefig(tmp, format="png")
+        figure.savefig(tmp, format="png", bbox_inches="tight")
     return Path(png_path)
 
 

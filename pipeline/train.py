@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,7 +21,7 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .errors import LabelError
-from .evaluate import EvaluationReport, report_from_pixels
+from .evaluate import EvaluationReport, evaluate
 from .grid import Grid
 from .labels import Labels, read_labels
 from .predict import resolve_device
@@ -86,18 +85,22 @@ def train(
     if not isinstance(labels, Labels):
         labels = read_labels(labels, Grid.of(scene))
     torch.manual_seed(config.seed)
-    split = _sample(scene, labels, config)
+    val_mask = _validation_mask(labels, config)
+    split = _sample(scene, labels, val_mask, config)
     target = resolve_device(device)
     net = _build_net(split, config, len(scene["band"])).to(target)
     history = _fit(net, split, config, target, progress)
-    net.eval()
-    validation = _validation_report(net, split, labels, target) if len(split.y_val) else None
-    meta = _metadata(scene, labels, split, config, net, validation)
-    return TrainingResult(TrainedModel(net.cpu(), meta), validation, history)
+    model = TrainedModel(net.cpu().eval(), _metadata(scene, labels, split, config, net))
+    validation = None
+    if len(split.y_val):
+        validation = evaluate(model, scene, labels, where=val_mask, device=device)
+        model.meta.metrics = {"validation": validation.to_dict()}
+    return TrainingResult(model, validation, history)
 
 
-def _sample(scene: xr.DataArray, labels: Labels, config: TrainingSettings) -> PixelSplit:
-    val_mask = (
+def _validation_mask(labels: Labels, config: TrainingSettings) -> np.ndarray:
+    """Whole blocks held out for validation (none when val_fraction is 0)."""
+    return (
         spatial_block_split(
             labels,
             block_size=config.block_size,
@@ -107,6 +110,11 @@ def _sample(scene: xr.DataArray, labels: Labels, config: TrainingSettings) -> Pi
         if config.val_fraction > 0
         else np.zeros(labels.values.shape, dtype=bool)
     )
+
+
+def _sample(
+    scene: xr.DataArray, labels: Labels, val_mask: np.ndarray, config: TrainingSettings
+) -> PixelSplit:
     cap, seed = config.per_class_cap, config.seed
     x_train, y_train = sample_pixels(scene, labels, where=~val_mask, per_class_cap=cap, seed=seed)
     x_val, y_val = sample_pixels(scene, labels, where=val_mask, per_class_cap=cap, seed=seed + 1)
@@ -209,22 +217,12 @@ def _val_macro_f1(net: SpectralFusionNet, split: PixelSplit, device: torch.devic
     return float(f1_score(y, predicted, average="macro", zero_division=0))
 
 
-def _validation_report(
-    net: SpectralFusionNet, split: PixelSplit, labels: Labels, device: torch.device
-) -> EvaluationReport:
-    ids = split.class_ids
-    predicted = np.asarray(ids)[_predict_indices(net, split.x_val, device)]
-    names = [labels.legend.name_of(c) for c in ids]
-    return report_from_pixels(np.asarray(ids)[split.y_val], predicted, ids, names)
-
-
 def _metadata(
     scene: xr.DataArray,
     labels: Labels,
     split: PixelSplit,
     config: TrainingSettings,
     net: SpectralFusionNet,
-    validation: EvaluationReport | None,
 ) -> ModelMetadata:
     legend = labels.legend.restrict(split.class_ids)
     training = {
@@ -241,7 +239,6 @@ def _metadata(
         class_colors=list(legend.colors),
         architecture=net.config(),
         training=training,
-        metrics={"validation": validation.to_dict()} if validation else {},
         package_version=__version__,
     )
 
@@ -254,7 +251,3 @@ def parse_widths(text: str) -> tuple[int, ...]:
     if any(w <= 0 for w in widths):
         raise ValueError(f"layer widths must be positive: {text}")
     return widths
-
-
-def widths_text(widths: Sequence[int]) -> str:
-    return ",".join(str(w) for w in widths) or "none"

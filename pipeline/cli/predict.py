@@ -9,7 +9,8 @@ import xarray as xr
 from bandfusion.models.checkpoint import TrainedModel, load_model
 from tqdm.auto import tqdm
 
-from ..geotiff import check_writable, write_geotiff
+from ..geotiff import check_writable
+from ..outputs import write_model_output
 from ..predict import DEFAULT_BATCH_PIXELS, predict_proba_scene, predict_scene
 from ..preview import write_preview
 from .options import device_option, load_scene, quiet_option, scene_options
@@ -63,10 +64,10 @@ def predict_command(
     model = load_model(model_path)
     scene = load_scene(images, band_names, resampling)
     classes = predict_scene(scene, model, device=device, batch_pixels=batch_pixels)
-    _write(classes, output, model, cog=cog, quiet=quiet, what="classes")
+    _write(classes, output, model, cog=cog, quiet=quiet)
     if probabilities is not None:
         proba = predict_proba_scene(scene, model, device=device, batch_pixels=batch_pixels)
-        _write(proba, probabilities, model, cog=cog, quiet=quiet, what="probabilities")
+        _write(proba, probabilities, model, cog=cog, quiet=quiet)
     if preview is not None:
         write_preview(
             output,
@@ -81,30 +82,7 @@ def predict_command(
             click.echo(f"{label}: {path}")
 
 
-def _write(
-    array: xr.DataArray, path: Path, model: TrainedModel, *, cog: bool, quiet: bool, what: str
-) -> None:
-    meta = model.meta
-    names = dict(zip(meta.class_ids, meta.class_names, strict=True))
-    is_map = what == "classes"
+def _write(array: xr.DataArray, path: Path, model: TrainedModel, *, cog: bool, quiet: bool) -> None:
     pixels = int(array.sizes["y"] * array.sizes["x"])
-    with tqdm(total=pixels, desc=what, unit="px", unit_scale=True, disable=quiet) as bar:
-        write_geotiff(
-            array,
-            path,
-            nodata=array.attrs["nodata"],
-            colormap=_colormap(model) if is_map else None,
-            class_names=names,
-            band_names=None if is_map else meta.class_names,
-            tags={"BANDFUSION_BANDS": ",".join(meta.bands)},
-            cog=cog,
-            overview_resampling="mode" if is_map else "average",
-            progress=bar.update,
-        )
-
-
-def _colormap(model: TrainedModel) -> dict[int, tuple[int, int, int, int]] | None:
-    ids = model.meta.class_ids
-    if min(ids) < 0 or max(ids) > 65535:
-        return None
-    return {cid: (*rgb, 255) for cid, rgb in zip(ids, model.meta.class_colors, strict=True)}
+    with tqdm(total=pixels, desc=str(array.name), unit="px", unit_scale=True, disable=quiet) as bar:
+        write_model_output(array, path, model, cog=cog, progress=bar.update)
