@@ -176,8 +176,18 @@ def _source_of(dataset: DatasetReader, name: str, first: int) -> SourceFile:
     )
 
 
+def _unique(names: list[str]) -> list[str]:
+    """Repeated names get _2, _3, ...: real stacks hold two acquisitions of the same day."""
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return unique
+
+
 def _band_names(datasets: list[tuple[DatasetReader, str]]) -> list[str]:
-    """Band descriptions where the file has them, else file names, else b1..bn."""
+    """Band descriptions where the file has them, else file names, else b1..bn; made unique."""
     names: list[str] = []
     for dataset, name in datasets:
         descriptions = list(dataset.descriptions)
@@ -189,7 +199,7 @@ def _band_names(datasets: list[tuple[DatasetReader, str]]) -> list[str]:
             names.extend(f"{Path(name).stem}_b{i}" for i in range(1, dataset.count + 1))
         else:
             names.extend(f"b{i}" for i in range(1, dataset.count + 1))
-    return names
+    return _unique(names)
 
 
 def _reference_grid(sources: list[SourceFile]) -> Grid:
@@ -277,11 +287,12 @@ def _scene_array(
     grid = _reference_grid(sources)
     _check_compatible(sources, grid)
     n_bands = sources[-1].last
-    if len(names) != n_bands or len(set(names)) != n_bands:
-        raise BandfusionError(
-            f"band names {names} must be {n_bands} distinct names, one per band of "
-            + ", ".join(s.path for s in sources)
-        )
+    files = ", ".join(s.path for s in sources)
+    if len(names) != n_bands:
+        raise BandfusionError(f"{len(names)} band names given for {n_bands} bands in {files}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise BandfusionError(f"band names must be distinct; repeated: {', '.join(repeated)}")
     if grid.crs is None:
         warnings.warn(
             f"{sources[0].path}: no CRS; outputs will carry none",

@@ -151,8 +151,18 @@ def test_band_files_in_different_crs_are_refused(tmp_path: Path, data_dir: Path)
 
 
 def test_band_names_must_match_the_band_count(data_dir: Path):
-    with pytest.raises(BandfusionError, match="band names"):
+    with pytest.raises(BandfusionError, match="2 band names given for 13 bands"):
         open_scene(data_dir / S2, band_names=["a", "b"])
+    files = [data_dir / "oncloudn_s2/adwp/B02.tif", data_dir / "oncloudn_s2/adwp/B03.tif"]
+    with pytest.raises(BandfusionError, match="repeated: a"):
+        open_scene(files, band_names=["a", "a"])
+
+
+def test_repeated_band_descriptions_are_made_unique(data_dir: Path):
+    scene = open_scene(data_dir / "eolearn_slovenia/ndvi_stack.tif")
+    names = list(scene["band"].values)
+    assert len(set(names)) == 68
+    assert names[7:9] == ["NDVI_2015-12-08", "NDVI_2015-12-08_2"]
 
 
 def test_scene_is_picklable_for_distributed_workers(data_dir: Path):
