@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import click
 
 from .. import __version__
 from ..errors import BandfusionError
+from .batch import batch_command
 from .evaluate import evaluate_command
 from .info import info_command
 from .predict import predict_command
@@ -33,11 +35,22 @@ cli.add_command(train_command)
 cli.add_command(predict_command)
 cli.add_command(evaluate_command)
 cli.add_command(info_command)
+cli.add_command(batch_command)
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (a job scheduler, `timeout`, `kill`) unwinds like Ctrl-C, so temp files go."""
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors → one line on stderr and exit 2; crashes → exit 1."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    _interrupt_on_sigterm()
     try:
         cli.main(args=argv, prog_name="bandfusion", standalone_mode=False)
     except click.exceptions.Abort:

@@ -12,8 +12,16 @@ from ..errors import ModelFileError
 from ..evaluate import evaluate
 from ..geotiff import atomic_output, check_writable
 from ..labels import Labels
+from ..progress import TaskProgress
 from ..sampling import spatial_block_split
-from .options import device_option, label_options, load_labels, load_scene, scene_options
+from .options import (
+    device_option,
+    label_options,
+    load_labels,
+    load_scene,
+    quiet_option,
+    scene_options,
+)
 
 
 @click.command("evaluate")
@@ -29,6 +37,7 @@ from .options import device_option, label_options, load_labels, load_scene, scen
 )
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write JSON here.")
 @device_option
+@quiet_option
 def evaluate_command(
     model_path: Path,
     images: tuple[Path, ...],
@@ -41,6 +50,7 @@ def evaluate_command(
     split: str,
     json_path: Path | None,
     device: str,
+    quiet: bool,
 ) -> None:
     """Score MODEL's map of IMAGE(s) against LABELS: OA, kappa, per-class P/R/F1/IoU, confusion.
 
@@ -54,7 +64,8 @@ def evaluate_command(
     scene = load_scene(images, band_names, resampling)
     labels = load_labels(scene, labels_path, attribute, unlabelled, legend)
     where = _validation_blocks(model, labels, model_path) if split == "validation" else None
-    report = evaluate(model, scene, labels, where=where, device=device)
+    with TaskProgress("evaluate", disable=quiet):
+        report = evaluate(model, scene, labels, where=where, device=device)
     click.echo(f"{split} pixels of {labels_path}:")
     click.echo(report.format_table())
     click.echo("confusion matrix (rows: reference, columns: predicted):")

@@ -8,12 +8,16 @@ import click
 from bandfusion.models.checkpoint import describe, load_model
 
 from ..info import describe_raster
+from .options import quiet_option
 
 
 @click.command("info")
 @click.argument("path", type=click.Path(path_type=Path))
-def info_command(path: Path) -> None:
+@quiet_option
+def info_command(path: Path, quiet: bool) -> None:
     """Describe a raster (bands, dtype, grid, CRS, nodata, blocks) or a model directory.
+
+    It reads only metadata, so it never shows progress (--quiet is accepted for symmetry).
 
     \b
     Example:
