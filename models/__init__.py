@@ -1,5 +1,6 @@
 """The spectral-fusion network, its checkpoint format and estimators; no file or CLI code."""
 
+from .baselines import BASELINES, make_baseline
 from .checkpoint import (
     FORMAT_VERSION,
     ModelMetadata,
@@ -8,14 +9,25 @@ from .checkpoint import (
     load_model,
     save_model,
 )
+from .estimator import SpectralFusionClassifier
 from .fusion import SpectralFusionNet
+from .indices import INDICES, append_indices
+from .training import FitResult, FitSettings, fit_pixels
 
 __all__ = [
+    "BASELINES",
     "FORMAT_VERSION",
+    "INDICES",
+    "FitResult",
+    "FitSettings",
     "ModelMetadata",
+    "SpectralFusionClassifier",
     "SpectralFusionNet",
     "TrainedModel",
+    "append_indices",
     "describe",
+    "fit_pixels",
     "load_model",
+    "make_baseline",
     "save_model",
 ]

@@ -6,9 +6,12 @@ write_geotiff, and evaluate.
 
 __version__ = "0.1.0"  # first: bandfusion.models reads it while the imports below run
 
+from bandfusion.models.baselines import make_baseline
 from bandfusion.models.checkpoint import ModelMetadata, TrainedModel, load_model, save_model
+from bandfusion.models.estimator import SpectralFusionClassifier
 from bandfusion.models.fusion import SpectralFusionNet
 
+from .benchmark import Benchmark, Protocol, run_benchmark, spatial_cv
 from .errors import (
     BandfusionError,
     BandfusionWarning,
@@ -18,8 +21,10 @@ from .errors import (
     SceneError,
 )
 from .evaluate import EvaluationReport, evaluate
+from .explain import Explanation, explain
 from .geotiff import write_geotiff
 from .grid import Grid
+from .hyperspectral import read_mat_scene
 from .labels import Labels, read_labels
 from .legend import Legend, load_legend
 from .predict import predict_proba_scene, predict_scene
@@ -30,7 +35,9 @@ from .train import TrainingResult, TrainingSettings, train
 __all__ = [
     "BandfusionError",
     "BandfusionWarning",
+    "Benchmark",
     "EvaluationReport",
+    "Explanation",
     "Grid",
     "LabelError",
     "Labels",
@@ -38,22 +45,29 @@ __all__ = [
     "ModelFileError",
     "ModelMetadata",
     "OutputError",
+    "Protocol",
     "SceneError",
+    "SpectralFusionClassifier",
     "SpectralFusionNet",
     "TrainedModel",
     "TrainingResult",
     "TrainingSettings",
     "__version__",
     "evaluate",
+    "explain",
     "load_legend",
     "load_model",
+    "make_baseline",
     "open_scene",
     "predict_proba_scene",
     "predict_scene",
     "read_labels",
+    "read_mat_scene",
+    "run_benchmark",
     "sample_pixels",
     "save_model",
     "spatial_block_split",
+    "spatial_cv",
     "train",
     "write_geotiff",
 ]

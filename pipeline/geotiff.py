@@ -40,10 +40,8 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from .errors import BandfusionWarning, OutputError
+from .gdalenv import GDAL_CACHE_MB, gdal_env
 from .grid import Grid
-
-GDAL_CACHE_MB = 64
-"""GDAL block cache while writing or reading maps: bounds memory, large enough for full speed."""
 
 OVERVIEW_RESAMPLINGS = frozenset(
     {"nearest", "mode", "average", "rms", "bilinear", "gauss", "cubic", "cubicspline", "lanczos"}
@@ -94,15 +92,6 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         for leftover in target.parent.iterdir():
             if leftover.name.startswith(prefix):
                 leftover.unlink(missing_ok=True)
-
-
-def gdal_env(cache_mb: int = GDAL_CACHE_MB) -> rasterio.Env:
-    """A GDAL environment with a bounded block cache and no `.aux.xml` side files.
-
-    A side file would be left behind by the rename, so whatever GDAL cannot store inside the
-    file is lost instead, and the writer's check catches that.
-    """
-    return rasterio.Env(GDAL_CACHEMAX=cache_mb, GDAL_PAM_ENABLED="NO")
 
 
 def write_geotiff(

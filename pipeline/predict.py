@@ -8,20 +8,25 @@ one pixel at a time, so chunks need no overlap and any tiling gives the same map
 from __future__ import annotations
 
 import hashlib
-import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import dask.array as da
 import numpy as np
 import torch
 import xarray as xr
 from bandfusion.models.checkpoint import TrainedModel
+from bandfusion.models.inference import PRECISIONS, FusedKernel, Precision
 
 from .errors import BandfusionError, SceneError
 from .grid import Grid
 from .nodata import band_nodata, valid_mask
 
-DEFAULT_BATCH_PIXELS = 1 << 16
+DEFAULT_BATCH_PIXELS = 1 << 20
+"""Pixels per kernel call: a whole default chunk, in one host-to-device copy on a GPU.
+
+The kernel cuts each call into fixed-size GEMMs, so this bounds memory and never changes a label.
+"""
 
 
 def resolve_device(device: str) -> torch.device:
@@ -69,7 +74,7 @@ def align_bands(scene: xr.DataArray, model: TrainedModel) -> xr.DataArray:
 
 
 class PixelClassifier:
-    """Runs a trained model on the valid pixels of one (band, y, x) block.
+    """Runs a trained model's fused kernel on the valid pixels of one (band, y, x) block.
 
     Picklable and tokenized by its weights, so dask ships one copy per graph and caches by model.
     """
@@ -79,60 +84,76 @@ class PixelClassifier:
         model: TrainedModel,
         device: torch.device,
         batch_pixels: int = DEFAULT_BATCH_PIXELS,
+        precision: str = "fp32",
     ) -> None:
-        self.net = model.net.to(device).eval()
         self.device = device
-        self.batch_pixels = batch_pixels
+        self.precision = check_precision(precision, device)
+        self.kernel = FusedKernel.from_net(
+            model.net.eval(), precision=self.precision, device=device
+        )
+        # Whole kernel sub-batches: the kernel pads each call's last one, so smaller calls
+        # would compute mostly padding.
+        self.batch_pixels = -(-batch_pixels // self.kernel.sub_batch) * self.kernel.sub_batch
         self.class_ids = np.asarray(model.meta.class_ids)
         self.dtype, self.nodata = class_map_encoding(model.meta.class_ids)
         self.token = _weights_digest(model)
 
-    def __dask_tokenize__(self) -> tuple[str, str, int]:
-        return (self.token, str(self.device), self.batch_pixels)
-
-    def logits(self, pixels: np.ndarray) -> torch.Tensor:
-        """(M, C) pixel table → (M, K) float32 logits on the CPU, in fixed-size batches."""
-        _one_torch_thread_per_worker_thread()
-        outputs = []
-        with torch.inference_mode():
-            for start in range(0, len(pixels), self.batch_pixels):
-                batch = torch.from_numpy(pixels[start : start + self.batch_pixels])
-                outputs.append(self.net(batch.to(self.device, non_blocking=True)).float().cpu())
-        if not outputs:
-            return torch.empty((0, len(self.class_ids)))
-        return torch.cat(outputs)
+    def __dask_tokenize__(self) -> tuple[str, str, int, str]:
+        return (self.token, str(self.device), self.batch_pixels, self.precision)
 
     def classify_block(self, block: np.ndarray, nodata: tuple[float | None, ...]) -> np.ndarray:
         """(C, h, w) block → (h, w) class ids; nodata where any band is nodata or NaN."""
-        valid, pixels = _valid_pixels(block, nodata)
+        valid, table = _valid_table(block, nodata)
         out = np.full(valid.shape, self.nodata, dtype=self.dtype)
-        out[valid] = self.class_ids[self.logits(pixels).argmax(dim=1).numpy()]
+        if len(table):
+            out[valid] = self.class_ids[self._run(self.kernel.classify, table)]
         return out
 
     def proba_block(self, block: np.ndarray, nodata: tuple[float | None, ...]) -> np.ndarray:
         """(C, h, w) block → (K, h, w) float32 class probabilities; NaN on nodata pixels."""
-        valid, pixels = _valid_pixels(block, nodata)
+        valid, table = _valid_table(block, nodata)
         out = np.full((len(self.class_ids), *valid.shape), np.nan, dtype=np.float32)
-        out[:, valid] = torch.softmax(self.logits(pixels), dim=1).numpy().T
+        if len(table):
+            out[:, valid] = self._run(self.kernel.proba, table).T
         return out
 
+    def _run(self, method: Callable[[torch.Tensor], torch.Tensor], table: torch.Tensor) -> Any:
+        """`method` of the kernel over the table, `batch_pixels` at a time, as one numpy array.
 
-def _one_torch_thread_per_worker_thread() -> None:
-    """In a dask worker thread, torch gets one thread: dask already runs a task per core.
+        On a GPU each call's pixels go through a pinned host buffer and a non-blocking copy.
+        """
+        results = []
+        for start in range(0, len(table), self.batch_pixels):
+            part = table[start : start + self.batch_pixels]
+            if self.device.type == "cuda":
+                pinned = torch.empty(part.shape, dtype=torch.float32, pin_memory=True)
+                part = pinned.copy_(part).to(self.device, non_blocking=True)
+            results.append(method(part).cpu().numpy())
+        return np.concatenate(results)
 
-    torch's thread count is per thread; two pools of spinning threads on the same cores
-    (dask's and torch's) slow each other down many times over.
-    """
-    if threading.current_thread() is not threading.main_thread() and torch.get_num_threads() != 1:
-        torch.set_num_threads(1)
 
-
-def _valid_pixels(
+def _valid_table(
     block: np.ndarray, nodata: tuple[float | None, ...]
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, torch.Tensor]:
+    """The valid mask and a (M, C) view of the valid pixels, still in the block's dtype.
+
+    Only valid pixels are gathered (nodata costs a mask and nothing more); the kernel casts
+    the view sub-batch by sub-batch, in cache.
+    """
     valid = valid_mask(block, nodata)
-    pixels = block.reshape(block.shape[0], -1)[:, valid.ravel()].T
-    return valid, np.ascontiguousarray(pixels, dtype=np.float32)
+    table = block.reshape(block.shape[0], -1)
+    if not valid.all():
+        table = np.compress(valid.ravel(), table, axis=1)
+    return valid, torch.from_numpy(table).T
+
+
+def check_precision(precision: str, device: torch.device) -> Precision:
+    """`precision` if the device runs it: fp32 anywhere, bf16 on CPU and CUDA, fp16 on CUDA."""
+    if precision not in PRECISIONS:
+        raise BandfusionError(f"--precision {precision}: use one of {', '.join(PRECISIONS)}")
+    if precision == "fp16" and device.type != "cuda":
+        raise BandfusionError("--precision fp16 needs a CUDA device; on a CPU use bf16")
+    return cast(Precision, precision)
 
 
 def _weights_digest(model: TrainedModel) -> str:
@@ -149,14 +170,17 @@ def predict_scene(
     *,
     device: str = "auto",
     batch_pixels: int = DEFAULT_BATCH_PIXELS,
+    precision: str = "fp32",
 ) -> xr.DataArray:
     """A lazy class map `DataArray(y, x)` holding the model's class ids; nodata in attrs.
 
     Nothing runs until the result is computed, plotted or written; each chunk of the scene
-    becomes one chunk of the map.
+    becomes one chunk of the map. `batch_pixels` is the pixels per kernel call (it bounds
+    memory and never changes a label); `precision` is "fp32" (default: bit-identical whatever
+    the tiling), "bf16" (CPU or CUDA) or "fp16" (CUDA), faster at the cost of a few labels.
     """
     scene = align_bands(scene, model)
-    classifier = PixelClassifier(model, resolve_device(device), batch_pixels)
+    classifier = PixelClassifier(model, resolve_device(device), batch_pixels, precision)
     data = da.map_blocks(
         classifier.classify_block,
         scene.data,
@@ -175,10 +199,11 @@ def predict_proba_scene(
     *,
     device: str = "auto",
     batch_pixels: int = DEFAULT_BATCH_PIXELS,
+    precision: str = "fp32",
 ) -> xr.DataArray:
     """Lazy class probabilities `DataArray(class, y, x)` (float32, NaN on nodata pixels)."""
     scene = align_bands(scene, model)
-    classifier = PixelClassifier(model, resolve_device(device), batch_pixels)
+    classifier = PixelClassifier(model, resolve_device(device), batch_pixels, precision)
     n_classes = len(model.meta.class_ids)
     data = da.map_blocks(
         classifier.proba_block,

@@ -6,18 +6,16 @@ keeps memory bounded by the number of samples, not the scene.
 
 from __future__ import annotations
 
-import copy
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 import xarray as xr
 from bandfusion.models.checkpoint import ModelMetadata, TrainedModel
 from bandfusion.models.fusion import SpectralFusionNet
-from sklearn.metrics import f1_score
-from tqdm.auto import tqdm
+from bandfusion.models.training import FitSettings, fit_pixels
+from sklearn.utils.class_weight import compute_class_weight
 
 from . import __version__
 from .errors import LabelError
@@ -29,23 +27,17 @@ from .sampling import sample_pixels, spatial_block_split
 
 
 @dataclass(frozen=True)
-class TrainingSettings:
-    """Everything that shapes a trained model; stored in model.json so a run can be repeated."""
+class TrainingSettings(FitSettings):
+    """Everything that shapes a trained model; stored in model.json so a run can be repeated.
 
-    hidden: tuple[int, ...] = (64, 64)
-    norm: str = "batch"
-    activation: str = "relu"
-    dropout: float = 0.1
-    epochs: int = 100
-    batch_size: int = 1024
-    learning_rate: float = 3e-3
-    weight_decay: float = 1e-4
-    patience: int = 12
+    The network and optimiser fields (and their defaults) are those of FitSettings, which the
+    shared training loop takes; these add how pixels are sampled and split.
+    """
+
     per_class_cap: int | None = 20000
     val_fraction: float = 0.2
     block_size: int = 64
     class_weight: bool = True
-    seed: int = 0
 
 
 @dataclass
@@ -84,18 +76,30 @@ def train(
     config = TrainingSettings(**settings)
     if not isinstance(labels, Labels):
         labels = read_labels(labels, Grid.of(scene))
-    torch.manual_seed(config.seed)
     val_mask = _validation_mask(labels, config)
     split = _sample(scene, labels, val_mask, config)
-    target = resolve_device(device)
-    net = _build_net(split, config, len(scene["band"])).to(target)
-    history = _fit(net, split, config, target, progress)
-    model = TrainedModel(net.cpu().eval(), _metadata(scene, labels, split, config, net))
+    n_classes = len(split.class_ids)
+    fit = fit_pixels(
+        split.x_train,
+        split.y_train,
+        n_classes=n_classes,
+        x_val=split.x_val,
+        y_val=split.y_val,
+        settings=config,
+        class_weights=(
+            compute_class_weight("balanced", classes=np.arange(n_classes), y=split.y_train)
+            if config.class_weight
+            else None
+        ),
+        device=resolve_device(device),
+        progress=progress,
+    )
+    model = TrainedModel(fit.net, _metadata(scene, labels, split, config, fit.net))
     validation = None
     if len(split.y_val):
         validation = evaluate(model, scene, labels, where=val_mask, device=device)
         model.meta.metrics = {"validation": validation.to_dict()}
-    return TrainingResult(model, validation, history)
+    return TrainingResult(model, validation, fit.history)
 
 
 def _validation_mask(labels: Labels, config: TrainingSettings) -> np.ndarray:
@@ -132,89 +136,6 @@ def _sample(
         np.searchsorted(class_ids, y_val[known]),
         class_ids,
     )
-
-
-def _build_net(split: PixelSplit, config: TrainingSettings, n_bands: int) -> SpectralFusionNet:
-    net = SpectralFusionNet(
-        n_bands,
-        len(split.class_ids),
-        hidden=config.hidden,
-        norm=config.norm,  # type: ignore[arg-type]
-        activation=config.activation,  # type: ignore[arg-type]
-        dropout=config.dropout,
-    )
-    x = split.x_train.astype(np.float64)
-    net.set_standardisation(torch.from_numpy(x.mean(0)).float(), torch.from_numpy(x.std(0)).float())
-    return net
-
-
-def _class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
-    """'Balanced' weights, n / (k · count): rare classes count as much as common ones."""
-    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
-    weights = len(y) / (n_classes * np.maximum(counts, 1.0))
-    return torch.from_numpy(weights).float()
-
-
-def _fit(
-    net: SpectralFusionNet,
-    split: PixelSplit,
-    config: TrainingSettings,
-    device: torch.device,
-    progress: bool,
-) -> list[dict[str, float]]:
-    """Mini-batch AdamW; keeps the weights of the epoch with the best validation macro-F1."""
-    n_classes = len(split.class_ids)
-    weight = _class_weights(split.y_train, n_classes).to(device) if config.class_weight else None
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
-    optimizer = torch.optim.AdamW(
-        net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-    x_train = torch.from_numpy(split.x_train).to(device)
-    y_train = torch.from_numpy(split.y_train).long().to(device)
-    generator = torch.Generator().manual_seed(config.seed)
-    best: tuple[float, dict[str, torch.Tensor]] = (-1.0, copy.deepcopy(net.state_dict()))
-    history: list[dict[str, float]] = []
-    stale = 0
-    bar = tqdm(range(config.epochs), desc="train", unit="epoch", disable=not progress, leave=False)
-    for epoch in bar:
-        net.train()
-        order = torch.randperm(len(x_train), generator=generator).to(device)
-        total = 0.0
-        for start in range(0, len(order), config.batch_size):
-            batch = order[start : start + config.batch_size]
-            if len(batch) < 2:
-                continue  # batch norm needs two samples
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(net(x_train[batch]), y_train[batch])
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(batch)
-        scheduler.step()
-        score = _val_macro_f1(net, split, device)
-        history.append({"epoch": epoch + 1, "loss": total / len(order), "val_macro_f1": score})
-        bar.set_postfix(loss=f"{total / len(order):.4f}", val_f1=f"{score:.4f}")
-        if score > best[0]:
-            best, stale = (score, copy.deepcopy(net.state_dict())), 0
-        else:
-            stale += 1
-            if stale >= config.patience:
-                break
-    net.load_state_dict(best[1])
-    return history
-
-
-def _predict_indices(net: SpectralFusionNet, x: np.ndarray, device: torch.device) -> np.ndarray:
-    net.eval()
-    with torch.inference_mode():
-        return net(torch.from_numpy(x).to(device)).argmax(1).cpu().numpy()
-
-
-def _val_macro_f1(net: SpectralFusionNet, split: PixelSplit, device: torch.device) -> float:
-    """Validation macro-F1; without validation pixels, training macro-F1 stands in."""
-    x, y = (split.x_val, split.y_val) if len(split.y_val) else (split.x_train, split.y_train)
-    predicted = _predict_indices(net, x, device)
-    return float(f1_score(y, predicted, average="macro", zero_division=0))
 
 
 def _metadata(

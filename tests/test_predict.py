@@ -55,15 +55,20 @@ def test_map_matches_the_model_applied_to_every_pixel(scene, model, reference_ma
     max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    rows=st.integers(min_value=24, max_value=512),
-    cols=st.integers(min_value=24, max_value=512),
-    batch=st.sampled_from([97, 1000, 4096, 1 << 16]),
+    rows=st.integers(min_value=40, max_value=512),
+    cols=st.integers(min_value=40, max_value=512),
+    batch=st.sampled_from([1, 97, 1000, 8191, 1 << 16, 1 << 20]),
+    workers=st.sampled_from([1, 2, 3, None]),  # None: one thread, dask's synchronous scheduler
 )
-def test_any_tiling_and_batch_gives_a_bit_identical_map(
-    scene, model, reference_map, rows, cols, batch
+def test_any_tiling_batch_and_thread_count_gives_a_bit_identical_map(
+    scene, model, reference_map, rows, cols, batch, workers
 ):
     tiled = scene.chunk({"y": rows, "x": cols})
-    result = predict_scene(tiled, model, batch_pixels=batch).values
+    classes = predict_scene(tiled, model, batch_pixels=batch)
+    if workers is None:
+        result = classes.compute(scheduler="synchronous").values
+    else:
+        result = classes.compute(scheduler="threads", num_workers=workers).values
     np.testing.assert_array_equal(result, reference_map)
 
 
@@ -76,6 +81,19 @@ def test_probabilities_agree_across_tilings_and_with_the_map(scene, model, refer
     np.testing.assert_array_equal(ids[np.nanargmax(whole[:, valid], axis=0)], reference_map[valid])
     np.testing.assert_allclose(whole[:, valid].sum(0), 1.0, atol=1e-5)
     assert np.isnan(whole[:, ~valid]).all()
+
+
+def test_bf16_gives_the_same_label_on_nearly_every_pixel(scene, model, reference_map):
+    fast = predict_scene(scene, model, precision="bf16").values
+    assert (fast == 255).sum() == (reference_map == 255).sum()
+    assert (fast == reference_map).mean() >= 0.999
+
+
+def test_fp16_on_a_cpu_and_unknown_precisions_are_user_errors(scene, model):
+    with pytest.raises(BandfusionError, match="fp16 needs a CUDA device"):
+        predict_scene(scene, model, device="cpu", precision="fp16")
+    with pytest.raises(BandfusionError, match="--precision fp64"):
+        predict_scene(scene, model, precision="fp64")
 
 
 def test_result_is_lazy_and_georeferenced(scene, model):

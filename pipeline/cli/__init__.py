@@ -10,7 +10,9 @@ import click
 from .. import __version__
 from ..errors import BandfusionError
 from .batch import batch_command
+from .benchmark import benchmark_command
 from .evaluate import evaluate_command
+from .explain import explain_command
 from .info import info_command
 from .predict import predict_command
 from .train import train_command
@@ -35,6 +37,8 @@ cli.add_command(train_command)
 cli.add_command(predict_command)
 cli.add_command(evaluate_command)
 cli.add_command(info_command)
+cli.add_command(benchmark_command)
+cli.add_command(explain_command)
 cli.add_command(batch_command)
 
 

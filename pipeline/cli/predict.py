@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 import xarray as xr
 from bandfusion.models.checkpoint import TrainedModel, load_model
+from bandfusion.models.inference import PRECISIONS
 from tqdm.auto import tqdm
 
 from ..geotiff import check_writable
@@ -32,7 +33,14 @@ from .options import device_option, load_scene, quiet_option, scene_options
     type=click.IntRange(min=1),
     default=DEFAULT_BATCH_PIXELS,
     show_default=True,
-    help="Pixels per model call.",
+    help="Pixels per model call (bounds memory; never changes a label).",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default="fp32",
+    show_default=True,
+    help="fp32 is exact whatever the tiling; bf16 (CPU, CUDA) and fp16 (CUDA) are faster.",
 )
 @device_option
 @quiet_option
@@ -46,6 +54,7 @@ def predict_command(
     preview: Path | None,
     cog: bool,
     batch_pixels: int,
+    precision: str,
     device: str,
     quiet: bool,
 ) -> None:
@@ -63,10 +72,14 @@ def predict_command(
             check_writable(path)
     model = load_model(model_path)
     scene = load_scene(images, band_names, resampling)
-    classes = predict_scene(scene, model, device=device, batch_pixels=batch_pixels)
+    classes = predict_scene(
+        scene, model, device=device, batch_pixels=batch_pixels, precision=precision
+    )
     _write(classes, output, model, cog=cog, quiet=quiet)
     if probabilities is not None:
-        proba = predict_proba_scene(scene, model, device=device, batch_pixels=batch_pixels)
+        proba = predict_proba_scene(
+            scene, model, device=device, batch_pixels=batch_pixels, precision=precision
+        )
         _write(proba, probabilities, model, cog=cog, quiet=quiet)
     if preview is not None:
         write_preview(

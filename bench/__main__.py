@@ -1,0 +1,108 @@
+"""`python -m bench` (`make bench`): every engine figure and its ratio, in one run.
+
+Each figure runs in its own process (see `bench.figures`) so its peak RSS is its own; the load
+average is printed with each, since other work on the machine slows every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import torch
+
+from .report import Figure, format_table, ratios, record
+from .synthetic import model_path, scene_path
+
+SENTINEL2_SIZE = 10980
+
+
+def run_figure(name: str, scene: Path, model: Path, out: Path, precision: str) -> Figure:
+    """Run one figure in a child process, which reports its own time and peak RSS."""
+    load = os.getloadavg()[0]
+    argv = [sys.executable, "-m", "bench.figures", name, "--scene", str(scene)]
+    argv += ["--model", str(model), "--out", str(out), "--precision", precision]
+    child = subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=False)
+    lines = child.stdout.strip().splitlines()
+    if child.returncode != 0 or not lines:
+        raise SystemExit(f"bench: figure {name} failed (exit {child.returncode})")
+    measured = json.loads(lines[-1])
+    label = f"{name} {precision}" if name in {"model", "peak", "e2e"} else name
+    figure = Figure(label, measured["seconds"], measured["rss_mb"], load, measured)
+    print(f"  {figure.describe()}", flush=True)
+    return figure
+
+
+def agreement(first: Path, second: Path) -> tuple[float, int]:
+    """Share of valid pixels on which two class maps agree, and the number of valid pixels."""
+    with rasterio.open(first) as a, rasterio.open(second) as b:
+        same = valid = 0
+        for _, window in a.block_windows(1):
+            x, y = a.read(1, window=window), b.read(1, window=window)
+            mask = x != 255
+            same += int(np.count_nonzero(x[mask] == y[mask]))
+            valid += int(np.count_nonzero(mask))
+    return same / max(valid, 1), valid
+
+
+def machine() -> str:
+    """CPU model, cores, memory, and the torch and GDAL versions the figures were taken with."""
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [line for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+    cpu = names[0].split(":", 1)[1].strip() if names else platform.machine()
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, torch {torch.__version__}, "
+        f"GDAL {rasterio.__gdal_version__}"
+    )
+
+
+def main() -> None:
+    """Generate (or reuse) the scene, run every figure, print ratios, append to RESULTS.md."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--size", type=int, default=SENTINEL2_SIZE, help="scene edge in pixels")
+    parser.add_argument("--bands", type=int, default=12)
+    parser.add_argument("--no-baseline", action="store_true", help="skip the rioxarray run")
+    parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
+    args = parser.parse_args()
+
+    print(f"scene {args.size}² × {args.bands} uint16 (generated once into bench/cache)")
+    scene = scene_path(args.size, args.bands, nodata_fraction=0.05)
+    half = scene_path(args.size, args.bands, nodata_fraction=0.5)
+    model = model_path(args.size, args.bands)
+    with tempfile.TemporaryDirectory(dir=scene.parent) as tmp:
+        out = Path(tmp)
+        figures = [
+            run_figure("peak", scene, model, out / "peak", "fp32"),
+            run_figure("peak", scene, model, out / "peak", "bf16"),
+            run_figure("model", scene, model, out / "model", "fp32"),
+            run_figure("model", scene, model, out / "model", "bf16"),
+            run_figure("io", scene, model, out / "io.tif", "fp32"),
+            run_figure("e2e", scene, model, out / "fp32.tif", "fp32"),
+            run_figure("e2e", scene, model, out / "bf16.tif", "bf16"),
+            run_figure("e2e", half, model, out / "half.tif", "fp32"),
+        ]
+        figures[-1].name = "e2e fp32, 50 % nodata"
+        bf16_agreement, valid = agreement(out / "fp32.tif", out / "bf16.tif")
+        checks = {"valid_px": valid, "bf16_same_label": bf16_agreement}
+        if not args.no_baseline:
+            figures.append(run_figure("baseline", scene, model, out / "rioxarray.tif", "fp32"))
+            checks["baseline_same_label"] = agreement(out / "fp32.tif", out / "rioxarray.tif")[0]
+    table = format_table(figures, ratios(figures, checks))
+    print(table)
+    if not args.no_record:
+        command = " ".join(["python -m bench", *sys.argv[1:]])
+        record(datetime.now(), command, machine(), table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""One benchmark figure per process, so that each one's peak RSS is its own.
+
+`python -m bench.figures NAME --scene S --model M --out O [--precision P]` runs figure NAME and
+prints its measurements as one JSON line; `bench.__main__` runs them and reads the RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import rasterio
+import torch
+import xarray as xr
+from bandfusion.cli import main as bandfusion_main
+from bandfusion.grid import Grid
+from bandfusion.models.checkpoint import load_model
+from bandfusion.models.inference import FusedKernel
+from bandfusion.nodata import band_nodata, valid_mask
+from bandfusion.outputs import write_model_output
+from bandfusion.scene import open_scene
+from rasterio.windows import Window
+
+Figure = Callable[[argparse.Namespace], dict[str, Any]]
+MODEL_SAMPLE_EDGE = 2048
+SGEMM_SIZE = 4096
+
+
+def io_floor(args: argparse.Namespace) -> dict[str, Any]:
+    """The engine's reads and map writes with no model: a band threshold stands in for it."""
+    scene = open_scene(args.scene)
+    model = load_model(args.model)
+    stub = da.map_blocks(
+        _threshold_map, scene.data, nodata=band_nodata(scene), drop_axis=0, dtype=np.uint8
+    )
+    classes = xr.DataArray(
+        stub,
+        dims=("y", "x"),
+        coords={"y": scene["y"], "x": scene["x"]},
+        attrs={**Grid.of(scene).to_attrs(), "nodata": 255},
+    )
+    return _timed(lambda: write_model_output(classes, args.out, model))
+
+
+def _threshold_map(block: np.ndarray, nodata: tuple[float | None, ...]) -> np.ndarray:
+    """A uint8 map as patchy as a class map (bins of band 1), nodata where the engine has it."""
+    out = np.minimum(block[0] // 400, 9).astype(np.uint8)
+    out[~valid_mask(block, nodata)] = 255
+    return out
+
+
+def model_floor(args: argparse.Namespace) -> dict[str, Any]:
+    """The fused kernel alone over in-memory pixels, one worker thread per core (as dask runs)."""
+    model = load_model(args.model)
+    kernel = FusedKernel.from_net(model.net, precision=args.precision)
+    with rasterio.open(args.scene) as src:
+        edge = min(MODEL_SAMPLE_EDGE, src.width, src.height)
+        sample = src.read(window=Window(src.width - edge, 0, edge, edge))
+    table = sample.reshape(sample.shape[0], -1)
+    table = table[:, (table != 0).all(axis=0)]
+    parts = np.array_split(np.arange(table.shape[1]), os.cpu_count() or 1)
+
+    def work(part: np.ndarray) -> None:
+        torch.set_num_threads(1)
+        kernel.classify(torch.from_numpy(table[:, part[0] : part[-1] + 1]).T)
+
+    def run() -> None:
+        threads = [threading.Thread(target=work, args=(part,)) for part in parts]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    run()  # warm-up: first calls pay for oneDNN's kernel selection
+    result = _timed(run)
+    pixels = table.shape[1]
+    rate = pixels / result["seconds"]
+    flops = rate * model.net.flops_per_pixel()
+    return {**result, "pixels": pixels, "px_per_s": rate, "gflops": flops / 1e9}
+
+
+def sgemm_peak(args: argparse.Namespace) -> dict[str, Any]:
+    """A large square matmul in torch on all cores: the machine's GEMM peak in `precision`."""
+    torch.set_num_threads(os.cpu_count() or 1)
+    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+    a = torch.randn(SGEMM_SIZE, SGEMM_SIZE).to(dtype)
+    b = torch.randn(SGEMM_SIZE, SGEMM_SIZE).to(dtype)
+    torch.mm(a, b)
+    repeats = 3
+    result = _timed(lambda: [torch.mm(a, b) for _ in range(repeats)])
+    return {**result, "gflops": repeats * 2 * SGEMM_SIZE**3 / result["seconds"] / 1e9}
+
+
+def end_to_end(args: argparse.Namespace) -> dict[str, Any]:
+    """`bandfusion predict` as a user runs it: scene → model → COG class map."""
+    argv = [
+        "predict",
+        str(args.scene),
+        "-m",
+        str(args.model),
+        "-o",
+        str(args.out),
+        "--precision",
+        args.precision,
+        "--quiet",
+    ]
+    return _timed(lambda: bandfusion_main(argv))
+
+
+def rioxarray_baseline(args: argparse.Namespace) -> dict[str, Any]:
+    """What a user would write: rioxarray chunks → map_blocks with the model → rio.to_raster."""
+    import rioxarray
+
+    model = load_model(args.model)
+    net = model.net.eval()
+
+    def classify(block: np.ndarray) -> np.ndarray:
+        bands, height, width = block.shape
+        pixels = torch.from_numpy(block.reshape(bands, -1).T.astype(np.float32))
+        with torch.inference_mode():
+            labels = net(pixels).argmax(dim=1).numpy().astype(np.uint8)
+        labels[(block == 0).any(axis=0).ravel()] = 255
+        return labels.reshape(height, width)
+
+    def run() -> None:
+        scene = rioxarray.open_rasterio(
+            args.scene, chunks={"band": -1, "y": "auto", "x": "auto"}, lock=False
+        )
+        data = da.map_blocks(classify, scene.data, drop_axis=0, dtype=np.uint8)
+        classes = xr.DataArray(data, dims=("y", "x"), coords={"y": scene.y, "x": scene.x})
+        classes = classes.rio.write_crs(scene.rio.crs).rio.write_nodata(255)
+        classes.rio.to_raster(
+            args.out, tiled=True, compress="DEFLATE", lock=threading.Lock(), windowed=True
+        )
+
+    return _timed(run)
+
+
+FIGURES: dict[str, Figure] = {
+    "io": io_floor,
+    "model": model_floor,
+    "peak": sgemm_peak,
+    "e2e": end_to_end,
+    "baseline": rioxarray_baseline,
+}
+
+
+def _timed(work: Callable[[], object]) -> dict[str, Any]:
+    start = time.perf_counter()
+    work()
+    return {"seconds": time.perf_counter() - start}
+
+
+def main() -> None:
+    """Run one figure and print its result as JSON."""
+    parser = argparse.ArgumentParser(prog="python -m bench.figures")
+    parser.add_argument("figure", choices=sorted(FIGURES))
+    parser.add_argument("--scene", type=Path, required=True)
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    args = parser.parse_args()
+    print(json.dumps({**FIGURES[args.figure](args), "rss_mb": peak_rss_mb()}))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM) in MB.
+
+    Not ru_maxrss: Linux carries the parent's peak over into a child's across fork and exec.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+if __name__ == "__main__":
+    main()

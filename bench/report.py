@@ -1,0 +1,117 @@
+"""Ratios between the benchmark's figures, their targets (issue 7), and the RESULTS.md rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+SECTION = "## Engine: inference speed and memory (issue 7)"
+
+
+@dataclass
+class Figure:
+    """One measured figure: wall seconds of the work, the process's peak RSS, the load then."""
+
+    name: str
+    seconds: float
+    rss_mb: float
+    load: float
+    measured: dict[str, Any]
+
+    def describe(self) -> str:
+        """One line: name, time, RSS, rate where there is one, load average."""
+        rate = ""
+        if "gflops" in self.measured:
+            rate = f"{self.measured['gflops']:.0f} GFLOP/s"
+        if "px_per_s" in self.measured:
+            rate = f"{self.measured['px_per_s'] / 1e6:.2f} Mpx/s, {rate}"
+        return (
+            f"{self.name:<22} {self.seconds:8.2f} s  {self.rss_mb:7.0f} MB RSS  "
+            f"{rate:<28} load {self.load:.2f}"
+        )
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """A derived figure and the target it is held to (None: informative only)."""
+
+    name: str
+    value: float
+    target: str | None
+    met: bool | None
+
+
+def ratios(figures: list[Figure], checks: dict[str, float]) -> list[Ratio]:
+    """The issue's targets, computed from the figures of one run."""
+    by = {f.name: f for f in figures}
+    valid = checks["valid_px"]
+    model_s = {p: valid / by[f"model {p}"].measured["px_per_s"] for p in ("fp32", "bf16")}
+    floor = by["io"].seconds + model_s["fp32"]
+    e2e, e2e_bf16 = by["e2e fp32"], by["e2e bf16"]
+    found = [
+        Ratio("model floor fp32 for the scene (s)", model_s["fp32"], None, None),
+        Ratio("model floor bf16 for the scene (s)", model_s["bf16"], None, None),
+        _at_most("e2e fp32 / (I/O floor + model floor)", e2e.seconds / floor, 1.1),
+        _at_least(
+            "model fp32 / sgemm peak fp32",
+            by["model fp32"].measured["gflops"] / by["peak fp32"].measured["gflops"],
+            0.5,
+        ),
+        _at_least("model bf16 / model fp32 (speed)", model_s["fp32"] / model_s["bf16"], 1.8),
+        _at_least("e2e bf16 / e2e fp32 (speed)", e2e.seconds / e2e_bf16.seconds, 1.8),
+        _at_least("bf16 same label as fp32", checks["bf16_same_label"], 0.999),
+        _at_most("e2e fp32 peak RSS (MB)", e2e.rss_mb, 768),
+        _at_least("50 % nodata speed-up", e2e.seconds / by["e2e fp32, 50 % nodata"].seconds, 1.6),
+    ]
+    if "baseline" in by:
+        base = by["baseline"]
+        found += [
+            _at_least("rioxarray / e2e fp32 (speed)", base.seconds / e2e.seconds, 2.2),
+            _at_least("rioxarray / e2e bf16 (speed)", base.seconds / e2e_bf16.seconds, 3.5),
+            _at_most("e2e fp32 RSS / rioxarray RSS", e2e.rss_mb / base.rss_mb, 0.25),
+            _at_least("rioxarray same label as fp32", checks["baseline_same_label"], 0.9999),
+        ]
+    return found
+
+
+def _at_most(name: str, value: float, limit: float) -> Ratio:
+    return Ratio(name, value, f"≤ {limit:g}", value <= limit)
+
+
+def _at_least(name: str, value: float, limit: float) -> Ratio:
+    return Ratio(name, value, f"≥ {limit:g}", value >= limit)
+
+
+def format_table(figures: list[Figure], derived: list[Ratio]) -> str:
+    """Markdown tables of the figures and of the ratios with their targets."""
+    lines = [
+        "| figure | seconds | peak RSS (MB) | rate | load (1 min) |",
+        "| --- | ---: | ---: | --- | ---: |",
+    ]
+    for f in figures:
+        rate = ""
+        if "px_per_s" in f.measured:
+            rate = f"{f.measured['px_per_s'] / 1e6:.2f} Mpx/s, "
+        if "gflops" in f.measured:
+            rate += f"{f.measured['gflops']:.0f} GFLOP/s"
+        lines.append(f"| {f.name} | {f.seconds:.2f} | {f.rss_mb:.0f} | {rate} | {f.load:.2f} |")
+    lines += ["", "| ratio | value | target | met |", "| --- | ---: | --- | --- |"]
+    for r in derived:
+        met = "" if r.met is None else ("yes" if r.met else "**no**")
+        lines.append(f"| {r.name} | {r.value:.4g} | {r.target or ''} | {met} |")
+    return "\n".join(lines)
+
+
+def record(when: datetime, command: str, machine: str, table: str) -> None:
+    """Append a dated row set under the engine section of RESULTS.md (created if missing)."""
+    text = RESULTS.read_text()
+    if SECTION not in text:
+        text = text.rstrip("\n") + f"\n\n{SECTION}\n"
+    block = f"\n### {when:%Y-%m-%d %H:%M} · `{command}` · {machine}\n\n{table}\n"
+    start = text.index(SECTION)
+    following = text.find("\n## ", start + len(SECTION))
+    end = len(text) if following == -1 else following
+    RESULTS.write_text(text[:end].rstrip("\n") + "\n" + block + text[end:])

@@ -1,0 +1,273 @@
+"""`SpectralFusionClassifier`: the fusion network as a scikit-learn classifier.
+
+It trains with the same loop as `bandfusion.train` (`fit_pixels`) on an (n, bands) table, so it
+drops into Pipeline, cross_val_score, GridSearchCV and permutation_importance, and it saves to
+and loads from the same safetensors + JSON model directory as every other bandfusion model.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .checkpoint import ModelMetadata, TrainedModel, load_model, save_model
+from .fusion import Activation, Norm
+from .indices import append_indices, resolve_roles
+from .training import FitSettings, fit_pixels, predict_logits
+
+_DEFAULTS = FitSettings()
+_FIT_FIELDS = (
+    "hidden",
+    "norm",
+    "activation",
+    "dropout",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "weight_decay",
+    "patience",
+)
+
+
+class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
+    """Per-pixel classifier: a SpectralFusionNet trained on rows of band values.
+
+    Parameters mirror `bandfusion.train` (defaults from FitSettings). `class_weight` is
+    "balanced", a {label: weight} dict or None. `validation_fraction` of each class is held
+    out at random for early stopping on macro-F1 (0: score the training pixels instead).
+    `indices` (e.g. ("NDWI", "MNDWI")) are appended as extra inputs from the bands that
+    `band_roles` names ({"green": "B3", ...}; default: Sentinel-2 band names), and recomputed
+    at prediction. Bands are the DataFrame's column names, else b1..bn. `random_state` seeds
+    torch and the hold-out; `device` is "cpu", "cuda[:N]" or "auto".
+
+    Fitted attributes: classes_, n_features_in_, feature_names_in_ (DataFrame input only),
+    bands_, band_roles_, net_, seed_, history_, n_iter_ (epochs run).
+    """
+
+    def __init__(
+        self,
+        hidden: tuple[int, ...] = _DEFAULTS.hidden,
+        norm: Norm = _DEFAULTS.norm,
+        activation: Activation = _DEFAULTS.activation,
+        dropout: float = _DEFAULTS.dropout,
+        epochs: int = _DEFAULTS.epochs,
+        batch_size: int = _DEFAULTS.batch_size,
+        learning_rate: float = _DEFAULTS.learning_rate,
+        weight_decay: float = _DEFAULTS.weight_decay,
+        patience: int = _DEFAULTS.patience,
+        class_weight: str | Mapping[Any, float] | None = "balanced",
+        validation_fraction: float = 0.1,
+        indices: tuple[str, ...] = (),
+        band_roles: Mapping[str, str] | None = None,
+        device: str = "cpu",
+        random_state: int | np.random.RandomState | None = 0,
+    ) -> None:
+        self.hidden = hidden
+        self.norm = norm
+        self.activation = activation
+        self.dropout = dropout
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.class_weight = class_weight
+        self.validation_fraction = validation_fraction
+        self.indices = indices
+        self.band_roles = band_roles
+        self.device = device
+        self.random_state = random_state
+
+    def fit(self, X: Any, y: Any) -> SpectralFusionClassifier:
+        """Train on X (n, bands) and labels y (n,); returns self."""
+        X, y = validate_data(self, X, y, dtype=np.float32)
+        check_classification_targets(y)
+        classes, y_index = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(
+                f"training needs two classes or more; y holds one class, {classes[0]!r}"
+            )
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(
+                f"validation_fraction must be in [0, 1), not {self.validation_fraction}"
+            )
+        self.classes_ = classes
+        self.bands_ = self._input_names()
+        self.band_roles_ = resolve_roles(self.indices, self.bands_, self.band_roles)
+        self.seed_ = _seed(self.random_state)
+        train, val = _holdout(y_index, self.validation_fraction, self.seed_)
+        inputs = self._inputs(X)
+        fit = fit_pixels(
+            inputs[train],
+            y_index[train],
+            n_classes=len(classes),
+            x_val=inputs[val],
+            y_val=y_index[val],
+            settings=FitSettings(**{k: getattr(self, k) for k in _FIT_FIELDS}, seed=self.seed_),
+            class_weights=(
+                None
+                if self.class_weight is None
+                else compute_class_weight(self.class_weight, classes=classes, y=y[train])
+            ),
+            device=_torch_device(self.device),
+        )
+        self.net_ = fit.net
+        self.history_ = fit.history
+        self.n_iter_ = len(fit.history)
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities (n, classes) in the order of classes_, float64."""
+        logits = self._logits(X)
+        return torch.softmax(logits.double(), dim=1).numpy()
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most likely class label of each row of X."""
+        best = self._logits(X).argmax(dim=1).numpy()
+        return self.classes_[best]
+
+    def _logits(self, X: Any) -> torch.Tensor:
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float32)
+        device = _torch_device(self.device)
+        return predict_logits(self.net_.to(device), self._inputs(X), device)
+
+    def _input_names(self) -> list[str]:
+        names = getattr(self, "feature_names_in_", None)
+        if names is not None:
+            return [str(name) for name in names]
+        return [f"b{i + 1}" for i in range(self.n_features_in_)]
+
+    def _inputs(self, X: np.ndarray) -> np.ndarray:
+        """The network's input table: the bands, then the declared indices."""
+        if not self.indices:
+            return X
+        return append_indices(X, self.bands_, self.indices, self.band_roles_)
+
+    # ---- the bandfusion model format ------------------------------------------------------
+
+    def to_model(
+        self,
+        *,
+        class_names: Sequence[str] | None = None,
+        class_colors: Sequence[tuple[int, int, int]] | None = None,
+    ) -> TrainedModel:
+        """The fitted network with metadata, as `save_model` writes it; labels must be integers.
+
+        Derived indices are listed after the bands and recorded under training["indices"], so
+        `from_model` recomputes them.
+        """
+        check_is_fitted(self)
+        if self.classes_.dtype.kind not in "iu":
+            raise ValueError(f"only integer class labels can be saved, not {self.classes_.dtype}")
+        ids = [int(c) for c in self.classes_]
+        training = {
+            **self.get_params(),
+            "random_state": self.seed_,
+            "band_roles": self.band_roles_,
+            "estimator": type(self).__name__,
+        }
+        meta = ModelMetadata(
+            bands=[*self.bands_, *self.indices],
+            class_ids=ids,
+            class_names=list(class_names or [f"class {i}" for i in ids]),
+            class_colors=list(class_colors or _palette(len(ids))),
+            architecture=self.net_.config(),
+            training=training,
+        )
+        return TrainedModel(self.net_.cpu().eval(), meta)
+
+    def save(self, path: str | Path, **metadata: Any) -> Path:
+        """Write the model directory `path` (see `to_model` for the keywords)."""
+        return save_model(self.to_model(**metadata), path)
+
+    @classmethod
+    def from_model(cls, model: TrainedModel) -> SpectralFusionClassifier:
+        """A fitted classifier around a trained model (from `bandfusion.train` or `to_model`).
+
+        Its parameters are those recorded in the model, so a clone refits the same way.
+        """
+        meta, training = model.meta, model.meta.training
+        indices = tuple(training.get("indices", ()))
+        net = model.net
+        architecture = {
+            "hidden": tuple(net.hidden),
+            "norm": net.norm,
+            "activation": net.activation,
+            "dropout": net.dropout,
+        }
+        params = {k: training[k] for k in _FIT_FIELDS if k in training}
+        estimator = cls(
+            **{**params, **architecture},
+            class_weight=_stored_class_weight(training.get("class_weight", "balanced")),
+            indices=indices,
+            band_roles=training.get("band_roles"),
+            random_state=training.get("random_state", training.get("seed", 0)),
+        )
+        bands = meta.bands[: len(meta.bands) - len(indices)]
+        estimator.classes_ = np.asarray(meta.class_ids)
+        estimator.n_features_in_ = len(bands)
+        estimator.bands_ = bands
+        estimator.band_roles_ = resolve_roles(indices, bands, estimator.band_roles)
+        estimator.seed_ = _seed(estimator.random_state)
+        estimator.net_ = net.eval()
+        return estimator
+
+    @classmethod
+    def load(cls, path: str | Path) -> SpectralFusionClassifier:
+        """A fitted classifier from a model directory (ModelFileError if it is not valid)."""
+        return cls.from_model(load_model(path))
+
+
+def _seed(random_state: int | np.random.RandomState | None) -> int:
+    """An int seed: `random_state` itself when it is one, else drawn from it."""
+    if isinstance(random_state, int | np.integer):
+        return int(random_state)
+    return int(check_random_state(random_state).randint(2**31 - 1))
+
+
+def _holdout(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) row indices: floor(fraction · count) random rows of each class."""
+    rng = np.random.default_rng(seed)
+    val = np.concatenate(
+        [
+            rng.permutation(rows)[: int(fraction * len(rows))]
+            for rows in (np.flatnonzero(y == k) for k in np.unique(y))
+        ]
+    )
+    is_val = np.zeros(len(y), dtype=bool)
+    is_val[val] = True
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def _torch_device(device: str) -> torch.device:
+    """'auto' → CUDA when present, else CPU; anything else as torch names it."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _stored_class_weight(value: object) -> str | dict[Any, float] | None:
+    """class_weight as model.json records it: `train`'s bool, or the estimator's parameter."""
+    if value is True or value == "balanced":
+        return "balanced"
+    if isinstance(value, dict):
+        return {json.loads(key): float(weight) for key, weight in value.items()}
+    return None
+
+
+def _palette(n: int) -> list[tuple[int, int, int]]:
+    """n distinct colours around the hue circle, for models saved without a legend."""
+    rgb = (colorsys.hsv_to_rgb(k / n, 0.65, 0.85) for k in range(n))
+    return [(round(255 * r), round(255 * g), round(255 * b)) for r, g, b in rgb]

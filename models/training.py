@@ -1,0 +1,165 @@
+"""The one training loop for SpectralFusionNet on pixel tables, shared by `bandfusion.train` and
+the scikit-learn estimator: standardise, AdamW with a cosine schedule, early stopping.
+
+It takes plain arrays (class indices 0..K-1), so it knows nothing of scenes, splits or files.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.metrics import f1_score
+from tqdm.auto import tqdm
+
+from .fusion import Activation, Norm, SpectralFusionNet
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """The architecture and optimisation settings of one training run; the package defaults."""
+
+    hidden: tuple[int, ...] = (64, 64)
+    norm: Norm = "batch"
+    activation: Activation = "relu"
+    dropout: float = 0.1
+    epochs: int = 100
+    batch_size: int = 1024
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-4
+    patience: int = 12
+    seed: int = 0
+
+
+@dataclass
+class FitResult:
+    """A trained network (on the CPU, in eval mode) and its per-epoch history."""
+
+    net: SpectralFusionNet
+    history: list[dict[str, float]]
+
+
+def fit_pixels(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    n_classes: int,
+    x_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+    settings: FitSettings | None = None,
+    class_weights: np.ndarray | None = None,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> FitResult:
+    """Train a SpectralFusionNet on float32 pixels `x` (n, bands) and class indices `y` (n,).
+
+    The network standardises with the mean and std of `x`. Each epoch is scored by macro-F1
+    on (x_val, y_val), or on the training pixels when no validation is given; the weights of
+    the best epoch are kept, and training stops after `patience` epochs without improvement.
+    `class_weights` (one per class index) weight the cross-entropy. `settings.seed` seeds torch;
+    None takes the FitSettings defaults.
+    """
+    settings = settings or FitSettings()
+    torch.manual_seed(settings.seed)
+    target = torch.device(device)
+    net = _build_net(x, n_classes, settings).to(target)
+    if x_val is None or y_val is None or len(y_val) == 0:
+        x_val, y_val = x, y
+    weight = None if class_weights is None else torch.as_tensor(class_weights).float().to(target)
+    history = _train(net, (x, y), (x_val, y_val), settings, weight, target, progress)
+    return FitResult(net.cpu().eval(), history)
+
+
+def _build_net(x: np.ndarray, n_classes: int, settings: FitSettings) -> SpectralFusionNet:
+    """A fresh network standardised on the training pixels (statistics in float64)."""
+    net = SpectralFusionNet(
+        x.shape[1],
+        n_classes,
+        hidden=settings.hidden,
+        norm=settings.norm,
+        activation=settings.activation,
+        dropout=settings.dropout,
+    )
+    x64 = x.astype(np.float64)
+    net.set_standardisation(
+        torch.from_numpy(x64.mean(0)).float(), torch.from_numpy(x64.std(0)).float()
+    )
+    return net
+
+
+def _train(
+    net: SpectralFusionNet,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    settings: FitSettings,
+    weight: torch.Tensor | None,
+    device: torch.device,
+    progress: bool,
+) -> list[dict[str, float]]:
+    """Mini-batch AdamW; keeps the weights of the epoch with the best validation macro-F1."""
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+    optimizer = torch.optim.AdamW(
+        net.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
+    x_train = torch.from_numpy(np.ascontiguousarray(train[0], dtype=np.float32)).to(device)
+    y_train = torch.from_numpy(np.asarray(train[1])).long().to(device)
+    generator = torch.Generator().manual_seed(settings.seed)
+    best: tuple[float, dict[str, torch.Tensor]] = (-1.0, copy.deepcopy(net.state_dict()))
+    history: list[dict[str, float]] = []
+    stale = 0
+    bar = tqdm(
+        range(settings.epochs), desc="train", unit="epoch", disable=not progress, leave=False
+    )
+    for epoch in bar:
+        net.train()
+        order = torch.randperm(len(x_train), generator=generator).to(device)
+        total = 0.0
+        for start in range(0, len(order), settings.batch_size):
+            batch = order[start : start + settings.batch_size]
+            if len(batch) < 2:
+                continue  # batch norm needs two samples
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(net(x_train[batch]), y_train[batch])
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(batch)
+        scheduler.step()
+        score = _macro_f1(net, val, device)
+        mean_loss = total / max(len(order), 1)
+        history.append({"epoch": epoch + 1, "loss": mean_loss, "val_macro_f1": score})
+        bar.set_postfix(loss=f"{mean_loss:.4f}", val_f1=f"{score:.4f}")
+        if score > best[0]:
+            best, stale = (score, copy.deepcopy(net.state_dict())), 0
+        else:
+            stale += 1
+            if stale >= settings.patience:
+                break
+    net.load_state_dict(best[1])
+    return history
+
+
+def predict_logits(
+    net: SpectralFusionNet,
+    x: np.ndarray,
+    device: torch.device | str = "cpu",
+    batch_pixels: int = 1 << 16,
+) -> torch.Tensor:
+    """Eval-mode logits (n, K) on the CPU for a float pixel table (n, bands), batch by batch."""
+    net.eval()
+    table = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    with torch.inference_mode():
+        parts = [
+            net(table[start : start + batch_pixels].to(device)).float().cpu()
+            for start in range(0, len(table), batch_pixels)
+        ]
+    return torch.cat(parts) if parts else torch.empty((0, net.n_classes))
+
+
+def _macro_f1(
+    net: SpectralFusionNet, data: tuple[np.ndarray, np.ndarray], device: torch.device
+) -> float:
+    predicted = predict_logits(net, data[0], device).argmax(1).numpy()
+    return float(f1_score(data[1], predicted, average="macro", zero_division=0))

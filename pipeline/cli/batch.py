@@ -1,0 +1,159 @@
+"""`bandfusion batch`: map many scenes on dask.distributed, resumably."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from types import TracebackType
+
+import click
+from distributed import Client
+from tqdm.auto import tqdm
+
+from ..batch import (
+    BatchError,
+    BatchEvents,
+    BatchOptions,
+    SceneRecord,
+    collect_scenes,
+    connect,
+    dashboard_link,
+    local_client,
+    run_batch,
+)
+from ..predict import DEFAULT_BATCH_PIXELS
+from .options import device_option, parse_names, quiet_option, scene_options
+
+
+class _Progress(BatchEvents):
+    """Bars over scenes and pixels on stderr, and log lines that stay with --quiet."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        self.scenes = tqdm(total=total, desc="scenes", unit="scene", disable=quiet)
+        self.pixels = tqdm(desc="pixels", unit="px", unit_scale=True, disable=quiet)
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.pixels.close()
+        self.scenes.close()
+
+    def client_ready(self, client: Client) -> None:
+        workers = client.nthreads()
+        link = dashboard_link(client)
+        self.scenes.write(
+            f"cluster: {len(workers)} workers, {sum(workers.values())} threads"
+            + (f"; dashboard: {link}" if link else ""),
+            file=sys.stderr,
+        )
+
+    def scene_done(self, record: SceneRecord) -> None:
+        self.scenes.update(1)
+        if record.status == "failed":
+            self.scenes.write(f"failed: {record.output}: {record.error}", file=sys.stderr)
+
+    def pixels_written(self, count: int) -> None:
+        self.pixels.update(count)
+
+
+@click.command("batch")
+@scene_options
+@click.option(
+    "-m",
+    "--model",
+    "model_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Model directory; workers load it by path, so they must see it too.",
+)
+@click.option(
+    "--out-dir",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder for the maps and manifest.json (created if missing).",
+)
+@click.option(
+    "--scheduler",
+    help="Address (tcp://host:port) or scheduler file of a running dask.distributed cluster. "
+    "Default: a local cluster of worker processes.",
+)
+@click.option(
+    "--workers", type=click.IntRange(min=1), help="Local cluster: worker processes [machine]."
+)
+@click.option(
+    "--threads-per-worker",
+    type=click.IntRange(min=1),
+    help="Local cluster: threads per worker process [machine].",
+)
+@click.option("--force", is_flag=True, help="Redo every scene, even those already complete.")
+@click.option(
+    "--batch-pixels",
+    type=click.IntRange(min=1),
+    default=DEFAULT_BATCH_PIXELS,
+    show_default=True,
+    help="Pixels per model call.",
+)
+@device_option
+@quiet_option
+def batch_command(
+    images: tuple[Path, ...],
+    band_names: str | None,
+    resampling: str,
+    model_path: Path,
+    out_dir: Path,
+    scheduler: str | None,
+    workers: int | None,
+    threads_per_worker: int | None,
+    force: bool,
+    batch_pixels: int,
+    device: str,
+    quiet: bool,
+) -> None:
+    """Classify many scenes with MODEL into class-map GeoTIFFs in --out-dir.
+
+    IMAGES are raster files, globs, folders (each raster in it is a scene) or scene lists: CSV
+    with an 'inputs' column (a file, or band files joined by ';') and an optional 'output'
+    column, or JSON: [{"inputs": [...], "output": "name.tif"}, ...]. Each map is written as
+    `predict` writes it; with more worker threads than scenes, a scene's rows are split across
+    workers. OUT_DIR/manifest.json records every scene; rerunning the command skips the scenes
+    that are complete and redoes the rest. Exit code 2 when any scene failed.
+
+    \b
+    Example:
+      bandfusion batch 'tiles/*.tif' scenes.csv -m water-model --out-dir maps
+      bandfusion batch tiles/ -m water-model --out-dir maps --scheduler tcp://10.0.0.5:8786
+    """
+    if scheduler and (workers or threads_per_worker):
+        raise click.UsageError("--workers and --threads-per-worker size the local cluster only")
+    scenes = collect_scenes(images)
+    start_client = (
+        functools.partial(connect, scheduler)
+        if scheduler
+        else functools.partial(local_client, workers, threads_per_worker)
+    )
+    options = BatchOptions(
+        device=device,
+        batch_pixels=batch_pixels,
+        resampling=resampling,
+        band_names=tuple(names) if (names := parse_names(band_names)) else None,
+    )
+    with _Progress(len(scenes), quiet) as progress:
+        result = run_batch(
+            scenes,
+            model_path,
+            out_dir,
+            force=force,
+            options=options,
+            events=progress,
+            start_client=start_client,
+        )
+    click.echo(result.format_summary())
+    if result.failed:
+        raise BatchError(
+            f"{len(result.failed)} of {len(result.records)} scenes failed; "
+            f"reasons in {result.manifest}"
+        )
