@@ -14,9 +14,7 @@ rounding of the folded weights. The kernel knows nothing of files or dask.
 from __future__ import annotations
 
 import copy
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal, cast, get_args
 
@@ -25,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .fusion import SpectralFusionNet
+from .threads import one_thread_on_cpu
 
 Precision = Literal["fp32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
@@ -136,7 +135,7 @@ class FusedKernel:
             )
         centred = self._zeros((self.sub_batch, self.in_bands), torch.float32)
         plan = self._plan(self.sub_batch)
-        with torch.inference_mode(), _one_thread_on_cpu(self.device):
+        with torch.inference_mode(), one_thread_on_cpu(self.device):
             for start in range(0, len(table), self.sub_batch):
                 stop = min(start + self.sub_batch, len(table))
                 # Cast (from uint16, say) and centre in fp32, in cache: centred values keep
@@ -166,27 +165,6 @@ class FusedKernel:
     def _zeros(self, shape: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
         """A buffer of zeros: padding rows must hold numbers, never NaN or denormal garbage."""
         return torch.zeros(shape, dtype=dtype, device=self.device)
-
-
-@contextmanager
-def _one_thread_on_cpu(device: torch.device) -> Iterator[None]:
-    """One intra-op thread for the kernel's GEMMs on a CPU.
-
-    BLAS splits a GEMM differently for different thread counts, which changes its rounding; and
-    the engine runs one kernel per core already (dask's threads), so a second pool of spinning
-    threads would only slow both down. Worker threads keep the setting: restoring it would
-    race with other workers' GEMMs through MKL's process-wide thread count.
-    """
-    previous = torch.get_num_threads()
-    if device.type != "cpu" or previous == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if threading.current_thread() is threading.main_thread():
-            torch.set_num_threads(previous)
 
 
 def _apply(layer: FusedLayer, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:

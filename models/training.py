@@ -15,6 +15,7 @@ from sklearn.metrics import f1_score
 from tqdm.auto import tqdm
 
 from .fusion import Activation, Norm, SpectralFusionNet
+from .threads import one_thread_on_cpu
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,8 @@ def fit_pixels(
     if x_val is None or y_val is None or len(y_val) == 0:
         x_val, y_val = x, y
     weight = None if class_weights is None else torch.as_tensor(class_weights).float().to(target)
-    history = _train(net, (x, y), (x_val, y_val), settings, weight, target, progress)
+    with one_thread_on_cpu(target):
+        history = _train(net, (x, y), (x_val, y_val), settings, weight, target, progress)
     return FitResult(net.cpu().eval(), history)
 
 

@@ -88,7 +88,10 @@ class SceneReader:
         try:
             data = dataset.read(list(source.indexes), window=window)
         except RasterioError as exc:
-            raise SceneError(f"{source.path}: read failed ({_first_line(exc)})") from exc
+            raise SceneError(
+                f"{source.path}: cannot read its pixels; the file is truncated or corrupt "
+                f"({_first_line(exc)})"
+            ) from exc
         if source.scale == 1.0 and source.offset == 0.0:
             return data
         scaled = data.astype(np.float32) * np.float32(source.scale) + np.float32(source.offset)
@@ -130,7 +133,11 @@ def _open_cached(source: SourceFile, grid: Grid, resampling: str) -> DatasetRead
 
 
 def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    """GDAL's own reason: rasterio wraps it as the cause of a generic 'Read failed'."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def inspect_raster(path: PathLike) -> tuple[DatasetReader, str]:
