@@ -100,7 +100,8 @@ def _widths(
     type=int,
     default=1,
     show_default=True,
-    help="CPU threads per method (torch, OpenMP, BLAS, n_jobs): comparable, repeatable runs.",
+    help="CPU threads per method (OpenMP, BLAS, n_jobs, torch inference; fusion training "
+    "always uses one): comparable, repeatable runs.",
 )
 @click.option(
     "-o",

@@ -9,9 +9,17 @@ from bandfusion.models.checkpoint import load_model
 from sklearn.metrics import get_scorer
 
 from ..explain import explain
+from ..progress import TaskProgress
 from .benchmark import prepare_output
 from .evaluate import _validation_blocks
-from .options import label_options, load_labels, load_scene, scene_options, seed_option
+from .options import (
+    label_options,
+    load_labels,
+    load_scene,
+    quiet_option,
+    scene_options,
+    seed_option,
+)
 
 
 @click.command("explain")
@@ -48,6 +56,7 @@ from .options import label_options, load_labels, load_scene, scene_options, seed
     help="Directory for explanation.json and the PNG plots (created if absent).",
 )
 @seed_option
+@quiet_option
 def explain_command(
     model_path: Path,
     images: tuple[Path, ...],
@@ -63,6 +72,7 @@ def explain_command(
     scoring: str,
     output: Path,
     seed: int,
+    quiet: bool,
 ) -> None:
     """Explain MODEL on IMAGE(s) and LABELS: permutation importance per band on held-out
     pixels, the first layer's band-mixing weights as a heat map, and per-class spectral
@@ -83,16 +93,17 @@ def explain_command(
     scene = load_scene(images, band_names, resampling)
     labels = load_labels(scene, labels_path, attribute, unlabelled, legend)
     where = _validation_blocks(model, labels, model_path) if split == "validation" else None
-    explanation = explain(
-        model,
-        scene,
-        labels,
-        where=where,
-        per_class_cap=per_class_cap or None,
-        n_repeats=repeats,
-        scoring=scoring,
-        seed=seed,
-    )
+    with TaskProgress("read pixels", disable=quiet):
+        explanation = explain(
+            model,
+            scene,
+            labels,
+            where=where,
+            per_class_cap=per_class_cap or None,
+            n_repeats=repeats,
+            scoring=scoring,
+            seed=seed,
+        )
     click.echo(f"{split} pixels of {labels_path}:")
     click.echo(explanation.format_table())
     for path in explanation.write(output):
