@@ -168,7 +168,7 @@ def parse_widths(text: str) -> tuple[int, ...]:
     """'128,32,128' → (128, 32, 128); '' or 'none' → () (a linear model)."""
     if text.strip().lower() in ("", "none"):
         return ()
-    widths = tuple(int(part) for part in text.split(","))
-    if any(w <= 0 for w in widths):
-        raise ValueError(f"layer widths must be positive: {text}")
-    return widths
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise ValueError(f"layer widths must be positive integers like 64,64: {text}")
+    return tuple(int(part) for part in parts)

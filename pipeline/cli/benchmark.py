@@ -12,31 +12,19 @@ from ..benchmark import PROTOCOLS, Protocol, available_methods, run_benchmark
 from ..errors import OutputError
 from ..hyperspectral import is_mat_file, read_mat_scene
 from ..labels import Labels
-from ..train import parse_widths
 from .options import (
     device_option,
     label_options,
     load_labels,
     load_scene,
+    names_callback,
     quiet_option,
     scene_options,
     seed_option,
+    widths_callback,
 )
 
 DEFAULT_PROTOCOL = Protocol()
-
-
-def _names(_ctx: click.Context, _param: click.Parameter, value: str | None) -> list[str] | None:
-    return [name.strip() for name in value.split(",")] if value else None
-
-
-def _widths(
-    _ctx: click.Context, _param: click.Parameter, value: str | None
-) -> tuple[int, ...] | None:
-    try:
-        return None if value is None else parse_widths(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 @click.command("benchmark")
@@ -74,7 +62,7 @@ def _widths(
 )
 @click.option(
     "--methods",
-    callback=_names,
+    callback=names_callback,
     help="Comma-separated methods [default: fusion, fusion+indices (Sentinel-2 band names), "
     "random-forest, svm, logistic, hist-gb].",
 )
@@ -86,7 +74,7 @@ def _widths(
     show_default=True,
     help="At most this many training pixels per class (0: no cap).",
 )
-@click.option("--hidden", callback=_widths, help="Fusion net hidden widths, e.g. 64,64.")
+@click.option("--hidden", callback=widths_callback, help="Fusion net hidden widths, e.g. 64,64.")
 @click.option("--epochs", type=int, help="Fusion net epochs.")
 @click.option("--dropout", type=float, help="Fusion net dropout.")
 @click.option("--lr", type=float, help="Fusion net learning rate.")

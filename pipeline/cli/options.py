@@ -12,6 +12,7 @@ import xarray as xr
 from ..grid import Grid
 from ..labels import Labels, read_labels
 from ..scene import RESAMPLING_METHODS, open_scene
+from ..train import parse_widths
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,6 +39,23 @@ def parse_unlabelled(value: str) -> int | str | None:
 
 def parse_names(value: str | None) -> list[str] | None:
     return [n.strip() for n in value.split(",")] if value else None
+
+
+def names_callback(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> list[str] | None:
+    """click callback: a comma-separated list of names."""
+    return parse_names(value)
+
+
+def widths_callback(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> tuple[int, ...] | None:
+    """click callback: '--hidden 128,32,128' → (128, 32, 128); absent stays None."""
+    try:
+        return None if value is None else parse_widths(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bars.")

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from bandfusion.models.checkpoint import check_model_path, save_model
 
-from ..train import TrainingSettings, parse_widths, train
+from ..train import TrainingSettings, train
 from .options import (
     device_option,
     label_options,
@@ -16,16 +16,10 @@ from .options import (
     quiet_option,
     scene_options,
     seed_option,
+    widths_callback,
 )
 
 DEFAULTS = TrainingSettings()
-
-
-def _widths(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, ...]:
-    try:
-        return parse_widths(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 @click.command("train")
@@ -36,7 +30,7 @@ def _widths(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[i
     "--hidden",
     default=",".join(map(str, DEFAULTS.hidden)),
     show_default=True,
-    callback=_widths,
+    callback=widths_callback,
     help="Hidden widths, e.g. 128,32,128 for a bottleneck; 'none' for a linear model.",
 )
 @click.option(
