@@ -127,6 +127,7 @@ def test_water_chip_ranks_nir_and_swir_above_cirrus_and_water_vapour(
             "3000",
             "--repeats",
             "3",
+            "-q",
             "-o",
             str(out),
         ]
