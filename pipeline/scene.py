@@ -35,6 +35,9 @@ from .windows import DEFAULT_CHUNK_PIXELS, chunk_grid
 PathLike = str | os.PathLike[str]
 RESAMPLING_METHODS = ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode")
 _HANDLES_PER_THREAD = 32
+MAX_SCENE_PIXELS = 2**40
+"""Scenes above ~1e12 px (a continent at 10 m is ~1e11) are refused before their task graph,
+which grows with the scene even though pixels are read lazily, is built."""
 
 
 @dataclass(frozen=True)
@@ -157,9 +160,15 @@ def inspect_raster(path: PathLike) -> tuple[DatasetReader, str]:
 
 
 def _check_readable(dataset: DatasetReader, name: str) -> None:
+    """Refuse, from the header alone, rasters that are empty, absurdly large or not numeric."""
     if dataset.count == 0 or dataset.width == 0 or dataset.height == 0:
         raise SceneError(
             f"{name}: raster is empty ({dataset.count} bands, {dataset.width}x{dataset.height} px)"
+        )
+    if dataset.width * dataset.height > MAX_SCENE_PIXELS:
+        raise SceneError(
+            f"{name}: header claims {dataset.width}x{dataset.height} px, more than the "
+            f"{MAX_SCENE_PIXELS:.2g} px one scene may have; split it into tiles"
         )
     for dtype in set(dataset.dtypes):
         kind = np.dtype(dtype).kind

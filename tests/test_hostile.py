@@ -100,6 +100,15 @@ def zero_bands(tmp: Path, data: Path, model: Path) -> list[str]:
     return ["predict", str(vrt), "-m", str(model)]
 
 
+def enormous_header(tmp: Path, data: Path, model: Path) -> list[str]:
+    vrt = tmp / "enormous.vrt"
+    vrt.write_text(
+        '<VRTDataset rasterXSize="2000000" rasterYSize="2000000">'
+        '<VRTRasterBand dataType="Int16" band="1"/></VRTDataset>'
+    )
+    return ["predict", str(vrt), "-m", str(model)]
+
+
 def complex_dtype(tmp: Path, data: Path, model: Path) -> list[str]:
     path = write_raster(tmp / "complex.tif", np.ones((13, 16, 16), dtype=np.complex64))
     return ["predict", str(path), "-m", str(model), "--band-names", S2_BANDS]
@@ -213,6 +222,7 @@ CASES: dict[str, Case] = {
     "TIFF cut at 90 %": Case(truncated(0.9), 2, f"cut90.tif: {CUT}"),
     "raster with 0 bands": Case(zero_bands, 2, "bandless.vrt"),
     "complex data type": Case(complex_dtype, 2, "unsupported data type complex64"),
+    "header claiming 2e6 x 2e6 px": Case(enormous_header, 2, "header claims 2000000x2000000 px"),
     "band files in two CRSs": Case(other_crs_band_files, 2, "CRS"),
     "band files that do not overlap": Case(disjoint_band_files, 2, "does not overlap"),
     "fewer bands than the model": Case(fewer_bands, 2, "do not match the model"),
