@@ -18,7 +18,7 @@ from bandfusion.models.training import FitSettings, fit_pixels
 from sklearn.utils.class_weight import compute_class_weight
 
 from . import __version__
-from .errors import LabelError
+from .errors import LabelError, ModelFileError
 from .evaluate import EvaluationReport, evaluate
 from .grid import Grid
 from .labels import Labels, read_labels
@@ -76,7 +76,7 @@ def train(
     config = TrainingSettings(**settings)
     if not isinstance(labels, Labels):
         labels = read_labels(labels, Grid.of(scene))
-    val_mask = _validation_mask(labels, config)
+    val_mask = _validation_mask(labels, config.block_size, config.val_fraction, config.seed)
     split = _sample(scene, labels, val_mask, config)
     n_classes = len(split.class_ids)
     fit = fit_pixels(
@@ -102,18 +102,26 @@ def train(
     return TrainingResult(model, validation, fit.history)
 
 
-def _validation_mask(labels: Labels, config: TrainingSettings) -> np.ndarray:
+def _validation_mask(labels: Labels, block_size: int, val_fraction: float, seed: int) -> np.ndarray:
     """Whole blocks held out for validation (none when val_fraction is 0)."""
-    return (
-        spatial_block_split(
-            labels,
-            block_size=config.block_size,
-            val_fraction=config.val_fraction,
-            seed=config.seed,
-        )
-        if config.val_fraction > 0
-        else np.zeros(labels.values.shape, dtype=bool)
-    )
+    if val_fraction <= 0:
+        return np.zeros(labels.values.shape, dtype=bool)
+    return spatial_block_split(labels, block_size=block_size, val_fraction=val_fraction, seed=seed)
+
+
+def held_out_blocks(model: TrainedModel, labels: Labels) -> np.ndarray:
+    """The validation blocks `train` drew for `model`, redrawn from the settings it stored.
+
+    Equal to training's own mask when `labels` are read as they were for training.
+    """
+    settings = model.meta.training
+    try:
+        block_size = int(settings["block_size"])
+        val_fraction = float(settings["val_fraction"])
+        seed = int(settings["seed"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError("model.json records no validation split") from exc
+    return _validation_mask(labels, block_size, val_fraction, seed)
 
 
 def _sample(

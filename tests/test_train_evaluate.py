@@ -14,7 +14,7 @@ from bandfusion.labels import read_labels
 from bandfusion.predict import predict_scene
 from bandfusion.sampling import spatial_block_split
 from bandfusion.scene import open_scene
-from bandfusion.train import parse_widths, train
+from bandfusion.train import held_out_blocks, parse_widths, train
 from sklearn.metrics import cohen_kappa_score, f1_score, jaccard_score, precision_score
 
 WATER = "sen1floods11_spain"
@@ -56,6 +56,7 @@ def test_validation_is_measured_on_blocks_training_never_saw(water, trained):
         labels, block_size=settings["block_size"], val_fraction=settings["val_fraction"], seed=3
     )
     assert 0 < (val & labels.labelled).sum() < labels.labelled.sum()
+    np.testing.assert_array_equal(held_out_blocks(trained.model, labels), val)
     again = evaluate(trained.model, scene, labels, where=val)
     np.testing.assert_array_equal(again.confusion, trained.validation.confusion)
     assert again.n_pixels == (val & labels.labelled).sum()

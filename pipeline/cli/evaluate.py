@@ -13,7 +13,7 @@ from ..evaluate import evaluate
 from ..geotiff import atomic_output, check_writable
 from ..labels import Labels
 from ..progress import TaskProgress
-from ..sampling import spatial_block_split
+from ..train import held_out_blocks
 from .options import (
     device_option,
     label_options,
@@ -63,7 +63,7 @@ def evaluate_command(
     model = load_model(model_path)
     scene = load_scene(images, band_names, resampling)
     labels = load_labels(scene, labels_path, attribute, unlabelled, legend)
-    where = _validation_blocks(model, labels, model_path) if split == "validation" else None
+    where = held_out(model, labels, model_path) if split == "validation" else None
     with TaskProgress("evaluate", disable=quiet):
         report = evaluate(model, scene, labels, where=where, device=device)
     click.echo(f"{split} pixels of {labels_path}:")
@@ -76,15 +76,9 @@ def evaluate_command(
         click.echo(f"json: {json_path}")
 
 
-def _validation_blocks(model: TrainedModel, labels: Labels, model_path: Path) -> np.ndarray:
-    """The validation mask `train` drew, redrawn from the settings stored in the model."""
-    settings = model.meta.training
+def held_out(model: TrainedModel, labels: Labels, model_path: Path) -> np.ndarray:
+    """`held_out_blocks`, with the model's path in the error a user sees."""
     try:
-        return spatial_block_split(
-            labels,
-            block_size=int(settings["block_size"]),
-            val_fraction=float(settings["val_fraction"]),
-            seed=int(settings["seed"]),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"{model_path}: model.json records no validation split") from exc
+        return held_out_blocks(model, labels)
+    except ModelFileError as exc:
+        raise ModelFileError(f"{model_path}: {exc}") from exc

@@ -11,7 +11,7 @@ from sklearn.metrics import get_scorer
 from ..explain import explain
 from ..progress import TaskProgress
 from .benchmark import prepare_output
-from .evaluate import _validation_blocks
+from .evaluate import held_out
 from .options import (
     label_options,
     load_labels,
@@ -92,7 +92,7 @@ def explain_command(
     model = load_model(model_path)
     scene = load_scene(images, band_names, resampling)
     labels = load_labels(scene, labels_path, attribute, unlabelled, legend)
-    where = _validation_blocks(model, labels, model_path) if split == "validation" else None
+    where = held_out(model, labels, model_path) if split == "validation" else None
     with TaskProgress("read pixels", disable=quiet):
         explanation = explain(
             model,
