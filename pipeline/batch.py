@@ -60,7 +60,10 @@ PARTS_PER_THREAD = 2
 _TEMPORARY = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}\.")
 
 
-_WORKER_ENVIRON = "distributed.nanny.pre-spawn-environ"
+_LOCAL_WORKER_CONFIG = {
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    "distributed.worker.profile.enabled": False,
+}
 
 
 class BatchError(BandfusionError):
@@ -363,12 +366,13 @@ def local_client(
     """A client of a new LocalCluster of worker processes on loopback, sized to the machine
     unless `workers` / `threads_per_worker` say otherwise; both close with the context.
 
-    Workers keep glibc's adaptive trimming: distributed's default (MALLOC_TRIM_THRESHOLD_ of
-    64 KiB) hands the megabytes each chunk allocates back to the system, to be faulted in again
-    for the next chunk, which costs 15 % more CPU a scene; chunks bound our memory anyway.
+    Two of distributed's defaults cost the engine CPU for nothing it needs. Its 64 KiB
+    MALLOC_TRIM_THRESHOLD_ hands the megabytes each chunk allocates back to the system, to be
+    faulted in again for the next chunk: 15 % more CPU a scene (chunks bound memory anyway).
+    Its profiler samples every worker thread's stack every 10 ms: 2-3 % more.
     """
     with (
-        dask.config.set({f"{_WORKER_ENVIRON}.MALLOC_TRIM_THRESHOLD_": None}),
+        dask.config.set(_LOCAL_WORKER_CONFIG),
         LocalCluster(
             n_workers=workers,
             threads_per_worker=threads_per_worker,
