@@ -22,7 +22,7 @@ from bandfusion import batch
 from bandfusion.batch import BatchEvents, SceneRecord, run_batch
 from bandfusion.cli import main
 from bandfusion.manifest import SceneSpec, file_sha256
-from distributed import Client, LocalCluster
+from distributed import Client
 
 from .test_batch import chip_bands, no_cluster, predict_sha256, save_chip_model, stack_chip
 
@@ -31,17 +31,8 @@ BANDFUSION = Path(sys.executable).with_name("bandfusion")
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Client]:
-    """Two single-thread worker processes, as on a 2-core machine."""
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=":0",
-        ) as cluster,
-        Client(cluster, set_as_default=False) as client,
-    ):
+    """Two single-thread worker processes, as on a 2-core machine, configured as users get them."""
+    with batch.local_client(workers=2, threads_per_worker=1) as client:
         yield client
 
 

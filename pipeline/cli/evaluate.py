@@ -19,13 +19,14 @@ from .options import (
     label_options,
     load_labels,
     load_scene,
+    model_option,
     quiet_option,
     scene_options,
 )
 
 
 @click.command("evaluate")
-@click.option("-m", "--model", "model_path", required=True, type=click.Path(path_type=Path))
+@model_option
 @scene_options
 @label_options
 @click.option(

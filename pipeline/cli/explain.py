@@ -16,6 +16,7 @@ from .options import (
     label_options,
     load_labels,
     load_scene,
+    model_option,
     quiet_option,
     scene_options,
     seed_option,
@@ -23,7 +24,7 @@ from .options import (
 
 
 @click.command("explain")
-@click.option("-m", "--model", "model_path", required=True, type=click.Path(path_type=Path))
+@model_option
 @scene_options
 @label_options
 @click.option(

@@ -58,6 +58,14 @@ def widths_callback(
         raise click.BadParameter(str(exc)) from None
 
 
+model_option = click.option(
+    "-m",
+    "--model",
+    "model_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Model directory (model.json + weights.safetensors).",
+)
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 device_option = click.option(

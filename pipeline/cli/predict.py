@@ -14,12 +14,12 @@ from ..geotiff import check_writable
 from ..outputs import write_model_output
 from ..predict import DEFAULT_BATCH_PIXELS, predict_proba_scene, predict_scene
 from ..preview import write_preview
-from .options import device_option, load_scene, quiet_option, scene_options
+from .options import device_option, load_scene, model_option, quiet_option, scene_options
 
 
 @click.command("predict")
 @scene_options
-@click.option("-m", "--model", "model_path", required=True, type=click.Path(path_type=Path))
+@model_option
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Map .tif.")
 @click.option(
     "--probabilities",
