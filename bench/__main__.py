@@ -21,7 +21,7 @@ import rasterio
 import torch
 
 from .report import Figure, format_table, ratios, record
-from .synthetic import model_path, scene_path
+from .synthetic import model_path, mosaic_path, scene_path
 
 SENTINEL2_SIZE = 10980
 
@@ -72,6 +72,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=SENTINEL2_SIZE, help="scene edge in pixels")
     parser.add_argument("--bands", type=int, default=12)
     parser.add_argument("--no-baseline", action="store_true", help="skip the rioxarray run")
+    parser.add_argument(
+        "--no-large", action="store_true", help="skip the memory figure on a 4× larger scene"
+    )
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
     args = parser.parse_args()
 
@@ -92,6 +95,10 @@ def main() -> None:
             run_figure("e2e", half, model, out / "half.tif", "fp32"),
         ]
         figures[-1].name = "e2e fp32, 50 % nodata"
+        if not args.no_large:
+            large = mosaic_path(scene, 2)
+            figures.append(run_figure("e2e", large, model, out / "large.tif", "fp32"))
+            figures[-1].name = "e2e fp32, 4× scene"
         bf16_agreement, valid = agreement(out / "fp32.tif", out / "bf16.tif")
         checks = {"valid_px": valid, "bf16_same_label": bf16_agreement}
         if not args.no_baseline:
