@@ -27,8 +27,10 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
 from .fusion import SpectralFusionNet
+from .indices import resolve_roles
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2 added derived spectral indices (`indices`, `band_roles`); version 1 files still load."""
 WEIGHTS_FILE = "weights.safetensors"
 METADATA_FILE = "model.json"
 MAX_METADATA_BYTES = 1024**2
@@ -45,6 +47,8 @@ class ModelMetadata:
     """Everything about a model except its weights; stored as model.json.
 
     Logit k of the network belongs to class `class_ids[k]`, the label value used in training.
+    The network's inputs are `bands` (what a scene must provide), then `indices`: spectral
+    indices prediction recomputes from the bands that `band_roles` names ({"nir": "B8", ...}).
     """
 
     bands: list[str]
@@ -54,8 +58,15 @@ class ModelMetadata:
     architecture: dict[str, Any]
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    indices: list[str] = field(default_factory=list)
+    band_roles: dict[str, str] = field(default_factory=dict)
     package_version: str = __version__
     format_version: int = FORMAT_VERSION
+
+    @property
+    def inputs(self) -> list[str]:
+        """The network's input channels in order: the bands, then the derived indices."""
+        return [*self.bands, *self.indices]
 
 
 @dataclass
@@ -128,9 +139,30 @@ def _metadata_from_json(doc: object) -> ModelMetadata:
         architecture=_field(doc, "architecture", _is_dict, "an object"),
         training=_field(doc, "training", _is_dict, "an object"),
         metrics=_field(doc, "metrics", _is_dict, "an object"),
+        indices=_optional_field(doc, "indices", _list_of(_is_str), "a list of strings", []),
+        band_roles=_optional_field(doc, "band_roles", _is_str_dict, "an object of strings", {}),
         package_version=_field(doc, "package_version", _is_str, "a string"),
         format_version=version,
     )
+
+
+def _optional_field(
+    doc: dict[str, Any], key: str, is_valid: Callable[[object], bool], what: str, default: Any
+) -> Any:
+    """`doc[key]` checked as `_field` does, or `default` when absent (fields added in format 2)."""
+    return _field(doc, key, is_valid, what) if key in doc else default
+
+
+def _is_str_dict(value: object) -> bool:
+    return isinstance(value, dict) and all(_is_str(v) for v in value.values())
+
+
+def _check_indices(meta: ModelMetadata) -> None:
+    """Every derived index is known and its roles name bands the model takes."""
+    try:
+        resolve_roles(meta.indices, meta.bands, meta.band_roles)
+    except ValueError as exc:
+        raise _Invalid(f"{METADATA_FILE} indices: {exc}") from None
 
 
 def _check_classes(meta: ModelMetadata) -> None:
@@ -152,14 +184,16 @@ def _check_classes(meta: ModelMetadata) -> None:
 def _build_net(meta: ModelMetadata) -> SpectralFusionNet:
     """A fresh network of the metadata's architecture, after checking that it fits the lists."""
     _check_classes(meta)
+    _check_indices(meta)
     try:
         net = SpectralFusionNet.from_config(meta.architecture)
     except ValueError as exc:
         raise _Invalid(f"{METADATA_FILE} architecture is invalid: {exc}") from None
-    if net.in_bands != len(meta.bands):
+    if net.in_bands != len(meta.inputs):
+        derived = f" and {len(meta.indices)} indices" if meta.indices else ""
         raise _Invalid(
             f"{METADATA_FILE} architecture takes {net.in_bands} input bands "
-            f"but lists {len(meta.bands)} bands"
+            f"but lists {len(meta.bands)} bands{derived}"
         )
     if net.n_classes != len(meta.class_ids):
         raise _Invalid(
@@ -455,6 +489,7 @@ def describe(model: TrainedModel) -> str:
     lines = [
         f"bandfusion model (format {meta.format_version}, bandfusion {meta.package_version})",
         f"bands ({len(meta.bands)}): {', '.join(meta.bands)}",
+        *([f"derived indices: {', '.join(meta.indices)}"] if meta.indices else []),
         f"classes ({len(meta.class_ids)}):",
         *(f"  {cid:>5}  {name}  #{r:02x}{g:02x}{b:02x}" for cid, name, (r, g, b) in classes),
         f"architecture: {' -> '.join(map(str, net.widths()))} "

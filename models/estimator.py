@@ -165,8 +165,8 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
     ) -> TrainedModel:
         """The fitted network with metadata, as `save_model` writes it; labels must be integers.
 
-        Derived indices are listed after the bands and recorded under training["indices"], so
-        `from_model` recomputes them.
+        Derived indices and their band roles are declared in the metadata, so prediction
+        (`predict_scene`, `from_model`) recomputes them from the bands.
         """
         check_is_fitted(self)
         if self.classes_.dtype.kind not in "iu":
@@ -175,16 +175,17 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
         training = {
             **self.get_params(),
             "random_state": self.seed_,
-            "band_roles": self.band_roles_,
             "estimator": type(self).__name__,
         }
         meta = ModelMetadata(
-            bands=[*self.bands_, *self.indices],
+            bands=list(self.bands_),
             class_ids=ids,
             class_names=list(class_names or [f"class {i}" for i in ids]),
             class_colors=list(class_colors or _palette(len(ids))),
             architecture=self.net_.config(),
             training=training,
+            indices=list(self.indices),
+            band_roles=dict(self.band_roles_),
         )
         return TrainedModel(self.net_.cpu().eval(), meta)
 
@@ -199,7 +200,7 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
         Its parameters are those recorded in the model, so a clone refits the same way.
         """
         meta, training = model.meta, model.meta.training
-        indices = tuple(training.get("indices", ()))
+        indices = tuple(meta.indices)
         net = model.net
         architecture = {
             "hidden": tuple(net.hidden),
@@ -212,14 +213,13 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
             **{**params, **architecture},
             class_weight=_stored_class_weight(training.get("class_weight", "balanced")),
             indices=indices,
-            band_roles=training.get("band_roles"),
+            band_roles=meta.band_roles or None,
             random_state=training.get("random_state", training.get("seed", 0)),
         )
-        bands = meta.bands[: len(meta.bands) - len(indices)]
         estimator.classes_ = np.asarray(meta.class_ids)
-        estimator.n_features_in_ = len(bands)
-        estimator.bands_ = bands
-        estimator.band_roles_ = resolve_roles(indices, bands, estimator.band_roles)
+        estimator.n_features_in_ = len(meta.bands)
+        estimator.bands_ = list(meta.bands)
+        estimator.band_roles_ = resolve_roles(indices, meta.bands, meta.band_roles)
         estimator.seed_ = _seed(estimator.random_state)
         estimator.net_ = net.eval()
         return estimator

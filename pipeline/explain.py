@@ -198,7 +198,7 @@ def explain(
         scoring=scoring,
         score=float(get_scorer(scoring)(classifier, x, y)),
         n_repeats=n_repeats,
-        inputs=list(meta.bands),
+        inputs=meta.inputs,
         mixing_weights=model.net.first_layer_weights().numpy(),
         class_ids=list(meta.class_ids),
         class_names=list(meta.class_names),

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import xarray as xr
 from bandfusion.models.checkpoint import TrainedModel
+from bandfusion.models.indices import append_indices, resolve_roles
 from bandfusion.models.inference import PRECISIONS, FusedKernel, Precision
 
 from .errors import BandfusionError, SceneError
@@ -74,7 +75,8 @@ def align_bands(scene: xr.DataArray, model: TrainedModel) -> xr.DataArray:
 
 
 class PixelClassifier:
-    """Runs a trained model's fused kernel on the valid pixels of one (band, y, x) block.
+    """Runs a trained model's fused kernel on the valid pixels of one (band, y, x) block,
+    after computing the spectral indices the model declares from those pixels' bands.
 
     Picklable and tokenized by its weights, so dask ships one copy per graph and caches by model.
     """
@@ -94,6 +96,9 @@ class PixelClassifier:
         # Whole kernel sub-batches: the kernel pads each call's last one, so smaller calls
         # would compute mostly padding.
         self.batch_pixels = -(-batch_pixels // self.kernel.sub_batch) * self.kernel.sub_batch
+        meta = model.meta
+        self.bands, self.indices = meta.bands, meta.indices
+        self.band_roles = resolve_roles(meta.indices, meta.bands, meta.band_roles)
         self.class_ids = np.asarray(model.meta.class_ids)
         self.dtype, self.nodata = class_map_encoding(model.meta.class_ids)
         self.token = _weights_digest(model)
@@ -103,7 +108,7 @@ class PixelClassifier:
 
     def classify_block(self, block: np.ndarray, nodata: tuple[float | None, ...]) -> np.ndarray:
         """(C, h, w) block → (h, w) class ids; nodata where any band is nodata or NaN."""
-        valid, table = _valid_table(block, nodata)
+        valid, table = self._inputs(block, nodata)
         out = np.full(valid.shape, self.nodata, dtype=self.dtype)
         if len(table):
             out[valid] = self.class_ids[self._run(self.kernel.classify, table)]
@@ -111,11 +116,21 @@ class PixelClassifier:
 
     def proba_block(self, block: np.ndarray, nodata: tuple[float | None, ...]) -> np.ndarray:
         """(C, h, w) block → (K, h, w) float32 class probabilities; NaN on nodata pixels."""
-        valid, table = _valid_table(block, nodata)
+        valid, table = self._inputs(block, nodata)
         out = np.full((len(self.class_ids), *valid.shape), np.nan, dtype=np.float32)
         if len(table):
             out[:, valid] = self._run(self.kernel.proba, table).T
         return out
+
+    def _inputs(
+        self, block: np.ndarray, nodata: tuple[float | None, ...]
+    ) -> tuple[np.ndarray, torch.Tensor]:
+        """The valid mask and the (M, inputs) table of valid pixels: bands, then indices."""
+        valid, table = _valid_table(block, nodata)
+        if self.indices and len(table):
+            derived = append_indices(table.numpy(), self.bands, self.indices, self.band_roles)
+            table = torch.from_numpy(derived)
+        return valid, table
 
     def _run(self, method: Callable[[torch.Tensor], torch.Tensor], table: torch.Tensor) -> Any:
         """`method` of the kernel over the table, `batch_pixels` at a time, as one numpy array.

@@ -14,11 +14,12 @@ import numpy as np
 import xarray as xr
 from bandfusion.models.checkpoint import ModelMetadata, TrainedModel
 from bandfusion.models.fusion import SpectralFusionNet
+from bandfusion.models.indices import append_indices, resolve_roles
 from bandfusion.models.training import FitSettings, fit_pixels
 from sklearn.utils.class_weight import compute_class_weight
 
 from . import __version__
-from .errors import LabelError, ModelFileError
+from .errors import LabelError, ModelFileError, SceneError
 from .evaluate import EvaluationReport, evaluate
 from .grid import Grid
 from .labels import Labels, read_labels
@@ -31,13 +32,17 @@ class TrainingSettings(FitSettings):
     """Everything that shapes a trained model; stored in model.json so a run can be repeated.
 
     The network and optimiser fields (and their defaults) are those of FitSettings, which the
-    shared training loop takes; these add how pixels are sampled and split.
+    shared training loop takes; these add how pixels are sampled and split, and which
+    spectral indices (NDVI, NDWI, MNDWI, NDBI) join the bands as inputs, from the bands that
+    `band_roles` names ({"nir": "B8", ...}; default: Sentinel-2 band names).
     """
 
     per_class_cap: int | None = 20000
     val_fraction: float = 0.2
     block_size: int = 64
     class_weight: bool = True
+    indices: tuple[str, ...] = ()
+    band_roles: dict[str, str] | None = None
 
 
 @dataclass
@@ -76,8 +81,14 @@ def train(
     config = TrainingSettings(**settings)
     if not isinstance(labels, Labels):
         labels = read_labels(labels, Grid.of(scene))
+    bands = [str(b) for b in scene["band"].values]
+    try:
+        roles = resolve_roles(config.indices, bands, config.band_roles)
+    except ValueError as exc:
+        sources = ", ".join(dict.fromkeys(str(s) for s in scene["source"].values))
+        raise SceneError(f"{sources}: {exc}") from None
     val_mask = _validation_mask(labels, config.block_size, config.val_fraction, config.seed)
-    split = _sample(scene, labels, val_mask, config)
+    split = _sample(scene, labels, val_mask, config, roles)
     n_classes = len(split.class_ids)
     fit = fit_pixels(
         split.x_train,
@@ -94,7 +105,7 @@ def train(
         device=resolve_device(device),
         progress=progress,
     )
-    model = TrainedModel(fit.net, _metadata(scene, labels, split, config, fit.net))
+    model = TrainedModel(fit.net, _metadata(scene, labels, split, config, fit.net, roles))
     validation = None
     if len(split.y_val):
         validation = evaluate(model, scene, labels, where=val_mask, device=device)
@@ -125,11 +136,20 @@ def held_out_blocks(model: TrainedModel, labels: Labels) -> np.ndarray:
 
 
 def _sample(
-    scene: xr.DataArray, labels: Labels, val_mask: np.ndarray, config: TrainingSettings
+    scene: xr.DataArray,
+    labels: Labels,
+    val_mask: np.ndarray,
+    config: TrainingSettings,
+    roles: dict[str, str],
 ) -> PixelSplit:
+    """Training and validation pixels as network inputs: bands, then the declared indices."""
     cap, seed = config.per_class_cap, config.seed
     x_train, y_train = sample_pixels(scene, labels, where=~val_mask, per_class_cap=cap, seed=seed)
     x_val, y_val = sample_pixels(scene, labels, where=val_mask, per_class_cap=cap, seed=seed + 1)
+    if config.indices:
+        bands = [str(b) for b in scene["band"].values]
+        x_train = append_indices(x_train, bands, config.indices, roles)
+        x_val = append_indices(x_val, bands, config.indices, roles)
     class_ids = sorted(int(c) for c in np.unique(y_train))
     if len(class_ids) < 2:
         raise LabelError(
@@ -152,11 +172,13 @@ def _metadata(
     split: PixelSplit,
     config: TrainingSettings,
     net: SpectralFusionNet,
+    roles: dict[str, str],
 ) -> ModelMetadata:
     legend = labels.legend.restrict(split.class_ids)
     training = {
         **asdict(config),
         "hidden": list(config.hidden),
+        "indices": list(config.indices),
         "labels": labels.source,
         "inputs": sorted({str(s) for s in scene["source"].values}),
         "samples": {"train": len(split.y_train), "validation": len(split.y_val)},
@@ -169,6 +191,8 @@ def _metadata(
         architecture=net.config(),
         training=training,
         package_version=__version__,
+        indices=list(config.indices),
+        band_roles=roles,
     )
 
 

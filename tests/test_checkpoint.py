@@ -338,6 +338,17 @@ JSON_EDITS = {
     "id > int32": (set_field("class_ids", [0, 1, 8, 2**31]), "does not fit in int32"),
     "id < int32": (set_field("class_ids", [0, 1, 8, -(2**31) - 1]), "does not fit in int32"),
     "in_bands": (set_arch("in_bands", 5), "takes 5 input bands but lists 4 bands"),
+    "an index more than the weights": (
+        set_field("indices", ["NDVI"]),
+        "takes 4 input bands but lists 4 bands and 1 indices",
+    ),
+    "unknown index": (set_field("indices", ["EVI"]), "unknown spectral index 'EVI'"),
+    "index without its band": (
+        lambda doc: doc.update(indices=["NDVI"], band_roles={"nir": "B99"}),
+        "no band for role 'nir'",
+    ),
+    "indices not a list": (set_field("indices", "NDVI"), "field 'indices' must be"),
+    "roles not strings": (set_field("band_roles", {"nir": 8}), "field 'band_roles' must be"),
     "n_classes": (set_arch("n_classes", 3), "has 3 outputs but lists 4 classes"),
     "norm name": (set_arch("norm", "group"), "architecture is invalid"),
     "arch key": (drop_arch_key("dropout"), "architecture is invalid"),
@@ -362,6 +373,15 @@ def test_tampered_model_json_is_refused(model_dir: Path, edit: Edit, fragment: s
     edit(doc)
     (model_dir / "model.json").write_text(json.dumps(doc))
     assert_refused(model_dir, fragment)
+
+
+def test_format_1_models_without_indices_still_load(model_dir: Path) -> None:
+    doc = json.loads((model_dir / "model.json").read_text())
+    for key in ("indices", "band_roles"):
+        del doc[key]
+    (model_dir / "model.json").write_text(json.dumps({**doc, "format_version": 1}))
+    meta = load_model(model_dir).meta
+    assert meta.format_version == 1 and meta.indices == [] and meta.inputs == BANDS
 
 
 @pytest.mark.parametrize(

@@ -148,9 +148,10 @@ def test_prediction_recomputes_declared_indices(tmp_path: Path) -> None:
     clf = SpectralFusionClassifier(**FAST, indices=("NDWI",), band_roles=roles).fit(x, y)
     path = clf.save(tmp_path / "model", class_names=["a", "b", "c"])
     stored = load_model(path)  # the ordinary model format, checked by the ordinary loader
-    assert stored.meta.bands == ["b1", "b2", "b3", "b4", "b5", "b6", "NDWI"]
+    assert stored.meta.bands == ["b1", "b2", "b3", "b4", "b5", "b6"]
+    assert stored.meta.indices == ["NDWI"] and stored.meta.band_roles == roles
+    assert stored.meta.inputs == [*stored.meta.bands, "NDWI"]
     assert stored.meta.class_ids == [3, 7, 255]
-    assert stored.meta.training["indices"] == ["NDWI"]
     loaded = SpectralFusionClassifier.load(path)
     assert loaded.indices == ("NDWI",) and loaded.band_roles_ == roles
     np.testing.assert_array_equal(loaded.predict_proba(x), clf.predict_proba(x))

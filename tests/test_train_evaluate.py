@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from bandfusion.errors import LabelError
+from bandfusion.errors import LabelError, SceneError
 from bandfusion.evaluate import evaluate, report_from_pixels
 from bandfusion.grid import Grid
 from bandfusion.labels import read_labels
+from bandfusion.models import SpectralFusionClassifier, load_model, save_model
 from bandfusion.predict import predict_scene
 from bandfusion.sampling import spatial_block_split
 from bandfusion.scene import open_scene
@@ -139,3 +140,31 @@ def test_width_lists_parse(text, widths):
 def test_bad_width_lists_are_refused():
     with pytest.raises(ValueError, match="positive"):
         parse_widths("64,0")
+
+
+def test_declared_indices_are_recomputed_by_every_prediction_path(water, tmp_path: Path):
+    scene, labels = water
+    result = train(scene, labels, seed=3, indices=("NDWI", "MNDWI"), **QUICK)
+    path = save_model(result.model, tmp_path / "indices-model")
+    model = load_model(path)
+    assert model.meta.bands == [str(b) for b in scene["band"].values]
+    assert model.meta.indices == ["NDWI", "MNDWI"]
+    assert model.meta.band_roles == {"green": "B3", "nir": "B8", "swir1": "B11"}
+    assert model.net.in_bands == len(model.meta.bands) + 2
+    # The scene path (kernel over chunks) and the estimator (indices appended to rows of
+    # bands) give the same labels: both recompute the indices from the raw bands.
+    window = scene.isel(y=slice(0, 64), x=slice(0, 64))
+    mapped = predict_scene(window, model, device="cpu").values.ravel()
+    rows = window.values.reshape(len(scene["band"]), -1).T.astype(np.float32)
+    estimated = SpectralFusionClassifier.from_model(model).predict(rows)
+    assert (mapped == estimated).mean() > 0.999
+    # The report train prints is evaluate's over the same blocks, indices recomputed.
+    again = evaluate(model, scene, labels, where=held_out_blocks(model, labels), device="cpu")
+    assert result.validation is not None
+    np.testing.assert_array_equal(again.confusion, result.validation.confusion)
+
+
+def test_indices_need_bands_for_their_roles(water):
+    scene, labels = water
+    with pytest.raises(SceneError, match="no band for role 'nir'"):
+        train(scene, labels, indices=("NDVI",), band_roles={"nir": "B99"}, **QUICK)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 from bandfusion.models.checkpoint import check_model_path, save_model
+from bandfusion.models.indices import INDICES
 
 from ..train import TrainingSettings, train
 from .options import (
@@ -20,6 +21,28 @@ from .options import (
 )
 
 DEFAULTS = TrainingSettings()
+
+
+def indices_callback(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, ...]:
+    """click callback: '--indices ndwi,MNDWI' → ("NDWI", "MNDWI"), known indices only."""
+    names = tuple(name.strip().upper() for name in value.split(",") if name.strip())
+    unknown = [name for name in names if name not in INDICES]
+    if unknown:
+        raise click.BadParameter(f"unknown index {unknown[0]}; known: {', '.join(INDICES)}")
+    return names
+
+
+def roles_callback(
+    _ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]
+) -> dict[str, str] | None:
+    """click callback: '--band-role nir=B8 --band-role red=B4' → {"nir": "B8", "red": "B4"}."""
+    roles = {}
+    for item in value:
+        role, sep, band = item.partition("=")
+        if not sep or not role.strip() or not band.strip():
+            raise click.BadParameter(f"expected ROLE=BAND such as nir=B8, got {item!r}")
+        roles[role.strip().lower()] = band.strip()
+    return roles or None
 
 
 @click.command("train")
@@ -72,6 +95,22 @@ DEFAULTS = TrainingSettings()
     help="Edge in pixels of the spatial blocks of the validation split.",
 )
 @click.option("--class-weight/--no-class-weight", default=True, show_default=True)
+@click.option(
+    "--indices",
+    default="",
+    callback=indices_callback,
+    help=f"Spectral indices added as inputs, e.g. NDWI,MNDWI (of {', '.join(INDICES)}); "
+    "prediction recomputes them from the bands.",
+)
+@click.option(
+    "--band-role",
+    "band_roles",
+    multiple=True,
+    callback=roles_callback,
+    metavar="ROLE=BAND",
+    help="The band an index role reads (green, red, nir, swir1), e.g. nir=B8; repeatable. "
+    "Default: Sentinel-2 band names (B3, B4, B8, B11).",
+)
 @seed_option
 @device_option
 @quiet_option
@@ -96,6 +135,8 @@ def train_command(
     val_fraction: float,
     block_size: int,
     class_weight: bool,
+    indices: tuple[str, ...],
+    band_roles: dict[str, str] | None,
     seed: int,
     device: str,
     quiet: bool,
@@ -129,6 +170,8 @@ def train_command(
         val_fraction=val_fraction,
         block_size=block_size,
         class_weight=class_weight,
+        indices=indices,
+        band_roles=band_roles,
         seed=seed,
     )
     path = save_model(result.model, output)
