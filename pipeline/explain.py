@@ -26,6 +26,7 @@ from .errors import LabelError, SceneError
 from .geotiff import atomic_output
 from .labels import Labels
 from .sampling import sample_pixels
+from .sources import scene_sources
 
 
 @dataclass(frozen=True)
@@ -221,6 +222,6 @@ def _model_bands(scene: xr.DataArray, bands: list[str]) -> xr.DataArray:
     have = [str(b) for b in scene["band"].values]
     missing = [b for b in bands if b not in have]
     if missing:
-        sources = ", ".join(dict.fromkeys(str(s) for s in scene["source"].values))
+        sources = scene_sources(scene)
         raise SceneError(f"{sources}: lacks the model's bands {missing} (has {have})")
     return scene.sel(band=bands)

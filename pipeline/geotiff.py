@@ -42,6 +42,7 @@ from rasterio.windows import Window
 from .errors import BandfusionWarning, OutputError
 from .gdalenv import GDAL_CACHE_MB, gdal_env
 from .grid import Grid
+from .nodata import valid_mask
 
 OVERVIEW_RESAMPLINGS = frozenset(
     {"nearest", "mode", "average", "rms", "bilinear", "gauss", "cubic", "cubicspline", "lanczos"}
@@ -126,7 +127,12 @@ def write_geotiff(
     )
     with atomic_output(path) as tmp, gdal_env(cache_mb):
         tiled = tmp.with_name(f"{tmp.stem}.gtiff.tif") if cog else tmp
-        _stream(data, tiled, profile, metadata, scheduler or "threads", progress)
+        if not _stream(data, tiled, profile, metadata, scheduler or "threads", progress):
+            source = array.attrs.get("source") or "the input"
+            warnings.warn(
+                BandfusionWarning(f"{source}: every pixel is nodata; {path} holds no data"),
+                stacklevel=2,
+            )
         if cog:
             _build_overviews(tiled, blocksize, Resampling[overview_resampling.lower()])
             _to_cog(tiled, tmp, profile["predictor"], blocksize)
@@ -195,14 +201,18 @@ def _stream(
     metadata: _Metadata,
     scheduler: str,
     progress: Callable[[int], None] | None,
-) -> None:
-    """Create the tiled GeoTIFF and write the chunks into it as dask computes them."""
+) -> bool:
+    """Create the tiled GeoTIFF and write the chunks into it as dask computes them.
+
+    Returns whether any pixel was valid (not nodata, NaN or infinite).
+    """
     with rasterio.open(path, "w", **profile) as dst:
         metadata.apply(dst)
-        with _WindowWriter(dst, progress) as writer:
+        with _WindowWriter(dst, metadata.nodata, progress) as writer:
             # dask types targets as arrays; any object with __setitem__ is one.
             target = cast(Any, writer)
             da.store(data, target, lock=writer.lock, compute=True, scheduler=scheduler)
+        return writer.saw_valid
 
 
 def _build_overviews(path: Path, blocksize: int, resampling: Resampling) -> None:
@@ -349,10 +359,15 @@ class _WindowWriter:
     """A `dask.array.store` target writing each (band, y, x) chunk into its window of a file."""
 
     def __init__(
-        self, dst: rasterio.io.DatasetWriter, progress: Callable[[int], None] | None
+        self,
+        dst: rasterio.io.DatasetWriter,
+        nodata: float | None,
+        progress: Callable[[int], None] | None,
     ) -> None:
         self.lock = threading.Lock()
+        self.saw_valid = False
         self._dst = dst
+        self._nodata = nodata
         self._progress = progress
         self._open = True
 
@@ -371,5 +386,7 @@ class _WindowWriter:
         if not self._open:
             raise RuntimeError("chunk arrived after the map writer was closed")
         self._dst.write(value, window=Window.from_slices(key[1], key[2]))
+        if not self.saw_valid:
+            self.saw_valid = bool(valid_mask(value, (self._nodata,) * len(value)).any())
         if self._progress is not None:
             self._progress(value.shape[1] * value.shape[2])

@@ -22,6 +22,7 @@ from bandfusion.models.inference import PRECISIONS, FusedKernel, Precision
 from .errors import BandfusionError, SceneError
 from .grid import Grid
 from .nodata import band_nodata, valid_mask
+from .sources import scene_sources
 
 DEFAULT_BATCH_PIXELS = 1 << 20
 """Pixels per kernel call: a whole default chunk, in one host-to-device copy on a GPU.
@@ -67,7 +68,7 @@ def align_bands(scene: xr.DataArray, model: TrainedModel) -> xr.DataArray:
     missing = [b for b in want if b not in have]
     if not missing:
         return scene.sel(band=want)
-    sources = ", ".join(dict.fromkeys(str(s) for s in scene["source"].values))
+    sources = scene_sources(scene)
     raise SceneError(
         f"{sources}: bands {have} do not match the model's {want} (missing {missing}); "
         "name the bands with --band-names or use a model trained on these bands"
@@ -241,6 +242,6 @@ def _map_array(
         data,
         dims=dims,
         coords={"y": scene["y"], "x": scene["x"]},
-        attrs={**grid.to_attrs(), "nodata": nodata},
+        attrs={**grid.to_attrs(), "nodata": nodata, "source": scene_sources(scene)},
         name=name,
     )

@@ -25,6 +25,7 @@ from .grid import Grid
 from .labels import Labels, read_labels
 from .predict import resolve_device
 from .sampling import sample_pixels, spatial_block_split
+from .sources import scene_sources
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def train(
     try:
         roles = resolve_roles(config.indices, bands, config.band_roles)
     except ValueError as exc:
-        sources = ", ".join(dict.fromkeys(str(s) for s in scene["source"].values))
+        sources = scene_sources(scene)
         raise SceneError(f"{sources}: {exc}") from None
     val_mask = _validation_mask(labels, config.block_size, config.val_fraction, config.seed)
     split = _sample(scene, labels, val_mask, config, roles)

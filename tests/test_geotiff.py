@@ -382,7 +382,7 @@ def test_the_writer_refuses_chunks_that_arrive_after_it_closed(tmp_path: Path) -
     profile = {"driver": "GTiff", "width": 4, "height": 4, "count": 1, "dtype": "uint8"}
     chunk = np.ones((1, 2, 2), dtype=np.uint8)
     with rasterio.open(tmp_path / "map.tif", "w", **profile, crs=UTM, transform=TRANSFORM) as dst:
-        with geotiff._WindowWriter(dst, progress=None) as writer:
+        with geotiff._WindowWriter(dst, nodata=255, progress=None) as writer:
             writer[slice(0, 1), slice(0, 2), slice(0, 2)] = chunk
         with pytest.raises(RuntimeError, match="after the map writer was closed"):
             writer[slice(0, 1), slice(2, 4), slice(2, 4)] = chunk

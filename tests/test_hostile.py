@@ -286,6 +286,29 @@ def test_nan_and_inf_pixels_become_nodata(
     assert (classes[3:] != 255).all() and (classes[:3, 4:] != 255).all()
 
 
+@pytest.mark.parametrize("probabilities", [False, True], ids=["classes", "probabilities"])
+def test_an_all_nodata_scene_gives_an_all_nodata_map_and_a_warning(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str], probabilities: bool
+):
+    values = np.zeros((13, 40, 40), dtype=np.uint16)
+    path = write_raster(tmp_path / "empty-swath.tif", values, nodata=0)
+    out, proba = tmp_path / "map.tif", tmp_path / "proba.tif"
+    extra = ["--probabilities", str(proba)] if probabilities else []
+    code, _, err = cli(["predict", str(path), "-m", str(model_dir), "-o", str(out), "-q",
+                        "--band-names", S2_BANDS, *extra], capsys)  # fmt: skip
+    assert code == 0, err
+    warnings = err.strip().splitlines()
+    assert warnings[0] == (
+        f"bandfusion: warning: {path}: every pixel is nodata; {out} holds no data"
+    )
+    assert len(warnings) == (2 if probabilities else 1)
+    with rasterio.open(out) as src:
+        assert (src.read(1) == src.nodata).all()
+    if probabilities:
+        with rasterio.open(proba) as src:
+            assert np.isnan(src.read()).all()
+
+
 def test_labels_in_another_crs_are_reprojected(
     tmp_path: Path, data_dir: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
 ):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import signal
 import sys
+import warnings
 
 import click
 
 from .. import __version__
-from ..errors import BandfusionError
+from ..errors import BandfusionError, BandfusionWarning
 from .batch import batch_command
 from .benchmark import benchmark_command
 from .evaluate import evaluate_command
@@ -51,8 +52,30 @@ def _interrupt_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
+    """Our warnings as one line, `bandfusion: warning: ...`; others as Python shows them."""
+    if issubclass(category, BandfusionWarning):
+        click.echo(f"bandfusion: warning: {message}", err=True)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors → one line on stderr and exit 2; crashes → exit 1."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        _run(argv)
+
+
+def _run(argv: list[str] | None) -> None:
+    """Run the command line, turning each kind of failure into its message and exit code."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     _interrupt_on_sigterm()
     try:
