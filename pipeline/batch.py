@@ -456,7 +456,7 @@ def run_batch(
                     events.scene_done(record)
         finally:
             manifest.flush()
-        _remove_temporaries([*targets, manifest.path])
+    _remove_temporaries([*targets, manifest.path])  # even when all was done before a crash
     return BatchResult(tuple(records.values()), manifest.path, time.perf_counter() - start)
 
 

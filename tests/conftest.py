@@ -1,10 +1,13 @@
-"""Shared fixtures: paths to the bundled real data."""
+"""Shared fixtures: paths to the bundled real data, and a small dask.distributed cluster."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from bandfusion import batch
+from distributed import Client
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -12,3 +15,10 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Client]:
+    """Two single-thread worker processes, as on a 2-core machine, configured as users get them."""
+    with batch.local_client(workers=2, threads_per_worker=1) as client:
+        yield client

@@ -31,7 +31,7 @@ from bandfusion.outputs import write_model_output
 from bandfusion.predict import predict_scene
 from bandfusion.scene import open_scene
 
-from .helpers import random_model
+from .helpers import no_cluster, random_model
 
 CHIPS = Path(__file__).resolve().parent.parent / "data" / "oncloudn_s2"
 BANDS = ("B02", "B03", "B04", "B08")
@@ -66,11 +66,6 @@ def predict_sha256(inputs: list[Path], model_dir: Path, path: Path) -> str:
     model = load_model(model_dir)
     write_model_output(predict_scene(open_scene(inputs), model), path, model)
     return file_sha256(path)
-
-
-def no_cluster() -> None:
-    """A start_client for runs that must not start one."""
-    raise AssertionError("a cluster was started")
 
 
 @pytest.fixture(scope="module")

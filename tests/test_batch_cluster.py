@@ -10,8 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,16 +23,8 @@ from bandfusion.cli import main
 from bandfusion.manifest import SceneSpec, file_sha256
 from distributed import Client
 
-from .test_batch import chip_bands, no_cluster, predict_sha256, save_chip_model, stack_chip
-
-BANDFUSION = Path(sys.executable).with_name("bandfusion")
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[Client]:
-    """Two single-thread worker processes, as on a 2-core machine, configured as users get them."""
-    with batch.local_client(workers=2, threads_per_worker=1) as client:
-        yield client
+from .helpers import BANDFUSION, kill_busy_worker, manifest_scenes, no_cluster, wait_for
+from .test_batch import chip_bands, predict_sha256, save_chip_model, stack_chip
 
 
 @pytest.fixture(scope="module")
@@ -232,13 +223,8 @@ class _KillWorker(BatchEvents):
         self.killed: str | None = None
 
     def scene_done(self, record: SceneRecord) -> None:
-        if self.killed:
-            return
-        busy = [w for w, keys in self.client.processing().items() if keys]
-        assert busy, "no scene running when the first one was done"
-        self.killed = busy[0]
-        pid = self.client.run(os.getpid, workers=[self.killed])[self.killed]
-        os.kill(pid, signal.SIGKILL)
+        if not self.killed:
+            self.killed = kill_busy_worker(self.client)
 
 
 @pytest.mark.slow
@@ -265,7 +251,7 @@ def external_cluster(tmp_path: Path) -> Iterator[str]:
         processes.append(_start("distributed.cli.dask_scheduler", "--port", "0", *where))
         processes.append(_start("distributed.cli.dask_worker", "--nworkers", "2",
                                 "--nthreads", "1", "--death-timeout", "60", *where))  # fmt: skip
-        _wait_for(scheduler_file.exists, "scheduler file")
+        wait_for(scheduler_file.exists, "scheduler file")
         with Client(scheduler_file=str(scheduler_file), set_as_default=False) as probe:
             probe.wait_for_workers(2, timeout=60)
             yield str(probe.scheduler.address)
@@ -282,14 +268,6 @@ def _start(module: str, *args: str) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-
-
-def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no {what} after {timeout} s")
-        time.sleep(0.01)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -342,7 +320,7 @@ def test_a_killed_command_resumes_to_the_same_maps_as_a_clean_run(
             "--scheduler", client.scheduler.address, "-q"]  # fmt: skip
     process = subprocess.Popen([str(BANDFUSION), *args], stdout=subprocess.DEVNULL)
     try:
-        _wait_for(lambda: _statuses(out).count("done") >= 1, "finished scene", timeout=120)
+        wait_for(lambda: _statuses(out).count("done") >= 1, "finished scene", timeout=120)
     finally:
         process.kill()
         process.wait(timeout=30)
@@ -357,7 +335,4 @@ def test_a_killed_command_resumes_to_the_same_maps_as_a_clean_run(
 
 
 def _statuses(out: Path) -> list[str]:
-    try:
-        return [s["status"] for s in json.loads((out / "manifest.json").read_text())["scenes"]]
-    except (OSError, ValueError):
-        return []
+    return [scene["status"] for scene in manifest_scenes(out)]
