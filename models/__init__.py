@@ -1,6 +1,13 @@
-"""The spectral-fusion network, its checkpoint format and estimators; no file or CLI code."""
+"""The spectral-fusion network, its checkpoint format and estimators; no file or CLI code.
 
-from .baselines import BASELINES, make_baseline
+The network, the model format and the indices load with the package; the scikit-learn parts
+(estimator, baselines, training loop) load on first use.
+"""
+
+from typing import TYPE_CHECKING
+
+from bandfusion.lazy import make_lazy
+
 from .checkpoint import (
     FORMAT_VERSION,
     ModelMetadata,
@@ -9,10 +16,25 @@ from .checkpoint import (
     load_model,
     save_model,
 )
-from .estimator import SpectralFusionClassifier
 from .fusion import SpectralFusionNet
 from .indices import INDICES, append_indices
-from .training import FitResult, FitSettings, fit_pixels
+
+if TYPE_CHECKING:
+    from .baselines import BASELINES, make_baseline
+    from .estimator import SpectralFusionClassifier
+    from .training import FitResult, FitSettings, fit_pixels
+
+make_lazy(
+    __name__,
+    {
+        "BASELINES": ".baselines",
+        "make_baseline": ".baselines",
+        "SpectralFusionClassifier": ".estimator",
+        "FitResult": ".training",
+        "FitSettings": ".training",
+        "fit_pixels": ".training",
+    },
+)
 
 __all__ = [
     "BASELINES",

@@ -195,13 +195,3 @@ def _metadata(
         indices=list(config.indices),
         band_roles=roles,
     )
-
-
-def parse_widths(text: str) -> tuple[int, ...]:
-    """'128,32,128' → (128, 32, 128); '' or 'none' → () (a linear model)."""
-    if text.strip().lower() in ("", "none"):
-        return ()
-    parts = [part.strip() for part in text.split(",")]
-    if not all(part.isdigit() and int(part) > 0 for part in parts):
-        raise ValueError(f"layer widths must be positive integers like 64,64: {text}")
-    return tuple(int(part) for part in parts)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from bandfusion.cli.options import parse_widths
 from bandfusion.errors import LabelError, SceneError
 from bandfusion.evaluate import evaluate, report_from_pixels
 from bandfusion.grid import Grid
@@ -15,7 +16,7 @@ from bandfusion.models import SpectralFusionClassifier, load_model, save_model
 from bandfusion.predict import predict_scene
 from bandfusion.sampling import spatial_block_split
 from bandfusion.scene import open_scene
-from bandfusion.train import held_out_blocks, parse_widths, train
+from bandfusion.train import held_out_blocks, train
 from sklearn.metrics import cohen_kappa_score, f1_score, jaccard_score, precision_score
 
 WATER = "sen1floods11_spain"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
 import warnings
@@ -10,16 +11,27 @@ import click
 
 from .. import __version__
 from ..errors import BandfusionError, BandfusionWarning
-from .batch import batch_command
-from .benchmark import benchmark_command
-from .evaluate import evaluate_command
-from .explain import explain_command
-from .info import info_command
-from .predict import predict_command
-from .train import train_command
+
+SUBCOMMANDS = ("train", "predict", "evaluate", "info", "benchmark", "explain", "batch")
+"""Each subcommand NAME is `NAME_command` in this package's module NAME."""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group that imports a subcommand's module only when that subcommand runs (or `--help`
+    lists them all), so `bandfusion predict` loads neither scikit-learn nor dask.distributed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in SUBCOMMANDS:
+            return None
+        module = importlib.import_module(f".{cmd_name}", __name__)
+        command: click.Command = getattr(module, f"{cmd_name}_command")
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bandfusion")
 @click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
 @click.pass_context
@@ -32,15 +44,6 @@ def cli(ctx: click.Context, debug: bool) -> None:
       bandfusion predict scene.tif -m model -o map.tif --preview map.png
     """
     ctx.obj = {"debug": debug}
-
-
-cli.add_command(train_command)
-cli.add_command(predict_command)
-cli.add_command(evaluate_command)
-cli.add_command(info_command)
-cli.add_command(benchmark_command)
-cli.add_command(explain_command)
-cli.add_command(batch_command)
 
 
 def _interrupt_on_sigterm() -> None:

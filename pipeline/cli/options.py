@@ -12,7 +12,6 @@ import xarray as xr
 from ..grid import Grid
 from ..labels import Labels, read_labels
 from ..scene import RESAMPLING_METHODS, open_scene
-from ..train import parse_widths
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,6 +34,16 @@ def parse_unlabelled(value: str) -> int | str | None:
         return int(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not auto, none or an integer") from None
+
+
+def parse_widths(text: str) -> tuple[int, ...]:
+    """'128,32,128' → (128, 32, 128); '' or 'none' → () (a linear model)."""
+    if text.strip().lower() in ("", "none"):
+        return ()
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise ValueError(f"layer widths must be positive integers like 64,64: {text}")
+    return tuple(int(part) for part in parts)
 
 
 def parse_names(value: str | None) -> list[str] | None:

@@ -13,7 +13,6 @@ from tqdm.auto import tqdm
 from ..geotiff import check_writable
 from ..outputs import write_model_output
 from ..predict import DEFAULT_BATCH_PIXELS, predict_proba_scene, predict_scene
-from ..preview import write_preview
 from .options import device_option, load_scene, model_option, quiet_option, scene_options
 
 
@@ -82,6 +81,8 @@ def predict_command(
         )
         _write(proba, probabilities, model, cog=cog, quiet=quiet)
     if preview is not None:
+        from ..preview import write_preview  # matplotlib: loaded only when a preview is asked
+
         write_preview(
             output,
             preview,

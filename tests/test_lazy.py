@@ -1,0 +1,45 @@
+"""`import bandfusion` and `bandfusion predict` load neither scikit-learn nor matplotlib, and the
+lazily exported names still work however the package was reached."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+HEAVY = ("sklearn", "matplotlib", "distributed")
+
+
+def run_python(code: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_the_predict_path_imports_no_heavy_optional_packages() -> None:
+    loaded = run_python(
+        "import sys, bandfusion, bandfusion.cli\n"
+        "bandfusion.cli.LazyGroup().get_command(None, 'predict')\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    assert loaded == "[]"
+
+
+def test_lazy_names_are_the_functions_even_after_their_submodule_was_imported() -> None:
+    names = run_python(
+        "import bandfusion, bandfusion.train, bandfusion.evaluate\n"
+        "from bandfusion.explain import Explanation\n"
+        "print(*(type(getattr(bandfusion, n)).__name__ for n in "
+        "('train', 'evaluate', 'explain', 'SpectralFusionClassifier')))"
+    )
+    assert names == "function function function type"
+
+
+def test_unknown_names_raise_attribute_error() -> None:
+    message = run_python(
+        "import bandfusion\n"
+        "try:\n    bandfusion.no_such_name\n"
+        "except AttributeError as exc:\n    print(exc)"
+    )
+    assert message == "module 'bandfusion' has no attribute 'no_such_name'"
