@@ -46,9 +46,11 @@ def resolve_roles(
         candidates = (roles[role],) if roles and role in roles else SENTINEL2_ROLES.get(role, ())
         band = next((b for b in candidates if b in bands), None)
         if band is None:
+            shown = ", ".join(bands[:6]) + (f", ... ({len(bands)} bands)" if len(bands) > 6 else "")
             raise ValueError(
                 f"no band for role {role!r} (tried {', '.join(candidates) or 'nothing'}) "
-                f"among bands {list(bands)}; pass band_roles={{{role!r}: 'BAND'}}"
+                f"among {shown}; name it with --band-role {role}=BAND "
+                f"(band_roles={{{role!r}: 'BAND'}} in Python)"
             )
         resolved[role] = band
     return resolved

@@ -100,6 +100,15 @@ def zero_bands(tmp: Path, data: Path, model: Path) -> list[str]:
     return ["predict", str(vrt), "-m", str(model)]
 
 
+def zero_pixels(tmp: Path, data: Path, model: Path) -> list[str]:
+    vrt = tmp / "pixelless.vrt"
+    vrt.write_text(
+        '<VRTDataset rasterXSize="0" rasterYSize="16">'
+        '<VRTRasterBand dataType="UInt16" band="1"/></VRTDataset>'
+    )
+    return ["predict", str(vrt), "-m", str(model)]
+
+
 def enormous_header(tmp: Path, data: Path, model: Path) -> list[str]:
     vrt = tmp / "enormous.vrt"
     vrt.write_text(
@@ -185,6 +194,19 @@ def _newer(meta: dict) -> None:
     meta["format_version"] = 99
 
 
+def _unknown_index(meta: dict) -> None:
+    meta["indices"] = ["EVI"]
+    meta["architecture"]["in_bands"] += 1
+
+
+def indices_without_their_bands(tmp: Path, data: Path, model: Path) -> list[str]:
+    return [
+        "train", str(data / "eolearn_slovenia/ndvi_stack.tif"),
+        "--labels", str(data / "eolearn_slovenia/lulc.tif"), "--indices", "NDWI",
+        "-o", str(tmp / "m"),
+    ]  # fmt: skip
+
+
 def labels_elsewhere(tmp: Path, data: Path, model: Path) -> list[str]:
     return [
         "evaluate", "-m", str(model), str(data / S2),
@@ -221,6 +243,7 @@ CASES: dict[str, Case] = {
     "TIFF cut at 50 %": Case(truncated(0.5), 2, f"cut50.tif: {CUT}"),
     "TIFF cut at 90 %": Case(truncated(0.9), 2, f"cut90.tif: {CUT}"),
     "raster with 0 bands": Case(zero_bands, 2, "bandless.vrt"),
+    "raster with 0 pixels": Case(zero_pixels, 2, "Invalid dataset dimensions : 0 x 16"),
     "complex data type": Case(complex_dtype, 2, "unsupported data type complex64"),
     "header claiming 2e6 x 2e6 px": Case(enormous_header, 2, "header claims 2000000x2000000 px"),
     "band files in two CRSs": Case(other_crs_band_files, 2, "CRS"),
@@ -231,12 +254,24 @@ CASES: dict[str, Case] = {
     "model.json drops a band": Case(edited_model(_drop_band, "dropped"), 2, "weights"),
     "model.json adds a class": Case(edited_model(_extra_class, "extra"), 2, "weights"),
     "model from a newer format": Case(edited_model(_newer, "newer"), 2, "newer bandfusion"),
+    "model.json names an unknown index": Case(
+        edited_model(_unknown_index, "evi"), 2, "unknown spectral index 'EVI'"
+    ),
+    "indices the scene has no bands for": Case(
+        indices_without_their_bands, 2, "no band for role 'green'"
+    ),
     "missing model": Case(missing_model, 2, "no such model"),
     "labels that do not overlap": Case(labels_elsewhere, 2, "do not overlap"),
     "vector labels without the attribute": Case(vector_labels_without_the_attribute, 2, "CROP_ID"),
     "vector labels elsewhere": Case(vector_labels_elsewhere, 2, "LULC.gpkg"),
     "output path is a directory": Case(output_is_directory, 2, "is a directory"),
 }  # fmt: skip
+
+
+def test_every_case_is_a_row_of_the_docs_table() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "hostile-inputs.md").read_text()
+    rows = {line.split("|")[1].strip() for line in doc.splitlines() if line.startswith("| ")}
+    assert sorted(set(CASES) - rows) == []
 
 
 def cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
