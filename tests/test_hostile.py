@@ -94,28 +94,21 @@ def zero_size(tmp: Path, data: Path, model: Path) -> list[str]:
     return ["predict", str(tmp / "empty.tif"), "-m", str(model)]
 
 
-def zero_bands(tmp: Path, data: Path, model: Path) -> list[str]:
-    vrt = tmp / "bandless.vrt"
-    vrt.write_text('<VRTDataset rasterXSize="16" rasterYSize="16"></VRTDataset>')
-    return ["predict", str(vrt), "-m", str(model)]
+def vrt_header(
+    name: str, width: int, height: int, bands: int
+) -> Callable[[Path, Path, Path], list]:
+    """A VRT whose header claims `width` x `height` px and `bands` bands, and nothing more."""
 
+    def make(tmp: Path, data: Path, model: Path) -> list[str]:
+        vrt = tmp / name
+        band = '<VRTRasterBand dataType="UInt16" band="{}"/>'
+        body = "".join(band.format(k + 1) for k in range(bands))
+        vrt.write_text(
+            f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">{body}</VRTDataset>'
+        )
+        return ["predict", str(vrt), "-m", str(model)]
 
-def zero_pixels(tmp: Path, data: Path, model: Path) -> list[str]:
-    vrt = tmp / "pixelless.vrt"
-    vrt.write_text(
-        '<VRTDataset rasterXSize="0" rasterYSize="16">'
-        '<VRTRasterBand dataType="UInt16" band="1"/></VRTDataset>'
-    )
-    return ["predict", str(vrt), "-m", str(model)]
-
-
-def enormous_header(tmp: Path, data: Path, model: Path) -> list[str]:
-    vrt = tmp / "enormous.vrt"
-    vrt.write_text(
-        '<VRTDataset rasterXSize="2000000" rasterYSize="2000000">'
-        '<VRTRasterBand dataType="Int16" band="1"/></VRTDataset>'
-    )
-    return ["predict", str(vrt), "-m", str(model)]
+    return make
 
 
 def complex_dtype(tmp: Path, data: Path, model: Path) -> list[str]:
@@ -199,14 +192,6 @@ def _unknown_index(meta: dict) -> None:
     meta["architecture"]["in_bands"] += 1
 
 
-def indices_without_their_bands(tmp: Path, data: Path, model: Path) -> list[str]:
-    return [
-        "train", str(data / "eolearn_slovenia/ndvi_stack.tif"),
-        "--labels", str(data / "eolearn_slovenia/lulc.tif"), "--indices", "NDWI",
-        "-o", str(tmp / "m"),
-    ]  # fmt: skip
-
-
 def labels_elsewhere(tmp: Path, data: Path, model: Path) -> list[str]:
     return [
         "evaluate", "-m", str(model), str(data / S2),
@@ -214,12 +199,17 @@ def labels_elsewhere(tmp: Path, data: Path, model: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def vector_labels_without_the_attribute(tmp: Path, data: Path, model: Path) -> list[str]:
-    return [
-        "train", str(data / "eolearn_slovenia/ndvi_stack.tif"),
-        "--labels", str(data / "eolearn_slovenia/LULC.gpkg"), "--attribute", "CROP_ID",
-        "-o", str(tmp / "m"),
-    ]  # fmt: skip
+def train_on_slovenia(labels: str, *options: str) -> Callable[[Path, Path, Path], list]:
+    """`bandfusion train` on the Slovenia NDVI stack with `labels` and `options`."""
+
+    def make(tmp: Path, data: Path, model: Path) -> list[str]:
+        stack, labelled = (
+            data / "eolearn_slovenia/ndvi_stack.tif",
+            data / "eolearn_slovenia" / labels,
+        )
+        return ["train", str(stack), "--labels", str(labelled), *options, "-o", str(tmp / "m")]
+
+    return make
 
 
 def vector_labels_elsewhere(tmp: Path, data: Path, model: Path) -> list[str]:
@@ -242,10 +232,14 @@ CASES: dict[str, Case] = {
     "TIFF cut at 1 %": Case(truncated(0.01), 2, f"cut1.tif: {CUT}"),
     "TIFF cut at 50 %": Case(truncated(0.5), 2, f"cut50.tif: {CUT}"),
     "TIFF cut at 90 %": Case(truncated(0.9), 2, f"cut90.tif: {CUT}"),
-    "raster with 0 bands": Case(zero_bands, 2, "bandless.vrt"),
-    "raster with 0 pixels": Case(zero_pixels, 2, "Invalid dataset dimensions : 0 x 16"),
+    "raster with 0 bands": Case(vrt_header("bandless.vrt", 16, 16, 0), 2, "bandless.vrt"),
+    "raster with 0 pixels": Case(
+        vrt_header("pixelless.vrt", 0, 16, 1), 2, "Invalid dataset dimensions : 0 x 16"
+    ),
     "complex data type": Case(complex_dtype, 2, "unsupported data type complex64"),
-    "header claiming 2e6 x 2e6 px": Case(enormous_header, 2, "header claims 2000000x2000000 px"),
+    "header claiming 2e6 x 2e6 px": Case(
+        vrt_header("enormous.vrt", 2_000_000, 2_000_000, 1), 2, "header claims 2000000x2000000 px"
+    ),
     "band files in two CRSs": Case(other_crs_band_files, 2, "CRS"),
     "band files that do not overlap": Case(disjoint_band_files, 2, "does not overlap"),
     "fewer bands than the model": Case(fewer_bands, 2, "do not match the model"),
@@ -258,11 +252,13 @@ CASES: dict[str, Case] = {
         edited_model(_unknown_index, "evi"), 2, "unknown spectral index 'EVI'"
     ),
     "indices the scene has no bands for": Case(
-        indices_without_their_bands, 2, "no band for role 'green'"
+        train_on_slovenia("lulc.tif", "--indices", "NDWI"), 2, "no band for role 'green'"
     ),
     "missing model": Case(missing_model, 2, "no such model"),
     "labels that do not overlap": Case(labels_elsewhere, 2, "do not overlap"),
-    "vector labels without the attribute": Case(vector_labels_without_the_attribute, 2, "CROP_ID"),
+    "vector labels without the attribute": Case(
+        train_on_slovenia("LULC.gpkg", "--attribute", "CROP_ID"), 2, "CROP_ID"
+    ),
     "vector labels elsewhere": Case(vector_labels_elsewhere, 2, "LULC.gpkg"),
     "output path is a directory": Case(output_is_directory, 2, "is a directory"),
 }  # fmt: skip
