@@ -45,7 +45,9 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters mirror `bandfusion.train` (defaults from FitSettings). `class_weight` is
     "balanced", a {label: weight} dict or None. `validation_fraction` of each class is held
-    out at random for early stopping on macro-F1 (0: score the training pixels instead).
+    out at random for early stopping on macro-F1; the default 0 scores the training pixels
+    instead: every pixel trains and the net stops late in the cosine schedule, which spatial
+    cross-validation preferred on both benchmark data sets (bench/RESULTS.md, issue 4).
     `indices` (e.g. ("NDWI", "MNDWI")) are appended as extra inputs from the bands that
     `band_roles` names ({"green": "B3", ...}; default: Sentinel-2 band names), and recomputed
     at prediction. Bands are the DataFrame's column names, else b1..bn. `random_state` seeds
@@ -67,7 +69,7 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
         weight_decay: float = _DEFAULTS.weight_decay,
         patience: int = _DEFAULTS.patience,
         class_weight: str | Mapping[Any, float] | None = "balanced",
-        validation_fraction: float = 0.1,
+        validation_fraction: float = 0.0,
         indices: tuple[str, ...] = (),
         band_roles: Mapping[str, str] | None = None,
         device: str = "cpu",

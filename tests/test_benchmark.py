@@ -190,6 +190,8 @@ def test_benchmark_command(
             "--hidden",
             "8",
             "--no-class-weight",
+            "--validation-fraction",
+            "0.2",
             "-q",
             "-o",
             str(out),
@@ -204,7 +206,13 @@ def test_benchmark_command(
         "benchmark.png",
     ]
     fusion = json.loads((out / "benchmark.json").read_text())["settings"]["fusion_params"]
-    assert fusion == {"hidden": [8], "epochs": 3, "class_weight": None, "device": "auto"}
+    assert fusion == {
+        "hidden": [8],
+        "epochs": 3,
+        "validation_fraction": 0.2,
+        "class_weight": None,
+        "device": "auto",
+    }
 
 
 def test_benchmark_command_refuses_unknown_methods(
@@ -224,3 +232,23 @@ def test_benchmark_command_refuses_unknown_methods(
         main(args)
     assert exit_info.value.code == 2
     assert "available here: fusion, random-forest" in capsys.readouterr().err
+
+
+def test_benchmark_command_refuses_a_bad_validation_fraction(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [
+        "benchmark",
+        str(data_dir / SLOVENIA / "ndvi_stack.tif"),
+        "--labels",
+        str(data_dir / SLOVENIA / "lulc.tif"),
+        "--validation-fraction",
+        "1",
+        "-o",
+        str(tmp_path / "bench"),
+    ]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    assert "--validation-fraction must be in [0, 1)" in capsys.readouterr().err
+    assert not (tmp_path / "bench").exists()

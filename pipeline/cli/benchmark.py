@@ -79,6 +79,12 @@ DEFAULT_PROTOCOL = Protocol()
 @click.option("--dropout", type=float, help="Fusion net dropout.")
 @click.option("--lr", type=float, help="Fusion net learning rate.")
 @click.option(
+    "--validation-fraction",
+    type=float,
+    help="Fusion net: share of each class held out at random for early stopping "
+    "[default: 0, score the training pixels].",
+)
+@click.option(
     "--class-weight/--no-class-weight",
     default=None,
     help="Fusion net: balanced class weights or none [default: balanced].",
@@ -122,6 +128,7 @@ def benchmark_command(
     epochs: int | None,
     dropout: float | None,
     lr: float | None,
+    validation_fraction: float | None,
     class_weight: bool | None,
     threads: int,
     output: Path,
@@ -148,6 +155,8 @@ def benchmark_command(
         raise click.BadParameter(str(exc)) from None
     if runs < 1 or threads < 1:
         raise click.BadParameter("--runs and --threads must be at least 1")
+    if validation_fraction is not None and not 0.0 <= validation_fraction < 1.0:
+        raise click.BadParameter("--validation-fraction must be in [0, 1)")
     prepare_output(output)
     scene, labels = _dataset(
         images, band_names, resampling, labels_path, attribute, unlabelled, legend
@@ -156,7 +165,13 @@ def benchmark_command(
     unknown = [m for m in methods or [] if m not in known]
     if unknown:
         raise click.BadParameter(f"{', '.join(unknown)} (available here: {', '.join(known)})")
-    given = {"hidden": hidden, "epochs": epochs, "dropout": dropout, "learning_rate": lr}
+    given = {
+        "hidden": hidden,
+        "epochs": epochs,
+        "dropout": dropout,
+        "learning_rate": lr,
+        "validation_fraction": validation_fraction,
+    }
     fusion: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if class_weight is not None:
         fusion["class_weight"] = "balanced" if class_weight else None
