@@ -42,6 +42,7 @@ from rasterio.windows import Window
 from .errors import BandfusionWarning, OutputError
 from .gdalenv import GDAL_CACHE_MB, gdal_env
 from .grid import Grid
+from .memory import release_freed_memory
 from .nodata import valid_mask
 
 OVERVIEW_RESAMPLINGS = frozenset(
@@ -388,5 +389,6 @@ class _WindowWriter:
         self._dst.write(value, window=Window.from_slices(key[1], key[2]))
         if not self.saw_valid:
             self.saw_valid = bool(valid_mask(value, (self._nodata,) * len(value)).any())
+        release_freed_memory()  # the chunks written before this one: see pipeline/memory.py
         if self._progress is not None:
             self._progress(value.shape[1] * value.shape[2])
