@@ -14,11 +14,13 @@ def valid_mask(block: np.ndarray, nodata: Sequence[float | None]) -> np.ndarray:
     `block` is (band, y, x); `nodata` holds one value (or None) per band.
     """
     valid = np.ones(block.shape[1:], dtype=bool)
-    for band, value in zip(block, nodata, strict=True):
+    for k, (band, value) in enumerate(zip(block, nodata, strict=True)):
         if value is not None and not np.isnan(value):
             valid &= band != value
         if band.dtype.kind == "f":
             valid &= np.isfinite(band)
+        if k == 0 and not valid.any():
+            break  # outside a swath every band is nodata: one band tells, the rest is skipped
     return valid
 
 
