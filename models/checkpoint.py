@@ -16,6 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -440,6 +441,26 @@ def _looks_like_safetensors(file: Path) -> bool:
     return head[8:9] == b"{" and 8 + header_length <= file.stat().st_size
 
 
+def _check_weights_can_hold(architecture: dict[str, Any], weights: dict[str, torch.Tensor]) -> None:
+    """_Invalid when the weights hold fewer values than the architecture has parameters.
+
+    Checked before the network is built: hidden widths edited to 2**31 would otherwise have
+    torch allocate and initialise terabytes. Malformed widths are left to `from_config`.
+    """
+    hidden = architecture.get("hidden")
+    hidden_widths = hidden if isinstance(hidden, list) else []
+    widths = [architecture.get("in_bands"), *hidden_widths, architecture.get("n_classes")]
+    if not all(_is_int(w) and w >= 1 for w in widths):
+        return
+    parameters = sum((c_in + 1) * c_out for c_in, c_out in pairwise(widths))
+    held = sum(tensor.numel() for tensor in weights.values())
+    if parameters > held:
+        raise _Invalid(
+            f"weights do not match {METADATA_FILE} (its architecture has {parameters:,} "
+            f"parameters, the weights hold {held:,} values)"
+        )
+
+
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     file = path / WEIGHTS_FILE
     _check_size(file, MAX_WEIGHTS_BYTES)
@@ -461,8 +482,9 @@ def load_model(path: str | Path) -> TrainedModel:
     try:
         _check_is_model_dir(path)
         meta = _read_metadata(path)
-        net = _build_net(meta)
         weights = _read_weights(path)
+        _check_weights_can_hold(meta.architecture, weights)
+        net = _build_net(meta)
         _check_tensors(weights, net)
     except _Invalid as exc:
         raise ModelFileError(f"{path}: {exc}") from None

@@ -6,10 +6,12 @@ files in its thread and reads that window of every band. Nothing is read until a
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import threading
 import warnings
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +40,15 @@ _HANDLES_PER_THREAD = 32
 MAX_SCENE_PIXELS = 2**40
 """Scenes above ~1e12 px (a continent at 10 m is ~1e11) are refused before their task graph,
 which grows with the scene even though pixels are read lazily, is built."""
+MAX_SCENE_SIDE = 2**23
+"""Longer sides (the equator at 5 m is 8e6 px) are refused too: the pixel-centre coordinates
+alone would take 16 bytes a pixel along them."""
+NUMERIC_DTYPES = frozenset(
+    {"uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64"}
+)
+"""The GDAL data types a scene may hold; complex ones (complex_int16 has no numpy dtype) are not."""
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+"""What GDAL drops from metadata it writes, so no band name may hold it."""
 
 
 @dataclass(frozen=True)
@@ -154,7 +165,7 @@ def inspect_raster(path: PathLike) -> tuple[DatasetReader, str]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)  # we warn about it ourselves
             dataset = rasterio.open(name)
-    except RasterioError as exc:
+    except (RasterioError, ValueError) as exc:  # ValueError: a CRS that is not UTF-8 or not a CRS
         raise SceneError(f"{name}: not a raster GDAL can read ({_first_line(exc)})") from exc
     return dataset, name
 
@@ -170,27 +181,38 @@ def _check_readable(dataset: DatasetReader, name: str) -> None:
             f"{name}: header claims {dataset.width}x{dataset.height} px, more than the "
             f"{MAX_SCENE_PIXELS:.2g} px one scene may have; split it into tiles"
         )
-    for dtype in set(dataset.dtypes):
-        kind = np.dtype(dtype).kind
-        if kind not in "uif":
-            raise SceneError(f"{name}: unsupported data type {dtype} (need integer or float bands)")
+    if max(dataset.width, dataset.height) > MAX_SCENE_SIDE:
+        raise SceneError(
+            f"{name}: header claims {dataset.width}x{dataset.height} px, more than the "
+            f"{MAX_SCENE_SIDE} px a side one scene may have; split it into tiles"
+        )
+    unsupported = sorted(set(dataset.dtypes) - NUMERIC_DTYPES)
+    if unsupported:
+        raise SceneError(
+            f"{name}: unsupported data type {unsupported[0]} (need integer or float bands)"
+        )
+    if not all(math.isfinite(v) for v in dataset.transform[:6]):
+        raise SceneError(f"{name}: its geotransform {tuple(dataset.transform[:6])} is not finite")
 
 
 def _source_of(dataset: DatasetReader, name: str, first: int) -> SourceFile:
-    nodatas = set(dataset.nodatavals)
-    scales, offsets = set(dataset.scales), set(dataset.offsets)
-    if len(nodatas) > 1 or len(scales) > 1 or len(offsets) > 1:
+    values = (dataset.nodatavals, dataset.scales, dataset.offsets)
+    # Compared by repr, as NaN != NaN: a set of NaN nodata values would hold each of them.
+    if any(len({repr(v) for v in per_band}) > 1 for per_band in values):
         raise SceneError(
             f"{name}: bands differ in nodata, scale or offset; split the file per band"
         )
+    scale, offset = float(dataset.scales[0]), float(dataset.offsets[0])
+    if not (math.isfinite(scale) and math.isfinite(offset)):
+        raise SceneError(f"{name}: scale {scale} or offset {offset} is not finite")
     return SourceFile(
         path=name,
         indexes=tuple(range(1, dataset.count + 1)),
         first=first,
         grid=Grid(dataset.crs, dataset.transform, dataset.width, dataset.height),
-        nodata=nodatas.pop(),
-        scale=float(scales.pop()),
-        offset=float(offsets.pop()),
+        nodata=dataset.nodatavals[0],
+        scale=scale,
+        offset=offset,
         dtype=str(np.result_type(*dataset.dtypes)),
     )
 
@@ -205,11 +227,30 @@ def _unique(names: list[str]) -> list[str]:
     return unique
 
 
+def _descriptions(dataset: DatasetReader, name: str) -> list[str | None]:
+    """The band descriptions, or none (and a warning) where a corrupt header made them
+    undecodable or put control characters in them."""
+    try:
+        descriptions: list[str | None] = list(dataset.descriptions)
+        usable = not any(d and _CONTROL_CHARACTERS.search(d) for d in descriptions)
+    except UnicodeDecodeError:  # rasterio decodes them as UTF-8
+        usable = False
+    if not usable:
+        warnings.warn(
+            f"{name}: band descriptions are corrupt (not UTF-8, or control characters); "
+            "bands are named by number",
+            BandfusionWarning,
+            stacklevel=4,
+        )
+        return [None] * dataset.count
+    return descriptions
+
+
 def _band_names(datasets: list[tuple[DatasetReader, str]]) -> list[str]:
     """Band descriptions where the file has them, else file names, else b1..bn; made unique."""
     names: list[str] = []
     for dataset, name in datasets:
-        descriptions = list(dataset.descriptions)
+        descriptions = _descriptions(dataset, name)
         if all(descriptions):
             names.extend(str(d) for d in descriptions)
         elif len(datasets) > 1 and dataset.count == 1:
@@ -312,7 +353,7 @@ def _scene_array(
     files = ", ".join(s.path for s in sources)
     if len(names) != n_bands:
         raise BandfusionError(f"{len(names)} band names given for {n_bands} bands in {files}")
-    repeated = sorted({n for n in names if names.count(n) > 1})
+    repeated = sorted(n for n, count in Counter(names).items() if count > 1)
     if repeated:
         raise BandfusionError(f"band names must be distinct; repeated: {', '.join(repeated)}")
     if grid.crs is None:

@@ -70,16 +70,28 @@ def _show_warning(
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
+def _drop_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    """Errors Python can only report, not raise (rasterio's GDAL log callback failing to
+    decode a message that quotes a corrupt file's bytes): the real error, if any, follows as
+    bandfusion's one line, so these are dropped rather than printed as tracebacks."""
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors → one line on stderr and exit 2; crashes → exit 1."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    hook = sys.unraisablehook
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
-        _run(argv)
+        if not debug:
+            sys.unraisablehook = _drop_unraisable
+        try:
+            _run(argv, debug)
+        finally:
+            sys.unraisablehook = hook
 
 
-def _run(argv: list[str] | None) -> None:
+def _run(argv: list[str] | None, debug: bool) -> None:
     """Run the command line, turning each kind of failure into its message and exit code."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     _interrupt_on_sigterm()
     try:
         cli.main(args=argv, prog_name="bandfusion", standalone_mode=False)
