@@ -65,7 +65,8 @@ def align_bands(scene: xr.DataArray, model: TrainedModel) -> xr.DataArray:
     want = list(model.meta.bands)
     if have == want:
         return scene
-    missing = [b for b in want if b not in have]
+    available = set(have)
+    missing = [b for b in want if b not in available]
     if not missing:
         return scene.sel(band=want)
     sources = scene_sources(scene)
