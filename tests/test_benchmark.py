@@ -215,40 +215,25 @@ def test_benchmark_command(
     }
 
 
-def test_benchmark_command_refuses_unknown_methods(
-    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--methods", "fusion+indices"], "available here: fusion, random-forest"),
+        (["--validation-fraction", "1"], "--validation-fraction must be in [0, 1)"),
+    ],
+    ids=["unknown method", "validation fraction"],
+)
+def test_benchmark_command_refuses_bad_options_before_any_work(
+    data_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    option: list[str],
+    message: str,
 ) -> None:
-    args = [
-        "benchmark",
-        str(data_dir / SLOVENIA / "ndvi_stack.tif"),
-        "--labels",
-        str(data_dir / SLOVENIA / "lulc.tif"),
-        "--methods",
-        "fusion+indices",
-        "-o",
-        str(tmp_path / "bench"),
-    ]
+    stack, labels = data_dir / SLOVENIA / "ndvi_stack.tif", data_dir / SLOVENIA / "lulc.tif"
+    args = ["benchmark", str(stack), "--labels", str(labels), *option]
     with pytest.raises(SystemExit) as exit_info:
-        main(args)
+        main([*args, "-o", str(tmp_path / "bench")])
     assert exit_info.value.code == 2
-    assert "available here: fusion, random-forest" in capsys.readouterr().err
-
-
-def test_benchmark_command_refuses_a_bad_validation_fraction(
-    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    args = [
-        "benchmark",
-        str(data_dir / SLOVENIA / "ndvi_stack.tif"),
-        "--labels",
-        str(data_dir / SLOVENIA / "lulc.tif"),
-        "--validation-fraction",
-        "1",
-        "-o",
-        str(tmp_path / "bench"),
-    ]
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    assert exit_info.value.code == 2
-    assert "--validation-fraction must be in [0, 1)" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
     assert not (tmp_path / "bench").exists()

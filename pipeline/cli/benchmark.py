@@ -157,7 +157,6 @@ def benchmark_command(
         raise click.BadParameter("--runs and --threads must be at least 1")
     if validation_fraction is not None and not 0.0 <= validation_fraction < 1.0:
         raise click.BadParameter("--validation-fraction must be in [0, 1)")
-    prepare_output(output)
     scene, labels = _dataset(
         images, band_names, resampling, labels_path, attribute, unlabelled, legend
     )
@@ -165,6 +164,7 @@ def benchmark_command(
     unknown = [m for m in methods or [] if m not in known]
     if unknown:
         raise click.BadParameter(f"{', '.join(unknown)} (available here: {', '.join(known)})")
+    prepare_output(output)
     given = {
         "hidden": hidden,
         "epochs": epochs,
