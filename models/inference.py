@@ -113,7 +113,7 @@ class FusedKernel:
     def classify(self, table: torch.Tensor) -> torch.Tensor:
         """(M, C) pixels → (M,) int64 index of the largest logit (the first on exact ties)."""
         out = torch.empty(len(table), dtype=torch.int64, device=self.device)
-        best = self._zeros((1, self.sub_batch), self.layers[-1].weight.dtype)[0]
+        best = self._zeros((self.sub_batch,), self.layers[-1].weight.dtype)
         for start, stop, logits in self._sub_batches(table):
             # torch.max returns the first maximal index on ties, on CPU and CUDA alike.
             torch.max(logits, dim=0, out=(best[: stop - start], out[start:stop]))
@@ -157,7 +157,7 @@ class FusedKernel:
         shape = (c_out, self.sub_batch) if layer.activation is None else (self.sub_batch, c_out)
         return self._zeros(shape, layer.weight.dtype)
 
-    def _zeros(self, shape: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
+    def _zeros(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         """A buffer of zeros: padding rows must hold numbers, never NaN or denormal garbage."""
         return torch.zeros(shape, dtype=dtype, device=self.device)
 

@@ -179,7 +179,6 @@ def _metadata(
     training = {
         **asdict(config),
         "hidden": list(config.hidden),
-        "indices": list(config.indices),
         "labels": labels.source,
         "inputs": sorted({str(s) for s in scene["source"].values}),
         "samples": {"train": len(split.y_train), "validation": len(split.y_val)},
