@@ -1,4 +1,5 @@
-"""Shared fixtures: paths to the bundled real data, and a small dask.distributed cluster."""
+"""Shared fixtures: paths to the bundled real data, a small dask.distributed cluster, and one
+torch thread for modules that train tiny networks."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 from bandfusion import batch
 from distributed import Client
 
@@ -22,3 +24,12 @@ def client() -> Iterator[Client]:
     """Two single-thread worker processes, as on a 2-core machine, configured as users get them."""
     with batch.local_client(workers=2, threads_per_worker=1) as client:
         yield client
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Tiny networks run fastest, and undisturbed by other jobs, on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -3,12 +3,11 @@ and round trips through the bandfusion model format."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from bandfusion.models import (
     SpectralFusionClassifier,
     append_indices,
@@ -35,13 +34,7 @@ EXPECTED_FAILURES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny networks run fastest, and undisturbed by other jobs, on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @parametrize_with_checks(

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import xarray as xr
 from affine import Affine
 from bandfusion import Grid, open_scene, predict_scene, read_labels, save_model, train
@@ -22,12 +20,7 @@ from bandfusion.nodata import nodata_coord
 S2 = "sen1floods11_spain"
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def synthetic(seed: int = 0) -> tuple[xr.DataArray, Labels, np.ndarray, np.ndarray]:
