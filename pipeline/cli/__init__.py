@@ -6,6 +6,7 @@ import importlib
 import signal
 import sys
 import warnings
+from collections.abc import Callable
 
 import click
 
@@ -70,10 +71,20 @@ def _show_warning(
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
-def _drop_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
-    """Errors Python can only report, not raise (rasterio's GDAL log callback failing to
-    decode a message that quotes a corrupt file's bytes): the real error, if any, follows as
-    bandfusion's one line, so these are dropped rather than printed as tracebacks."""
+def _without_decode_errors(
+    previous: Callable[[sys.UnraisableHookArgs], object],
+) -> Callable[[sys.UnraisableHookArgs], None]:
+    """An unraisable hook dropping UnicodeDecodeErrors and passing others to `previous`.
+
+    Those come from rasterio's GDAL log callback failing to decode a message that quotes a
+    corrupt file's bytes: the real error, if any, follows as bandfusion's one line.
+    """
+
+    def hook(unraisable: sys.UnraisableHookArgs) -> None:
+        if not issubclass(unraisable.exc_type, UnicodeDecodeError):
+            previous(unraisable)
+
+    return hook
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -83,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         if not debug:
-            sys.unraisablehook = _drop_unraisable
+            sys.unraisablehook = _without_decode_errors(hook)
         try:
             _run(argv, debug)
         finally:
