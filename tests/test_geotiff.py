@@ -24,6 +24,7 @@ from bandfusion import geotiff
 from bandfusion.errors import BandfusionWarning, OutputError
 from bandfusion.geotiff import atomic_output, check_writable, write_geotiff
 from rasterio.crs import CRS
+from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from rio_cogeo import cog_validate
 
@@ -435,3 +436,60 @@ def test_writing_a_large_lazy_map_keeps_memory_far_below_its_size(tmp_path: Path
         assert (src.width, src.height) == (8192, 8192)
         assert src.overviews(1) == [2, 4, 8, 16]
         assert src.read(1, window=((4000, 4001), (100, 101)))[0, 0] == (4000 // 64 + 100 // 48) % 6
+
+
+@pytest.mark.parametrize("chunks", [(256, 384), (255, 383)], ids=["even-chunks", "odd-chunks"])
+def test_streamed_mode_overviews_equal_gdals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunks: tuple[int, int]
+) -> None:
+    """Whether the writer streams the 2× level (even chunks) or GDAL builds every level (odd
+    chunks cut 2 × 2 cells), the COG is the same, level by level."""
+    values = _classes(shape=(1100, 1300))
+    streamed = write_geotiff(
+        _map(values, chunks),
+        tmp_path / "streamed.tif",
+        nodata=255,
+        blocksize=256,
+        colormap=COLORMAP,
+        overview_resampling="mode",
+    )
+    monkeypatch.setattr(geotiff, "_streamed_level_path", lambda *args: None)
+    built = write_geotiff(
+        _map(values, chunks),
+        tmp_path / "built.tif",
+        nodata=255,
+        blocksize=256,
+        colormap=COLORMAP,
+        overview_resampling="mode",
+    )
+    assert _entries(tmp_path) == ["built.tif", "streamed.tif"]
+    assert cog_validate(str(streamed))[0]
+    with rasterio.open(streamed) as a, rasterio.open(built) as b:
+        assert a.overviews(1) == b.overviews(1) == [2, 4, 8]
+        assert a.colormap(1)[1] == COLORMAP[1]
+        np.testing.assert_array_equal(a.read(1), values)
+    for level in range(3):
+        with (
+            rasterio.open(streamed, overview_level=level) as a,
+            rasterio.open(built, overview_level=level) as b,
+        ):
+            np.testing.assert_array_equal(a.read(1), b.read(1))
+
+
+def test_only_even_single_band_integer_mode_maps_stream_their_2x_level() -> None:
+    tiled = Path("map.gtiff.tif")
+    even = da.zeros((1, 1024, 1536), dtype=np.uint8, chunks=(1, 512, 512))
+    assert geotiff._streamed_level_path(tiled, even, Resampling.mode, [2]) == Path(
+        "map.gtiff.tif.ovr"
+    )
+    odd = even.rechunk((1, 511, 512))
+    floats = even.astype(np.float32)
+    bands = da.zeros((2, 1024, 1536), dtype=np.uint8, chunks=(2, 512, 512))
+    for data, resampling, factors in [
+        (odd, Resampling.mode, [2]),
+        (floats, Resampling.mode, [2]),
+        (bands, Resampling.mode, [2]),
+        (even, Resampling.average, [2]),
+        (even, Resampling.mode, []),
+    ]:
+        assert geotiff._streamed_level_path(tiled, data, resampling, factors) is None
