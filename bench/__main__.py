@@ -19,15 +19,25 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import torch
+from bandfusion.models.inference import cpu_runs_bf16
 
 from .report import Figure, format_table, ratios, record
 from .synthetic import model_path, mosaic_path, scene_path
 
 SENTINEL2_SIZE = 10980
+NO_BF16 = (
+    "bf16 figures skipped: this CPU has no native bfloat16 (AVX-512 or AMX), and bandfusion "
+    "refuses --precision bf16 on it"
+)
 
 
-def run_figure(name: str, scene: Path, model: Path, out: Path, precision: str) -> Figure:
-    """Run one figure in a child process, which reports its own time and peak RSS."""
+def run_figure(
+    name: str, scene: Path, model: Path, out: Path, precision: str, label: str | None = None
+) -> Figure:
+    """Run one figure in a child process, which reports its own time and peak RSS.
+
+    `label` names it in the tables (default: the figure's name, with the precision for some).
+    """
     load = os.getloadavg()[0]
     argv = [sys.executable, "-m", "bench.figures", name, "--scene", str(scene)]
     argv += ["--model", str(model), "--out", str(out), "--precision", precision]
@@ -36,14 +46,43 @@ def run_figure(name: str, scene: Path, model: Path, out: Path, precision: str) -
     if child.returncode != 0 or not lines:
         raise SystemExit(f"bench: figure {name} failed (exit {child.returncode})")
     measured = json.loads(lines[-1])
-    label = f"{name} {precision}" if name in {"model", "peak", "e2e"} else name
+    if label is None:
+        label = f"{name} {precision}" if name in {"model", "peak", "e2e"} else name
     figure = Figure(label, measured["seconds"], measured["rss_mb"], load, measured)
     print(f"  {figure.describe()}", flush=True)
     return figure
 
 
-def agreement(first: Path, second: Path) -> tuple[float, int]:
-    """Share of valid pixels on which two class maps agree, and the number of valid pixels."""
+def run_alternating(
+    scenes: dict[str, Path], model: Path, out: Path, repeats: int
+) -> dict[str, Figure]:
+    """`bandfusion predict` (fp32) on each scene in turn, `repeats` rounds; each one's median run.
+
+    Alternating puts every scene under the same machine conditions, which drift on a shared
+    machine by more than the differences being measured; each figure keeps its runs' times.
+    """
+    runs: dict[str, list[Figure]] = {name: [] for name in scenes}
+    for _ in range(repeats):
+        for name, scene in scenes.items():
+            figure = run_figure("e2e", scene, model, out / f"{scene.stem}.tif", "fp32", name)
+            runs[name].append(figure)
+    medians = {}
+    for name, figures in runs.items():
+        median = sorted(figures, key=lambda f: f.seconds)[(len(figures) - 1) // 2]
+        median.measured["runs_s"] = [f.seconds for f in figures]
+        medians[name] = median
+    return medians
+
+
+def valid_pixels(path: Path) -> int:
+    """Pixels of a class map that are not nodata (255)."""
+    with rasterio.open(path) as src:
+        windows = (window for _, window in src.block_windows(1))
+        return sum(int(np.count_nonzero(src.read(1, window=w) != 255)) for w in windows)
+
+
+def agreement(first: Path, second: Path) -> float:
+    """Share of the valid pixels of `first` on which the two class maps agree."""
     with rasterio.open(first) as a, rasterio.open(second) as b:
         same = valid = 0
         for _, window in a.block_windows(1):
@@ -51,7 +90,7 @@ def agreement(first: Path, second: Path) -> tuple[float, int]:
             mask = x != 255
             same += int(np.count_nonzero(x[mask] == y[mask]))
             valid += int(np.count_nonzero(mask))
-    return same / max(valid, 1), valid
+    return same / max(valid, 1)
 
 
 def machine() -> str:
@@ -66,6 +105,13 @@ def machine() -> str:
     )
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}")
+    return int(text)
+
+
 def main() -> None:
     """Generate (or reuse) the scene, run every figure, print ratios, append to RESULTS.md."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
@@ -74,6 +120,12 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true", help="skip the rioxarray run")
     parser.add_argument(
         "--no-large", action="store_true", help="skip the memory figure on a 4× larger scene"
+    )
+    parser.add_argument(
+        "--repeats",
+        type=_positive,
+        default=3,
+        help="alternated runs of the full and the 50 %% nodata scene (their medians are used)",
     )
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
     args = parser.parse_args()
@@ -84,27 +136,36 @@ def main() -> None:
     model = model_path(args.size, args.bands)
     with tempfile.TemporaryDirectory(dir=scene.parent) as tmp:
         out = Path(tmp)
+        bf16 = cpu_runs_bf16()
+        if not bf16:
+            print(f"  {NO_BF16}")
         figures = [
             run_figure("peak", scene, model, out / "peak", "fp32"),
-            run_figure("peak", scene, model, out / "peak", "bf16"),
             run_figure("model", scene, model, out / "model", "fp32"),
-            run_figure("model", scene, model, out / "model", "bf16"),
             run_figure("io", scene, model, out / "io.tif", "fp32"),
-            run_figure("e2e", scene, model, out / "fp32.tif", "fp32"),
-            run_figure("e2e", scene, model, out / "bf16.tif", "bf16"),
-            run_figure("e2e", half, model, out / "half.tif", "fp32"),
         ]
-        figures[-1].name = "e2e fp32, 50 % nodata"
+        if bf16:
+            figures += [
+                run_figure("peak", scene, model, out / "peak", "bf16"),
+                run_figure("model", scene, model, out / "model", "bf16"),
+                run_figure("e2e", scene, model, out / "bf16.tif", "bf16"),
+            ]
+        alternated = {"e2e fp32": scene, "e2e fp32, 50 % nodata": half}
+        figures += run_alternating(alternated, model, out, args.repeats).values()
         if not args.no_large:
             large = mosaic_path(scene, 2)
-            figures.append(run_figure("e2e", large, model, out / "large.tif", "fp32"))
-            figures[-1].name = "e2e fp32, 4× scene"
-        bf16_agreement, valid = agreement(out / "fp32.tif", out / "bf16.tif")
-        checks = {"valid_px": valid, "bf16_same_label": bf16_agreement}
+            label = "e2e fp32, 4× scene"
+            figures.append(run_figure("e2e", large, model, out / "large.tif", "fp32", label))
+        fp32 = out / f"{scene.stem}.tif"
+        checks = {"valid_px": float(valid_pixels(fp32))}
+        if bf16:
+            checks["bf16_same_label"] = agreement(fp32, out / "bf16.tif")
         if not args.no_baseline:
             figures.append(run_figure("baseline", scene, model, out / "rioxarray.tif", "fp32"))
-            checks["baseline_same_label"] = agreement(out / "fp32.tif", out / "rioxarray.tif")[0]
+            checks["baseline_same_label"] = agreement(fp32, out / "rioxarray.tif")
     table = format_table(figures, ratios(figures, checks))
+    if not bf16:
+        table += f"\n\n{NO_BF16}"
     print(table)
     if not args.no_record:
         command = " ".join(["python -m bench", *sys.argv[1:]])

@@ -17,7 +17,7 @@ import torch
 import xarray as xr
 from bandfusion.models.checkpoint import TrainedModel
 from bandfusion.models.indices import append_indices, resolve_roles
-from bandfusion.models.inference import PRECISIONS, FusedKernel, Precision
+from bandfusion.models.inference import PRECISIONS, FusedKernel, Precision, cpu_runs_bf16
 
 from .errors import BandfusionError, SceneError
 from .grid import Grid
@@ -169,7 +169,12 @@ def check_precision(precision: str, device: torch.device) -> Precision:
     if precision not in PRECISIONS:
         raise BandfusionError(f"--precision {precision}: use one of {', '.join(PRECISIONS)}")
     if precision == "fp16" and device.type != "cuda":
-        raise BandfusionError("--precision fp16 needs a CUDA device; on a CPU use bf16")
+        raise BandfusionError("--precision fp16 needs a CUDA device; on a CPU use bf16 or fp32")
+    if precision == "bf16" and device.type == "cpu" and not cpu_runs_bf16():
+        raise BandfusionError(
+            "--precision bf16: this CPU has no native bfloat16 (AVX-512 or AMX), so bf16 would "
+            "run about 15× slower than fp32 here; use fp32"
+        )
     return cast(Precision, precision)
 
 

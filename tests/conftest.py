@@ -1,5 +1,5 @@
-"""Shared fixtures: paths to the bundled real data, a small dask.distributed cluster, and one
-torch thread for modules that train tiny networks."""
+"""Shared fixtures: paths to the bundled real data, a small dask.distributed cluster, one torch
+thread for modules that train tiny networks, and bf16 prediction on any CPU."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from bandfusion import batch
+from bandfusion import predict as predict_module
 from distributed import Client
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -33,3 +34,10 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def bf16_on_any_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let bf16 prediction run on a CPU that only emulates bf16: slowly, with the same labels, so
+    its code path is tested on every machine (users of such a CPU are refused; tested too)."""
+    monkeypatch.setattr(predict_module, "cpu_runs_bf16", lambda: True)

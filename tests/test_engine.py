@@ -74,7 +74,7 @@ def test_reads_happen_inside_the_bounded_gdal_env(scene, monkeypatch) -> None:
     assert seen and all(env["GDAL_CACHEMAX"] == GDAL_CACHE_MB * 2**20 for env in seen)
 
 
-def test_cli_precision(tmp_path: Path, data_dir: Path, scene, capsys) -> None:
+def test_cli_precision(tmp_path: Path, data_dir: Path, scene, capsys, bf16_on_any_cpu) -> None:
     model = save_model(random_model(scene, [0, 1], hidden=(64, 64)), tmp_path / "model")
     maps = {}
     for precision in ("fp32", "bf16"):
@@ -93,11 +93,30 @@ def test_cli_precision(tmp_path: Path, data_dir: Path, scene, capsys) -> None:
     assert "\n" not in stderr and "fp16 needs a CUDA device" in stderr
 
 
+def test_cli_refuses_bf16_on_a_cpu_that_only_emulates_it(
+    tmp_path: Path, data_dir: Path, scene, capsys, monkeypatch
+) -> None:
+    import bandfusion.predict as predict_module
+
+    monkeypatch.setattr(predict_module, "cpu_runs_bf16", lambda: False)
+    model = save_model(random_model(scene, [0, 1], hidden=(8,)), tmp_path / "model")
+    out = tmp_path / "map.tif"
+    with pytest.raises(SystemExit) as refused:
+        main(["predict", str(data_dir / S2), "-m", str(model), "-o", str(out),
+              "--precision", "bf16", "--device", "cpu"])  # fmt: skip
+    assert refused.value.code == 2
+    stderr = capsys.readouterr().err.strip()
+    assert "\n" not in stderr and "no native bfloat16" in stderr
+    assert not out.exists()
+
+
 @pytest.mark.slow
 def test_bench_runs_end_to_end_on_a_small_scene() -> None:
     root = Path(__file__).resolve().parent.parent
     command = [sys.executable, "-m", "bench", "--size", "512", "--no-record", "--no-baseline"]
+    command += ["--repeats", "2"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=root, timeout=600)
     assert result.returncode == 0, result.stderr
-    for line in ("| io |", "| e2e fp32 |", "| model fp32 |", "e2e fp32 / (I/O floor"):
+    lines = ("| io |", "| e2e fp32 |", "| model fp32 |", "e2e fp32 / (I/O floor", "lowest of 2")
+    for line in lines:
         assert line in result.stdout

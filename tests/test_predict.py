@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from bandfusion import predict as predict_module
 from bandfusion.errors import BandfusionError, SceneError
 from bandfusion.predict import (
     class_map_encoding,
@@ -83,7 +84,9 @@ def test_probabilities_agree_across_tilings_and_with_the_map(scene, model, refer
     assert np.isnan(whole[:, ~valid]).all()
 
 
-def test_bf16_gives_the_same_label_on_nearly_every_pixel(scene, model, reference_map):
+def test_bf16_gives_the_same_label_on_nearly_every_pixel(
+    scene, model, reference_map, bf16_on_any_cpu
+):
     fast = predict_scene(scene, model, precision="bf16").values
     assert (fast == 255).sum() == (reference_map == 255).sum()
     assert (fast == reference_map).mean() >= 0.999
@@ -94,6 +97,12 @@ def test_fp16_on_a_cpu_and_unknown_precisions_are_user_errors(scene, model):
         predict_scene(scene, model, device="cpu", precision="fp16")
     with pytest.raises(BandfusionError, match="--precision fp64"):
         predict_scene(scene, model, precision="fp64")
+
+
+def test_bf16_is_refused_on_a_cpu_that_only_emulates_it(scene, model, monkeypatch):
+    monkeypatch.setattr(predict_module, "cpu_runs_bf16", lambda: False)
+    with pytest.raises(BandfusionError, match=r"no native bfloat16.*use fp32"):
+        predict_scene(scene, model, device="cpu", precision="bf16")
 
 
 def test_result_is_lazy_and_georeferenced(scene, model):
