@@ -39,7 +39,8 @@ from .options import device_option, load_scene, model_option, quiet_option, scen
     type=click.Choice(PRECISIONS),
     default="fp32",
     show_default=True,
-    help="fp32 is exact whatever the tiling; bf16 (CPU, CUDA) and fp16 (CUDA) are faster.",
+    help="fp32 is exact whatever the tiling; bf16 (CUDA, or a CPU with AVX-512/AMX) and fp16 "
+    "(CUDA) are faster.",
 )
 @device_option
 @quiet_option
