@@ -445,23 +445,16 @@ def test_streamed_mode_overviews_equal_gdals(
     """Whether the writer streams the 2× level (even chunks) or GDAL builds every level (odd
     chunks cut 2 × 2 cells), the COG is the same, level by level."""
     values = _classes(shape=(1100, 1300))
-    streamed = write_geotiff(
-        _map(values, chunks),
-        tmp_path / "streamed.tif",
-        nodata=255,
-        blocksize=256,
-        colormap=COLORMAP,
-        overview_resampling="mode",
-    )
+
+    def write(name: str) -> Path:
+        options: dict[str, Any] = {"blocksize": 256, "colormap": COLORMAP}
+        return write_geotiff(
+            _map(values, chunks), tmp_path / name, nodata=255, overview_resampling="mode", **options
+        )
+
+    streamed = write("streamed.tif")
     monkeypatch.setattr(geotiff, "_streamed_level_path", lambda *args: None)
-    built = write_geotiff(
-        _map(values, chunks),
-        tmp_path / "built.tif",
-        nodata=255,
-        blocksize=256,
-        colormap=COLORMAP,
-        overview_resampling="mode",
-    )
+    built = write("built.tif")
     assert _entries(tmp_path) == ["built.tif", "streamed.tif"]
     assert cog_validate(str(streamed))[0]
     with rasterio.open(streamed) as a, rasterio.open(built) as b:
