@@ -100,7 +100,8 @@ def machine() -> str:
     cpu = names[0].split(":", 1)[1].strip() if names else platform.machine()
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return (
-        f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, torch {torch.__version__}, "
+        f"{cpu} ({torch.backends.cpu.get_cpu_capability()}), {os.cpu_count()} cores, "
+        f"{memory:.0f} GiB, torch {torch.__version__}, "
         f"GDAL {rasterio.__gdal_version__}"
     )
 
