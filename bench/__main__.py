@@ -13,6 +13,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 
@@ -74,22 +75,23 @@ def run_alternating(
     return medians
 
 
-def valid_pixels(path: Path) -> int:
-    """Pixels of a class map that are not nodata (255)."""
-    with rasterio.open(path) as src:
-        windows = (window for _, window in src.block_windows(1))
-        return sum(int(np.count_nonzero(src.read(1, window=w) != 255)) for w in windows)
+def label_counts(first: Path, second: Path | None = None) -> tuple[int, int]:
+    """Valid pixels of class map `first` (not nodata, 255), and on how many `second` agrees."""
+    with rasterio.open(first) as a, ExitStack() as files:
+        b = files.enter_context(rasterio.open(second)) if second is not None else None
+        valid = same = 0
+        for _, window in a.block_windows(1):
+            x = a.read(1, window=window)
+            mask = x != 255
+            valid += int(np.count_nonzero(mask))
+            if b is not None:
+                same += int(np.count_nonzero(x[mask] == b.read(1, window=window)[mask]))
+    return valid, same
 
 
 def agreement(first: Path, second: Path) -> float:
     """Share of the valid pixels of `first` on which the two class maps agree."""
-    with rasterio.open(first) as a, rasterio.open(second) as b:
-        same = valid = 0
-        for _, window in a.block_windows(1):
-            x, y = a.read(1, window=window), b.read(1, window=window)
-            mask = x != 255
-            same += int(np.count_nonzero(x[mask] == y[mask]))
-            valid += int(np.count_nonzero(mask))
+    valid, same = label_counts(first, second)
     return same / max(valid, 1)
 
 
@@ -158,7 +160,7 @@ def main() -> None:
             label = "e2e fp32, 4× scene"
             figures.append(run_figure("e2e", large, model, out / "large.tif", "fp32", label))
         fp32 = out / f"{scene.stem}.tif"
-        checks = {"valid_px": float(valid_pixels(fp32))}
+        checks = {"valid_px": float(label_counts(fp32)[0])}
         if bf16:
             checks["bf16_same_label"] = agreement(fp32, out / "bf16.tif")
         if not args.no_baseline:
