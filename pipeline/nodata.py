@@ -15,13 +15,25 @@ def valid_mask(block: np.ndarray, nodata: Sequence[float | None]) -> np.ndarray:
     """
     valid = np.ones(block.shape[1:], dtype=bool)
     for k, (band, value) in enumerate(zip(block, nodata, strict=True)):
-        if value is not None and not np.isnan(value):
-            valid &= band != value
+        if value is not None and not np.isnan(value) and _holds(band.dtype, value):
+            valid &= band != band.dtype.type(value)
         if band.dtype.kind == "f":
             valid &= np.isfinite(band)
         if k == 0 and not valid.any():
             break  # outside a swath every band is nodata: one band tells, the rest is skipped
     return valid
+
+
+def _holds(dtype: np.dtype, value: float) -> bool:
+    """Whether pixels of `dtype` can equal `value`: integers only integral values in range.
+
+    Comparing in the band's own dtype skips a cast of every pixel to float64; a value no pixel
+    can hold (-9999 in uint16) marks nothing, as comparing in float64 would.
+    """
+    if dtype.kind not in "iu":
+        return True
+    info = np.iinfo(dtype)
+    return float(value).is_integer() and info.min <= value <= info.max
 
 
 def band_nodata(scene: xr.DataArray) -> tuple[float | None, ...]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from functools import partial
 from typing import Any, cast
 
 import dask.array as da
@@ -203,11 +204,13 @@ def predict_scene(
     """
     scene = align_bands(scene, model)
     classifier = PixelClassifier(model, resolve_device(device), batch_pixels, precision)
-    data = da.map_blocks(
-        classifier.classify_block,
-        scene.data,
+    data = da.blockwise(
+        partial(_only_block, classifier.classify_block),
+        "yx",
+        scene.data.rechunk({0: -1}),
+        "byx",
         nodata=band_nodata(scene),
-        drop_axis=0,
+        concatenate=False,
         dtype=classifier.dtype,
         meta=np.empty((0, 0), dtype=classifier.dtype),
         token="predict-classes",
@@ -238,6 +241,18 @@ def predict_proba_scene(
     )
     array = _map_array(data, scene, ("class", "y", "x"), nodata=float("nan"), name="probability")
     return array.assign_coords({"class": list(model.meta.class_ids)})
+
+
+def _only_block(
+    method: Callable[..., np.ndarray], blocks: list[np.ndarray], **kwargs: Any
+) -> np.ndarray:
+    """`method` on the single (band, y, x) block that blockwise hands over for a dropped axis.
+
+    `map_blocks(drop_axis=0)` would concatenate that one block into a fresh copy first: a
+    chunk's worth of copying and page faults that a mostly-nodata chunk cannot save.
+    """
+    (block,) = blocks
+    return method(block, **kwargs)
 
 
 def _map_array(

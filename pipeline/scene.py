@@ -94,24 +94,35 @@ class SceneReader:
         if window.height > 0 and window.width > 0:
             with gdal_env(GDAL_NUM_THREADS=self.gdal_threads):
                 for source in self.files:
-                    out[source.first : source.last] = self._read(source, window)
+                    self._read_into(out[source.first : source.last], source, window)
         return out[slice(*bands)]
 
-    def _read(self, source: SourceFile, window: Window) -> np.ndarray:
+    def _read_into(self, out: np.ndarray, source: SourceFile, window: Window) -> None:
+        """Read `source`'s bands in `window` into `out`, scaled when the file says so.
+
+        Unscaled bands are decoded straight into the chunk: a copy through a temporary would
+        cost a chunk's worth of memory traffic and page faults whether its pixels are valid
+        or not.
+        """
         dataset = _open_cached(source, self.grid, self.resampling)
+        unscaled = source.scale == 1.0 and source.offset == 0.0
+        target = out if unscaled and out.dtype == source.dtype else None
         try:
-            data = dataset.read(list(source.indexes), window=window)
+            data = dataset.read(list(source.indexes), window=window, out=target)
         except RasterioError as exc:
             raise SceneError(
                 f"{source.path}: cannot read its pixels; the file is truncated or corrupt "
                 f"({_first_line(exc)})"
             ) from exc
-        if source.scale == 1.0 and source.offset == 0.0:
-            return data
-        scaled = data.astype(np.float32) * np.float32(source.scale) + np.float32(source.offset)
+        if target is not None:
+            return
+        if unscaled:
+            out[...] = data
+            return
+        np.multiply(data, np.float32(source.scale), out=out, dtype=np.float32)
+        out += np.float32(source.offset)
         if source.nodata is not None:
-            scaled[data == source.nodata] = np.nan
-        return scaled
+            out[data == source.nodata] = np.nan
 
 
 _local = threading.local()

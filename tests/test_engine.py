@@ -63,13 +63,13 @@ def test_reads_happen_inside_the_bounded_gdal_env(scene, monkeypatch) -> None:
     import bandfusion.scene as scene_module
 
     seen: list[dict[str, object]] = []
-    original = scene_module.SceneReader._read
+    original = scene_module.SceneReader._read_into
 
-    def spy(self, source, window):
+    def spy(self, out, source, window):
         seen.append(rasterio.env.getenv())
-        return original(self, source, window)
+        original(self, out, source, window)
 
-    monkeypatch.setattr(scene_module.SceneReader, "_read", spy)
+    monkeypatch.setattr(scene_module.SceneReader, "_read_into", spy)
     scene.isel(x=slice(0, 64), y=slice(0, 64)).compute(scheduler="threads")
     assert seen and all(env["GDAL_CACHEMAX"] == GDAL_CACHE_MB * 2**20 for env in seen)
 
