@@ -147,7 +147,10 @@ class FusedKernel:
             )
         table = table.to(self.device, non_blocking=True)
         dtype = self.layers[0].weight.dtype
-        centred = self._zeros((self.sub_batch, self.in_bands), dtype)
+        # Band-major, so that the engine's tables (band-major (C, h, w) blocks seen as (M, C))
+        # are cast row by row; the first GEMM reads it transposed at no cost.
+        centred = self._zeros((self.in_bands, self.sub_batch), dtype)
+        band_mean = self.band_mean[:, None]
         outputs = [self._output_buffer(layer) for layer in self.layers]
         with torch.inference_mode(), one_thread_on_cpu(self.device):
             for start in range(0, len(table), self.sub_batch):
@@ -155,8 +158,8 @@ class FusedKernel:
                 # Cast (from uint16, say) and centre in one pass, computed in fp32 and rounded
                 # once to the kernel's precision: centred values keep their precision in bf16,
                 # raw ones (thousands) would lose whole units.
-                torch.sub(table[start:stop], self.band_mean, out=centred[: stop - start])
-                x = centred
+                torch.sub(table[start:stop].T, band_mean, out=centred[:, : stop - start])
+                x = centred.T
                 for layer, out in zip(self.layers, outputs, strict=True):
                     x = _apply(layer, x, out)
                 yield start, stop, x[:, : stop - start]
