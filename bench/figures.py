@@ -32,7 +32,8 @@ from rasterio.windows import Window
 Figure = Callable[[argparse.Namespace], dict[str, Any]]
 MODEL_SAMPLE_EDGE = 2048
 SGEMM_SIZE = 4096
-MODEL_SECONDS = 3.0
+FLOOR_WINDOWS = 5
+FLOOR_WINDOW_SECONDS = 1.0
 
 
 def io_floor(args: argparse.Namespace) -> dict[str, Any]:
@@ -81,12 +82,26 @@ def model_floor(args: argparse.Namespace) -> dict[str, Any]:
             thread.join()
 
     run()  # warm-up: first calls pay for oneDNN's kernel selection
-    runs: list[int] = []
-    result = _timed(lambda: runs.append(_repeat_for(MODEL_SECONDS, run)))
-    pixels = table.shape[1] * runs[0]
+    result = _fastest_window(run)
+    pixels = table.shape[1] * result["runs"]
     rate = pixels / result["seconds"]
     flops = rate * model.net.flops_per_pixel()
     return {**result, "pixels": pixels, "px_per_s": rate, "gflops": flops / 1e9}
+
+
+def _fastest_window(work: Callable[[], object]) -> dict[str, Any]:
+    """Seconds, CPU seconds and runs of `work` in the fastest of a few windows of repeated runs.
+
+    A floor is the least the work can take: on a shared machine a window is only ever slowed,
+    so the fastest is the truest (the model floor moved from 6.4 to 8.9 Mpx/s between single
+    3-second windows here). The sgemm peak is taken the same way, so their ratio is fair.
+    """
+    windows = []
+    for _ in range(FLOOR_WINDOWS):
+        runs: list[int] = []
+        window = _timed(lambda runs=runs: runs.append(_repeat_for(FLOOR_WINDOW_SECONDS, work)))
+        windows.append({**window, "runs": runs[0]})
+    return max(windows, key=lambda w: w["runs"] / w["seconds"])
 
 
 def _repeat_for(seconds: float, work: Callable[[], object]) -> int:
@@ -109,9 +124,8 @@ def sgemm_peak(args: argparse.Namespace) -> dict[str, Any]:
     a = torch.randn(SGEMM_SIZE, SGEMM_SIZE).to(dtype)
     b = torch.randn(SGEMM_SIZE, SGEMM_SIZE).to(dtype)
     torch.mm(a, b)
-    repeats = 3
-    result = _timed(lambda: [torch.mm(a, b) for _ in range(repeats)])
-    return {**result, "gflops": repeats * 2 * SGEMM_SIZE**3 / result["seconds"] / 1e9}
+    result = _fastest_window(lambda: torch.mm(a, b))
+    return {**result, "gflops": result["runs"] * 2 * SGEMM_SIZE**3 / result["seconds"] / 1e9}
 
 
 def end_to_end(args: argparse.Namespace) -> dict[str, Any]:
