@@ -486,3 +486,41 @@ def test_only_even_single_band_integer_mode_maps_stream_their_2x_level() -> None
         (even, Resampling.mode, []),
     ]:
         assert geotiff._streamed_level_path(tiled, data, resampling, factors) is None
+
+
+def test_a_cog_is_the_same_from_a_raw_or_a_compressed_intermediate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The intermediate's compression is the writer's business: the COG's pixels, overviews and
+    creation options do not depend on it."""
+    values = _classes(shape=(1100, 1300))
+
+    def write(name: str) -> Path:
+        return write_geotiff(
+            _map(values, (256, 384)), tmp_path / name, nodata=255, overview_resampling="mode"
+        )
+
+    raw = write("raw.tif")
+    monkeypatch.setattr(geotiff, "RAW_INTERMEDIATE_BYTES", 0)
+    compressed = write("compressed.tif")
+    assert cog_validate(str(raw))[0]
+    with rasterio.open(raw) as a, rasterio.open(compressed) as b:
+        assert a.profile == b.profile
+        assert a.compression == b.compression == rasterio.enums.Compression.deflate
+        assert a.overviews(1) == b.overviews(1) == [2, 4]
+        np.testing.assert_array_equal(a.read(1), values)
+    for level in range(2):
+        with (
+            rasterio.open(raw, overview_level=level) as a,
+            rasterio.open(compressed, overview_level=level) as b,
+        ):
+            np.testing.assert_array_equal(a.read(1), b.read(1))
+
+
+def test_only_a_small_cog_intermediate_is_left_uncompressed() -> None:
+    profile = {"width": 1000, "height": 1000, "count": 1, "dtype": "uint8"}
+    profile |= {"compress": "DEFLATE", "predictor": 2}
+    raw = geotiff._intermediate_profile(profile)
+    assert raw["compress"] == "NONE" and "predictor" not in raw
+    large = {**profile, "width": 40000, "height": 40000}
+    assert geotiff._intermediate_profile(large) == large
