@@ -68,23 +68,25 @@ def warm_page_cache(path: Path) -> None:
 
 
 def run_alternating(
-    scenes: dict[str, Path], model: Path, out: Path, repeats: int
+    plan: dict[str, tuple[str, Path, Path]], model: Path, repeats: int
 ) -> dict[str, Figure]:
-    """`bandfusion predict` (fp32) on each scene in turn, `repeats` rounds; each one's median run.
+    """Run each labelled (figure, scene, output) of `plan` in turn, `repeats` rounds (fp32).
 
-    Alternating puts every scene under the same machine conditions, which drift on a shared
-    machine by more than the differences being measured; each figure keeps its runs' times.
+    Alternating puts every figure under the same machine conditions, which drift on a shared
+    machine by more than the differences being measured, and lets ratios pair each round's
+    runs. Each label's figure is its median run, holding every run's time in `runs_s`, with
+    the highest peak RSS of its runs (a peak is the worst seen).
     """
-    runs: dict[str, list[Figure]] = {name: [] for name in scenes}
+    runs: dict[str, list[Figure]] = {label: [] for label in plan}
     for _ in range(repeats):
-        for name, scene in scenes.items():
-            figure = run_figure("e2e", scene, model, out / f"{scene.stem}.tif", "fp32", name)
-            runs[name].append(figure)
+        for label, (name, scene, out) in plan.items():
+            runs[label].append(run_figure(name, scene, model, out, "fp32", label))
     medians = {}
-    for name, figures in runs.items():
+    for label, figures in runs.items():
         median = sorted(figures, key=lambda f: f.seconds)[(len(figures) - 1) // 2]
         median.measured["runs_s"] = [f.seconds for f in figures]
-        medians[name] = median
+        median.rss_mb = max(f.rss_mb for f in figures)
+        medians[label] = median
     return medians
 
 
@@ -141,8 +143,8 @@ def main() -> None:
         "--repeats",
         type=_positive,
         default=5,
-        help="alternated rounds of the full and the 50 %% nodata scene (the speed-up is the "
-        "median of the rounds' speed-ups)",
+        help="alternated rounds of the I/O floor and the full and 50 %% nodata scenes (ratios "
+        "between them are medians of the rounds' ratios)",
     )
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
     args = parser.parse_args()
@@ -159,7 +161,6 @@ def main() -> None:
         figures = [
             run_figure("peak", scene, model, out / "peak", "fp32"),
             run_figure("model", scene, model, out / "model", "fp32"),
-            run_figure("io", scene, model, out / "io.tif", "fp32"),
         ]
         if bf16:
             figures += [
@@ -167,8 +168,12 @@ def main() -> None:
                 run_figure("model", scene, model, out / "model", "bf16"),
                 run_figure("e2e", scene, model, out / "bf16.tif", "bf16"),
             ]
-        alternated = {"e2e fp32": scene, "e2e fp32, 50 % nodata": half}
-        figures += run_alternating(alternated, model, out, args.repeats).values()
+        plan = {
+            "io": ("io", scene, out / "io.tif"),
+            "e2e fp32": ("e2e", scene, out / f"{scene.stem}.tif"),
+            "e2e fp32, 50 % nodata": ("e2e", half, out / f"{half.stem}.tif"),
+        }
+        figures += run_alternating(plan, model, args.repeats).values()
         if not args.no_large:
             large = mosaic_path(scene, 2)
             label = "e2e fp32, 4× scene"

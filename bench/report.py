@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -58,14 +59,25 @@ def ratios(figures: list[Figure], checks: dict[str, float]) -> list[Ratio]:
     valid = checks["valid_px"]
     models = {p: by[f"model {p}"] for p in PRECISIONS if f"model {p}" in by}
     model_s = {p: valid / figure.measured["px_per_s"] for p, figure in models.items()}
-    floor = by["io"].seconds + model_s["fp32"]
     e2e = by["e2e fp32"]
     model_cpu = by["model fp32"].cpu_seconds * valid / by["model fp32"].measured["pixels"]
     cpu_floor = by["io"].cpu_seconds + model_cpu
     found = [
         Ratio("model floor fp32 for the scene (s)", model_s["fp32"], None, None),
-        _at_most("e2e fp32 / (I/O floor + model floor)", e2e.seconds / floor, 1.1),
-        Ratio("the same in CPU seconds", e2e.cpu_seconds / cpu_floor, None, None),
+        *_paired(
+            "e2e fp32 / (I/O floor + model floor)",
+            e2e,
+            by["io"],
+            lambda full, io: full / (io + model_s["fp32"]),
+            _at_most,
+            1.1,
+        ),
+        Ratio(
+            "e2e fp32 / (I/O + model floors) in CPU seconds",
+            e2e.cpu_seconds / cpu_floor,
+            None,
+            None,
+        ),
         _at_least(
             "model fp32 / sgemm peak fp32",
             by["model fp32"].measured["gflops"] / by["peak fp32"].measured["gflops"],
@@ -78,7 +90,14 @@ def ratios(figures: list[Figure], checks: dict[str, float]) -> list[Ratio]:
             None,
         ),
         _at_most("e2e fp32 peak RSS (MB)", e2e.rss_mb, 768),
-        *_paired_speedup("50 % nodata speed-up", e2e, by["e2e fp32, 50 % nodata"], 1.6),
+        *_paired(
+            "50 % nodata speed-up",
+            e2e,
+            by["e2e fp32, 50 % nodata"],
+            lambda full, part: full / part,
+            _at_least,
+            1.6,
+        ),
     ]
     if "bf16" in model_s:
         found += [
@@ -103,21 +122,30 @@ def ratios(figures: list[Figure], checks: dict[str, float]) -> list[Ratio]:
     return found
 
 
-def _paired_speedup(name: str, full: Figure, part: Figure, limit: float) -> list[Ratio]:
-    """How much faster `part` ran than `full`: the median of the per-round speed-ups.
+def _paired(
+    name: str,
+    first: Figure,
+    second: Figure,
+    ratio: Callable[[float, float], float],
+    held_to: Callable[[str, float, float], Ratio],
+    limit: float,
+) -> list[Ratio]:
+    """`ratio` of two alternated figures' times: the median of its value in each round.
 
-    The two ran alternately, so each round's pair shared the machine's state of the moment;
-    pairing them cancels the drift that a ratio of the two medians would keep. The lowest and
-    highest round show the spread.
+    Each round ran the two back to back, under the machine's state of the moment; pairing them
+    cancels the drift between rounds that a ratio of the two medians would keep. The lowest
+    and highest round show the spread.
     """
-    pairs = list(zip(full.measured.get("runs_s", []), part.measured.get("runs_s", []), strict=True))
+    pairs = list(
+        zip(first.measured.get("runs_s", []), second.measured.get("runs_s", []), strict=True)
+    )
     if len(pairs) < 2:
-        return [_at_least(name, full.seconds / part.seconds, limit)]
-    speedups = sorted(a / b for a, b in pairs)
+        return [held_to(name, ratio(first.seconds, second.seconds), limit)]
+    values = sorted(ratio(a, b) for a, b in pairs)
     return [
-        _at_least(f"{name} (median of {len(pairs)} paired rounds)", median(speedups), limit),
-        Ratio(f"{name}, lowest round", speedups[0], None, None),
-        Ratio(f"{name}, highest round", speedups[-1], None, None),
+        held_to(f"{name} (median of {len(pairs)} paired rounds)", median(values), limit),
+        Ratio(f"{name}, lowest round", values[0], None, None),
+        Ratio(f"{name}, highest round", values[-1], None, None),
     ]
 
 
