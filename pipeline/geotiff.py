@@ -60,7 +60,7 @@ RAW_INTERMEDIATE_BYTES = 1 << 30
 """Largest COG intermediate left uncompressed (a class map of up to ~32k × 32k uint8 pixels).
 
 The COG driver decodes and re-encodes every tile, so compressing the intermediate is work done
-twice: on a Sentinel-2 class map the writer took 3.2-3.6 CPU s this way against 4.6-5.6.
+twice: on a Sentinel-2 class map the writer took 3.2-3.9 CPU s this way against 4.6-5.6.
 Larger intermediates (probability stacks, mosaics) stay compressed to bound the disk they take.
 """
 
