@@ -8,11 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import fiona
 import numpy as np
 import rasterio
-from fiona.errors import FionaError
-from fiona.transform import transform_geom
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import CRSError, RasterioError, RasterioIOError
@@ -164,7 +161,14 @@ def _whole_numbers(source: str, values: np.ndarray, labelled: np.ndarray) -> np.
 def _read_vector(
     source: str, grid: Grid, attribute: str | None, unlabelled: Unlabelled
 ) -> tuple[np.ndarray, np.ndarray, PartialLegend]:
-    """Features rasterized on the scene grid, their labelled mask, and names from a name field."""
+    """Features rasterized on the scene grid, their labelled mask, and names from a name field.
+
+    fiona is imported here, on first use: it loads a second GDAL (17 MB of RSS here) that
+    prediction, which reads no vectors, should not carry.
+    """
+    import fiona
+    from fiona.errors import FionaError
+
     try:
         with fiona.open(source) as collection:
             fields = dict(collection.schema["properties"])
@@ -224,6 +228,8 @@ def _to_scene_crs(geometries: list[Any], crs_wkt: str, scene_crs: CRS | None) ->
     """Geometries reprojected to the scene CRS (left as they are if either side lacks a CRS)."""
     if not crs_wkt or scene_crs is None or CRS.from_wkt(crs_wkt) == scene_crs:
         return geometries
+    from fiona.transform import transform_geom
+
     return list(transform_geom(crs_wkt, scene_crs.to_wkt(), geometries))
 
 

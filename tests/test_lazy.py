@@ -1,12 +1,12 @@
-"""`import bandfusion` and `bandfusion predict` load neither scikit-learn nor matplotlib, and the
-lazily exported names still work however the package was reached."""
+"""`import bandfusion` and `bandfusion predict` load neither scikit-learn, matplotlib nor fiona,
+and the lazily exported names still work however the package was reached."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-HEAVY = ("sklearn", "matplotlib", "distributed")
+HEAVY = ("sklearn", "matplotlib", "distributed", "fiona")
 
 
 def run_python(code: str) -> str:
