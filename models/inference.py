@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .certify import FP32_UNIT_ROUNDOFF, TF32_UNIT_ROUNDOFF, LabelBound, doubtful, label_bound
 from .fusion import SpectralFusionNet
 from .threads import one_thread_on_cpu
 
@@ -77,6 +78,7 @@ class FusedKernel:
         self.sub_batch = sub_batch
         self.in_bands = layers[0].weight.shape[0]
         self.n_classes = layers[-1].weight.shape[1]
+        self.bound = _label_bound(layers, precision, device)
 
     @classmethod
     def from_net(
@@ -116,7 +118,7 @@ class FusedKernel:
         """(M, C) pixels on the kernel's device → (M, K) logits in the kernel's precision."""
         dtype = self.layers[-1].weight.dtype
         out = torch.empty((len(table), self.n_classes), dtype=dtype, device=self.device)
-        for start, stop, logits in self._sub_batches(table):
+        for start, stop, _, logits in self._sub_batches(table):
             out[start:stop] = logits.T
         return out
 
@@ -124,22 +126,42 @@ class FusedKernel:
         """(M, C) pixels → (M,) int64 index of the largest logit (the first on exact ties)."""
         out = torch.empty(len(table), dtype=torch.int64, device=self.device)
         best = self._zeros((self.sub_batch,), self.layers[-1].weight.dtype)
-        for start, stop, logits in self._sub_batches(table):
+        for start, stop, _, logits in self._sub_batches(table):
             # torch.max returns the first maximal index on ties, on CPU and CUDA alike.
             torch.max(logits, dim=0, out=(best[: stop - start], out[start:stop]))
         return out
+
+    def classify_with_doubt(self, table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`classify`, and a bool (M,) mask of the labels another fp32 evaluation could change.
+
+        Only fp32 kernels of ReLU networks without layer norm carry the bound (`self.bound`).
+        A GPU's labels outside the mask are those of the CPU kernel, bit for bit; the engine
+        recomputes the rest (a few in a thousand) on the CPU.
+        """
+        if self.bound is None:
+            raise ValueError("this kernel has no label bound: fp32 ReLU networks only")
+        labels = torch.empty(len(table), dtype=torch.int64, device=self.device)
+        doubt = torch.empty(len(table), dtype=torch.bool, device=self.device)
+        for start, stop, inputs, logits in self._sub_batches(table):
+            torch.argmax(logits, dim=0, out=labels[start:stop])
+            error = self.bound.logit_error(inputs)[: stop - start]
+            doubt[start:stop] = doubtful(logits, error)
+        return labels, doubt
 
     def proba(self, table: torch.Tensor) -> torch.Tensor:
         """(M, C) pixels → (M, K) float32 softmax probabilities."""
         return torch.softmax(self.logits(table).float(), dim=1)
 
-    def _sub_batches(self, table: torch.Tensor) -> Iterator[tuple[int, int, torch.Tensor]]:
-        """(start, stop, (K, n) logits) per sub-batch, computed into buffers allocated once.
+    def _sub_batches(
+        self, table: torch.Tensor
+    ) -> Iterator[tuple[int, int, list[torch.Tensor], torch.Tensor]]:
+        """(start, stop, each layer's input, (K, n) logits) per sub-batch, in reused buffers.
 
         Every GEMM has exactly `sub_batch` rows, the last sub-batch padded: BLAS libraries
         round differently for different row counts, so this is what makes a pixel's logits
-        independent of how many pixels came with it. Each logits tensor is overwritten by the
-        next sub-batch, so callers consume it first.
+        independent of how many pixels came with it. Layer inputs are whole (sub_batch, c_in)
+        buffers, padding and all. Every tensor is overwritten by the next sub-batch, so callers
+        consume them first.
         """
         if table.ndim != 2 or table.shape[1] != self.in_bands:
             raise ValueError(
@@ -159,10 +181,10 @@ class FusedKernel:
                 # once to the kernel's precision: centred values keep their precision in bf16,
                 # raw ones (thousands) would lose whole units.
                 torch.sub(table[start:stop].T, band_mean, out=centred[:, : stop - start])
-                x = centred.T
+                inputs = [centred.T]
                 for layer, out in zip(self.layers, outputs, strict=True):
-                    x = _apply(layer, x, out)
-                yield start, stop, x[:, : stop - start]
+                    inputs.append(_apply(layer, inputs[-1], out))
+                yield start, stop, inputs[:-1], inputs[-1][:, : stop - start]
 
     def _output_buffer(self, layer: FusedLayer) -> torch.Tensor:
         """A layer's output buffer for one sub-batch: (n, c_out), or (K, n) for the logits."""
@@ -173,6 +195,26 @@ class FusedKernel:
     def _zeros(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         """A buffer of zeros: padding rows must hold numbers, never NaN or denormal garbage."""
         return torch.zeros(shape, dtype=dtype, device=self.device)
+
+
+def _label_bound(
+    layers: list[FusedLayer], precision: Precision, device: torch.device
+) -> LabelBound | None:
+    """The rounding bound that certifies fp32 labels, for ReLU layers without layer norm.
+
+    On CUDA, fp32 GEMMs may run in TF32 (`torch.backends.cuda.matmul.allow_tf32`): the bound
+    then uses TF32's 11-bit rounding.
+    """
+    hidden = layers[:-1]
+    if precision != "fp32" or any(
+        layer.layer_norm is not None or layer.activation != "relu" for layer in hidden
+    ):
+        return None
+    tf32 = device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32
+    unit_roundoff = TF32_UNIT_ROUNDOFF if tf32 else FP32_UNIT_ROUNDOFF
+    return label_bound(
+        [layer.weight for layer in layers], [layer.bias for layer in layers], unit_roundoff
+    )
 
 
 def _apply(layer: FusedLayer, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ from bandfusion.models.indices import append_indices, resolve_roles
 from bandfusion.models.inference import PRECISIONS, FusedKernel, Precision, cpu_runs_bf16
 
 from .errors import BandfusionError, SceneError
+from .gpu import CudaRunner
 from .grid import Grid
 from .nodata import band_nodata, valid_mask
 from .sources import scene_sources
@@ -96,6 +97,7 @@ class PixelClassifier:
         self.kernel = FusedKernel.from_net(
             model.net.eval(), precision=self.precision, device=device
         )
+        self.cuda = _cuda_runner(model, self.kernel) if device.type == "cuda" else None
         # Whole kernel sub-batches: the kernel pads each call's last one, so smaller calls
         # would compute mostly padding.
         self.batch_pixels = -(-batch_pixels // self.kernel.sub_batch) * self.kernel.sub_batch
@@ -114,7 +116,8 @@ class PixelClassifier:
         valid, table = self._inputs(block, nodata)
         out = np.full(valid.shape, self.nodata, dtype=self.dtype)
         if len(table):
-            out[valid] = self.class_ids[self._run(self.kernel.classify, table)]
+            classify = self.cuda.classify if self.cuda else _on_host(self.kernel.classify)
+            out[valid] = self.class_ids[self._batched(classify, table)]
         return out
 
     def proba_block(self, block: np.ndarray, nodata: tuple[float | None, ...]) -> np.ndarray:
@@ -122,7 +125,8 @@ class PixelClassifier:
         valid, table = self._inputs(block, nodata)
         out = np.full((len(self.class_ids), *valid.shape), np.nan, dtype=np.float32)
         if len(table):
-            out[:, valid] = self._run(self.kernel.proba, table).T
+            proba = self.cuda.proba if self.cuda else _on_host(self.kernel.proba)
+            out[:, valid] = self._batched(proba, table).T
         return out
 
     def _inputs(
@@ -135,19 +139,27 @@ class PixelClassifier:
             table = torch.from_numpy(derived)
         return valid, table
 
-    def _run(self, method: Callable[[torch.Tensor], torch.Tensor], table: torch.Tensor) -> Any:
-        """`method` of the kernel over the table, `batch_pixels` at a time, as one numpy array.
+    def _batched(
+        self, method: Callable[[torch.Tensor], np.ndarray], table: torch.Tensor
+    ) -> np.ndarray:
+        """`method` over the table, `batch_pixels` at a time, as one numpy array."""
+        if len(table) <= self.batch_pixels:
+            return method(table)
+        parts = range(0, len(table), self.batch_pixels)
+        return np.concatenate([method(table[i : i + self.batch_pixels]) for i in parts])
 
-        On a GPU each call's pixels go through a pinned host buffer and a non-blocking copy.
-        """
-        results = []
-        for start in range(0, len(table), self.batch_pixels):
-            part = table[start : start + self.batch_pixels]
-            if self.device.type == "cuda":
-                pinned = torch.empty(part.shape, dtype=torch.float32, pin_memory=True)
-                part = pinned.copy_(part).to(self.device, non_blocking=True)
-            results.append(method(part).cpu().numpy())
-        return np.concatenate(results)
+
+def _on_host(method: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], Any]:
+    """A CPU kernel method returning numpy."""
+    return lambda table: method(table).numpy()
+
+
+def _cuda_runner(model: TrainedModel, kernel: FusedKernel) -> CudaRunner:
+    """The CUDA kernel's runner; fp32 labels in doubt are recomputed by a CPU fp32 kernel."""
+    reference = None
+    if kernel.bound is not None:
+        reference = FusedKernel.from_net(model.net.eval(), precision="fp32", device="cpu")
+    return CudaRunner(kernel, reference)
 
 
 def _valid_table(
