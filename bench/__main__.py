@@ -22,7 +22,7 @@ import rasterio
 import torch
 from bandfusion.models.inference import cpu_runs_bf16
 
-from .report import Figure, format_table, ratios, record
+from .report import Figure, cuda_ratios, format_table, ratios, record
 from .synthetic import model_path, mosaic_path, scene_path
 
 SENTINEL2_SIZE = 10980
@@ -33,16 +33,24 @@ NO_BF16 = (
 
 
 def run_figure(
-    name: str, scene: Path, model: Path, out: Path, precision: str, label: str | None = None
+    name: str,
+    scene: Path,
+    model: Path,
+    out: Path,
+    precision: str,
+    label: str | None = None,
+    device: str = "cpu",
 ) -> Figure:
     """Run one figure in a child process, which reports its own time and peak RSS.
 
-    `label` names it in the tables (default: the figure's name, with the precision for some).
+    `label` names it in the tables (default: the figure's name, with the device where it is a
+    GPU and the precision for some).
     """
     warm_page_cache(scene)
     load = os.getloadavg()[0]
     argv = [sys.executable, "-m", "bench.figures", name, "--scene", str(scene)]
     argv += ["--model", str(model), "--out", str(out), "--precision", precision]
+    argv += ["--device", device]
     child = subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=False)
     lines = child.stdout.strip().splitlines()
     if child.returncode != 0 or not lines:
@@ -50,6 +58,7 @@ def run_figure(
     measured = json.loads(lines[-1])
     if label is None:
         label = f"{name} {precision}" if name in {"model", "peak", "e2e"} else name
+        label = label if device == "cpu" else f"{label} {device}"
     figure = Figure(label, measured["seconds"], measured["rss_mb"], load, measured)
     print(f"  {figure.describe()}", flush=True)
     return figure
@@ -68,7 +77,7 @@ def warm_page_cache(path: Path) -> None:
 
 
 def run_alternating(
-    plan: dict[str, tuple[str, Path, Path]], model: Path, repeats: int
+    plan: dict[str, tuple[str, Path, Path]], model: Path, repeats: int, device: str = "cpu"
 ) -> dict[str, Figure]:
     """Run each labelled (figure, scene, output) of `plan` in turn, `repeats` rounds (fp32).
 
@@ -80,7 +89,7 @@ def run_alternating(
     runs: dict[str, list[Figure]] = {label: [] for label in plan}
     for _ in range(repeats):
         for label, (name, scene, out) in plan.items():
-            runs[label].append(run_figure(name, scene, model, out, "fp32", label))
+            runs[label].append(run_figure(name, scene, model, out, "fp32", label, device))
     medians = {}
     for label, figures in runs.items():
         median = sorted(figures, key=lambda f: f.seconds)[(len(figures) - 1) // 2]
@@ -110,15 +119,51 @@ def agreement(first: Path, second: Path) -> float:
     return same / max(valid, 1)
 
 
+def differing_pixels(first: Path, second: Path) -> int:
+    """Valid pixels of class map `first` on which `second` has another value."""
+    valid, same = label_counts(first, second)
+    return valid - same
+
+
+def run_cuda(scene: Path, model: Path, out: Path, repeats: int) -> tuple[list[Figure], dict]:
+    """The GPU figures: peaks, the kernel in every precision, the I/O floor alternated with the
+    fp32 engine, the half-precision engine, and the CPU engine whose map fp32 must equal."""
+    figures = [
+        run_figure(name, scene, model, out / name, precision, device="cuda")
+        for name in ("peak", "model")
+        for precision in ("fp32", "bf16", "fp16")
+    ]
+    plan = {
+        "io": ("io", scene, out / "io.tif"),
+        "e2e fp32 cuda": ("e2e", scene, out / "cuda-fp32.tif"),
+    }
+    figures += run_alternating(plan, model, repeats, "cuda").values()
+    for precision in ("bf16", "fp16"):
+        figures.append(
+            run_figure("e2e", scene, model, out / f"cuda-{precision}.tif", precision, None, "cuda")
+        )
+    figures.append(run_figure("e2e", scene, model, out / "cpu-fp32.tif", "fp32"))
+    reference = out / "cpu-fp32.tif"
+    checks = {
+        "valid_px": float(label_counts(reference)[0]),
+        "cuda_fp32_differing_px": float(differing_pixels(reference, out / "cuda-fp32.tif")),
+        **{
+            f"{p}_same_label": agreement(reference, out / f"cuda-{p}.tif") for p in ("bf16", "fp16")
+        },
+    }
+    return figures, checks
+
+
 def machine() -> str:
     """CPU model, cores, memory, and the torch and GDAL versions the figures were taken with."""
     cpuinfo = Path("/proc/cpuinfo")
     names = [line for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
     cpu = names[0].split(":", 1)[1].strip() if names else platform.machine()
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     return (
         f"{cpu} ({torch.backends.cpu.get_cpu_capability()}), {os.cpu_count()} cores, "
-        f"{memory:.0f} GiB, torch {torch.__version__}, "
+        f"{memory:.0f} GiB{gpu}, torch {torch.__version__}, "
         f"GDAL {rasterio.__gdal_version__}"
     )
 
@@ -147,12 +192,23 @@ def main() -> None:
         "between them are medians of the rounds' ratios)",
     )
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
+    parser.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default="cpu",
+        help="cuda: the GPU figures (issue 7 §3) and the CPU map they must reproduce",
+    )
     args = parser.parse_args()
 
     print(f"scene {args.size}² × {args.bands} uint16 (generated once into bench/cache)")
     scene = scene_path(args.size, args.bands, nodata_fraction=0.05)
-    half = scene_path(args.size, args.bands, nodata_fraction=0.5)
     model = model_path(args.size, args.bands)
+    if args.device == "cuda":
+        with tempfile.TemporaryDirectory(dir=scene.parent) as tmp:
+            figures, checks = run_cuda(scene, model, Path(tmp), args.repeats)
+        report(format_table(figures, cuda_ratios(figures, checks)), args.no_record)
+        return
+    half = scene_path(args.size, args.bands, nodata_fraction=0.5)
     with tempfile.TemporaryDirectory(dir=scene.parent) as tmp:
         out = Path(tmp)
         bf16 = cpu_runs_bf16()
@@ -188,8 +244,13 @@ def main() -> None:
     table = format_table(figures, ratios(figures, checks))
     if not bf16:
         table += f"\n\n{NO_BF16}"
+    report(table, args.no_record)
+
+
+def report(table: str, no_record: bool) -> None:
+    """Print the run's tables and, unless told not to, append them to RESULTS.md."""
     print(table)
-    if not args.no_record:
+    if not no_record:
         command = " ".join(["python -m bench", *sys.argv[1:]])
         record(datetime.now(), command, machine(), table)
 

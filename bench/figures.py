@@ -32,6 +32,7 @@ from rasterio.windows import Window
 Figure = Callable[[argparse.Namespace], dict[str, Any]]
 MODEL_SAMPLE_EDGE = 2048
 SGEMM_SIZE = 4096
+CUDA_SGEMM_SIZE = 8192  # enough to fill a GPU
 FLOOR_WINDOWS = 5
 FLOOR_WINDOW_SECONDS = 1.0
 
@@ -60,14 +61,17 @@ def _threshold_map(block: np.ndarray, nodata: tuple[float | None, ...]) -> np.nd
 
 
 def model_floor(args: argparse.Namespace) -> dict[str, Any]:
-    """The fused kernel alone over in-memory pixels, one worker thread per core (as dask runs)."""
+    """The fused kernel alone over in-memory pixels, one worker thread per core (as dask runs),
+    or on the GPU over pixels already in its memory, as the engine runs it there."""
     model = load_model(args.model)
-    kernel = FusedKernel.from_net(model.net, precision=args.precision)
+    kernel = FusedKernel.from_net(model.net, precision=args.precision, device=args.device)
     with rasterio.open(args.scene) as src:
         edge = min(MODEL_SAMPLE_EDGE, src.width, src.height)
         sample = src.read(window=Window(src.width - edge, 0, edge, edge))
     table = sample.reshape(sample.shape[0], -1)
     table = table[:, (table != 0).all(axis=0)]
+    if kernel.device.type == "cuda":
+        return _cuda_model_floor(kernel, table, model.net.flops_per_pixel())
     parts = np.array_split(np.arange(table.shape[1]), os.cpu_count() or 1)
 
     def work(part: np.ndarray) -> None:
@@ -87,6 +91,26 @@ def model_floor(args: argparse.Namespace) -> dict[str, Any]:
     rate = pixels / result["seconds"]
     flops = rate * model.net.flops_per_pixel()
     return {**result, "pixels": pixels, "px_per_s": rate, "gflops": flops / 1e9}
+
+
+def _cuda_model_floor(kernel: FusedKernel, table: np.ndarray, flops: int) -> dict[str, Any]:
+    """The kernel over a (bands, pixels) table in GPU memory, each run synchronised.
+
+    fp32 runs what the engine runs there: labels with their rounding bound (one more GEMM a
+    layer), which is what makes the map the CPU's bit for bit.
+    """
+    pixels = torch.from_numpy(table.astype(np.int32)).to(kernel.device).T
+    method = kernel.classify if kernel.bound is None else kernel.classify_with_doubt
+
+    def run() -> None:
+        method(pixels)
+        torch.cuda.synchronize()
+
+    run()  # warm-up: cuBLAS handles and kernel selection
+    result = _fastest_window(run)
+    pixels_run = table.shape[1] * result["runs"]
+    rate = pixels_run / result["seconds"]
+    return {**result, "pixels": pixels_run, "px_per_s": rate, "gflops": rate * flops / 1e9}
 
 
 def _fastest_window(work: Callable[[], object]) -> dict[str, Any]:
@@ -118,14 +142,21 @@ def _repeat_for(seconds: float, work: Callable[[], object]) -> int:
 
 
 def sgemm_peak(args: argparse.Namespace) -> dict[str, Any]:
-    """A large square matmul in torch on all cores: the machine's GEMM peak in `precision`."""
+    """A large square matmul in torch on all cores, or on the GPU: its GEMM peak in `precision`."""
     torch.set_num_threads(os.cpu_count() or 1)
-    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
-    a = torch.randn(SGEMM_SIZE, SGEMM_SIZE).to(dtype)
-    b = torch.randn(SGEMM_SIZE, SGEMM_SIZE).to(dtype)
-    torch.mm(a, b)
-    result = _fastest_window(lambda: torch.mm(a, b))
-    return {**result, "gflops": result["runs"] * 2 * SGEMM_SIZE**3 / result["seconds"] / 1e9}
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.precision, torch.float32)
+    size = CUDA_SGEMM_SIZE if args.device.startswith("cuda") else SGEMM_SIZE
+    a = torch.randn(size, size).to(args.device, dtype)
+    b = torch.randn(size, size).to(args.device, dtype)
+
+    def run() -> None:
+        torch.mm(a, b)
+        if a.is_cuda:
+            torch.cuda.synchronize()
+
+    run()
+    result = _fastest_window(run)
+    return {**result, "gflops": result["runs"] * 2 * size**3 / result["seconds"] / 1e9}
 
 
 def end_to_end(args: argparse.Namespace) -> dict[str, Any]:
@@ -139,6 +170,8 @@ def end_to_end(args: argparse.Namespace) -> dict[str, Any]:
         str(args.out),
         "--precision",
         args.precision,
+        "--device",
+        args.device,
         "--quiet",
     ]
     return _timed(lambda: bandfusion_main(argv))
@@ -205,7 +238,8 @@ def main() -> None:
     parser.add_argument("--scene", type=Path, required=True)
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
     print(json.dumps({**FIGURES[args.figure](args), "rss_mb": peak_rss_mb()}))
 

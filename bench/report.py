@@ -122,6 +122,40 @@ def ratios(figures: list[Figure], checks: dict[str, float]) -> list[Ratio]:
     return found
 
 
+def cuda_ratios(figures: list[Figure], checks: dict[str, float]) -> list[Ratio]:
+    """Issue 7's GPU targets: the engine at the I/O floor, the kernel's rate, the CPU's map."""
+    by = {f.name: f for f in figures}
+    e2e = by["e2e fp32 cuda"]
+    found = [
+        *_paired(
+            "e2e fp32 cuda / I/O floor",
+            e2e,
+            by["io"],
+            lambda gpu, io: gpu / io,
+            _at_most,
+            1.1,
+        ),
+        *(
+            _at_least(
+                f"model {p} cuda (Gpx/s)", by[f"model {p} cuda"].measured["px_per_s"] / 1e9, 5
+            )
+            for p in ("fp32", "bf16", "fp16")
+        ),
+        _at_most(
+            "cuda fp32 map: pixels differing from the CPU fp32 map",
+            checks["cuda_fp32_differing_px"],
+            0,
+        ),
+        _at_least("bf16 cuda same label as CPU fp32", checks["bf16_same_label"], 0.999),
+        _at_least("fp16 cuda same label as CPU fp32", checks["fp16_same_label"], 0.999),
+        Ratio(
+            "e2e fp32 CPU / e2e fp32 cuda (speed)", by["e2e fp32"].seconds / e2e.seconds, None, None
+        ),
+        Ratio("valid pixels in the map", checks["valid_px"], None, None),
+    ]
+    return found
+
+
 def _paired(
     name: str,
     first: Figure,

@@ -7,7 +7,10 @@ model is a 12→64→64→10 fusion net trained briefly to name each pixel's dom
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,9 +116,9 @@ class Materials:
 
 
 def _generate(path: Path, size: int, bands: int, nodata_fraction: float) -> None:
-    """Write the scene strip by strip; GDAL compresses tiles on all cores."""
+    """Write the scene strip by strip, strips computed on all cores; GDAL compresses tiles on
+    all cores too. Each strip has its own seed, so the scene is the same however many cores."""
     materials = Materials.of(size, bands)
-    rng = np.random.default_rng(1)
     profile = {
         "driver": "GTiff",
         "width": size,
@@ -132,14 +135,33 @@ def _generate(path: Path, size: int, bands: int, nodata_fraction: float) -> None
         "bigtiff": "IF_SAFER",
         "num_threads": "ALL_CPUS",
     }
+
+    def strip(row: int) -> np.ndarray:
+        rows = min(BLOCK, size - row)
+        y, x = np.mgrid[row : row + rows, 0:size].astype(np.float32)
+        data = materials.radiance(materials.abundances(y, x), np.random.default_rng([1, row]))
+        data[:, _nodata_mask(y, x, size, nodata_fraction)] = 0
+        return data
+
     with rasterio.open(path, "w", **profile) as dst:
         dst.descriptions = tuple(f"B{b + 1:02d}" for b in range(bands))
-        for row in range(0, size, BLOCK):
-            rows = min(BLOCK, size - row)
-            y, x = np.mgrid[row : row + rows, 0:size].astype(np.float32)
-            data = materials.radiance(materials.abundances(y, x), rng)
-            data[:, _nodata_mask(y, x, size, nodata_fraction)] = 0
-            dst.write(data, window=Window(0, row, size, rows))
+        rows = range(0, size, BLOCK)
+        for row, data in zip(rows, _in_order(strip, rows), strict=True):
+            dst.write(data, window=Window(0, row, size, data.shape[1]))
+
+
+def _in_order(work: Callable[[int], np.ndarray], items: range) -> Iterator[np.ndarray]:
+    """`work` of each item, computed on all cores, yielded in order with at most one result a
+    core waiting (a strip of a Sentinel-2 scene is about 0.5 GB while computed)."""
+    workers = os.cpu_count() or 1
+    with ThreadPoolExecutor(workers) as pool:
+        pending: deque[Future[np.ndarray]] = deque()
+        for item in items:
+            pending.append(pool.submit(work, item))
+            if len(pending) >= workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _nodata_mask(y: np.ndarray, x: np.ndarray, size: int, fraction: float) -> np.ndarray:

@@ -18,6 +18,13 @@ import numpy as np
 import torch
 from bandfusion.models.inference import FusedKernel
 
+UNSIGNED_CARRIERS = {
+    torch.uint16: (torch.int16, torch.int32, 0xFFFF),
+    torch.uint32: (torch.int32, torch.int64, 0xFFFFFFFF),
+}
+"""Unsigned dtypes that torch's CUDA kernels barely support: the bits travel as the signed type of
+the same width and are widened and masked back to their values on the device."""
+
 
 class CudaRunner:
     """`classify` and `proba` of a CUDA kernel over host (M, C) tables; safe from many threads.
@@ -85,9 +92,14 @@ class CudaRunner:
         Tables are band-major views ((C, M) in memory), so they are copied as such.
         """
         bands_major = table.T.contiguous()
+        carrier = UNSIGNED_CARRIERS.get(bands_major.dtype)
+        if carrier is not None:
+            bands_major = bands_major.view(carrier[0])
         staged = self._pinned("upload", bands_major.shape, bands_major.dtype)
         staged.copy_(bands_major)
         on_device = staged.to(self.kernel.device, non_blocking=True)
+        if carrier is not None:
+            on_device = on_device.to(carrier[1]).bitwise_and_(carrier[2])
         return on_device.T
 
     def _download(self, tensor: torch.Tensor, role: str) -> np.ndarray:
