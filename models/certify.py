@@ -59,8 +59,11 @@ def doubtful(logits: torch.Tensor, error: torch.Tensor) -> torch.Tensor:
     pick another label. Exact ties are always doubtful."""
     if logits.shape[0] < 2:
         return torch.zeros(logits.shape[1], dtype=torch.bool, device=logits.device)
-    top = torch.topk(logits, 2, dim=0).values
-    return top[0] - top[1] <= error * (2 * SLACK) + UNDERFLOW
+    # Each class's gap to the best, exact for close contenders (Sterbenz); the best counts
+    # itself. Several times faster on a GPU than topk along the class axis.
+    gaps = torch.amax(logits, dim=0) - logits
+    contenders = (gaps <= error * (2 * SLACK) + UNDERFLOW).sum(dim=0)
+    return contenders > 1
 
 
 def label_bound(

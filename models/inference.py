@@ -114,6 +114,22 @@ class FusedKernel:
         ]
         return cls(layers, mean.to(target, torch.float32), precision, target, sub_batch)
 
+    def to(self, device: torch.device | str) -> FusedKernel:
+        """The same kernel (weights, precision, sub-batch) on `device`."""
+        target = torch.device(device)
+        layers = [
+            FusedLayer(
+                weight=layer.weight.to(target),
+                bias=layer.bias.to(target),
+                layer_norm=_moved(layer.layer_norm, target, layer.weight.dtype),
+                activation=layer.activation,
+            )
+            for layer in self.layers
+        ]
+        return FusedKernel(
+            layers, self.band_mean.to(target), self.precision, target, self.sub_batch
+        )
+
     def logits(self, table: torch.Tensor) -> torch.Tensor:
         """(M, C) pixels on the kernel's device → (M, K) logits in the kernel's precision."""
         dtype = self.layers[-1].weight.dtype

@@ -18,7 +18,13 @@ import torch
 import xarray as xr
 from bandfusion.models.checkpoint import TrainedModel
 from bandfusion.models.indices import append_indices, resolve_roles
-from bandfusion.models.inference import PRECISIONS, FusedKernel, Precision, cpu_runs_bf16
+from bandfusion.models.inference import (
+    CUDA_SUB_BATCH_PIXELS,
+    PRECISIONS,
+    FusedKernel,
+    Precision,
+    cpu_runs_bf16,
+)
 
 from .errors import BandfusionError, SceneError
 from .gpu import CudaRunner
@@ -94,10 +100,13 @@ class PixelClassifier:
     ) -> None:
         self.device = device
         self.precision = check_precision(precision, device)
+        # Built on the CPU: a GPU runner moves it in its own thread, while the reads start.
         self.kernel = FusedKernel.from_net(
-            model.net.eval(), precision=self.precision, device=device
+            model.net.eval(),
+            precision=self.precision,
+            sub_batch=CUDA_SUB_BATCH_PIXELS if device.type == "cuda" else None,
         )
-        self.cuda = _cuda_runner(model, self.kernel) if device.type == "cuda" else None
+        self.cuda = _cuda_runner(model, self.kernel, device) if device.type == "cuda" else None
         # Whole kernel sub-batches: the kernel pads each call's last one, so smaller calls
         # would compute mostly padding.
         self.batch_pixels = -(-batch_pixels // self.kernel.sub_batch) * self.kernel.sub_batch
@@ -154,12 +163,12 @@ def _on_host(method: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.
     return lambda table: method(table).numpy()
 
 
-def _cuda_runner(model: TrainedModel, kernel: FusedKernel) -> CudaRunner:
-    """The CUDA kernel's runner; fp32 labels in doubt are recomputed by a CPU fp32 kernel."""
+def _cuda_runner(model: TrainedModel, kernel: FusedKernel, device: torch.device) -> CudaRunner:
+    """The kernel's runner on `device`; fp32 labels in doubt are recomputed by a CPU kernel."""
     reference = None
     if kernel.bound is not None:
         reference = FusedKernel.from_net(model.net.eval(), precision="fp32", device="cpu")
-    return CudaRunner(kernel, reference)
+    return CudaRunner(kernel, reference, device)
 
 
 def _valid_table(

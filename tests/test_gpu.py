@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pickle
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 import torch
 from bandfusion.gpu import CudaRunner
 from bandfusion.models.fusion import SpectralFusionNet
-from bandfusion.models.inference import FusedKernel
+from bandfusion.models.inference import CUDA_SUB_BATCH_PIXELS, FusedKernel
 from bandfusion.predict import predict_proba_scene, predict_scene
 from bandfusion.scene import open_scene
 
@@ -66,9 +67,8 @@ def test_certified_labels_equal_the_cpu_kernel_where_raw_gpu_labels_do_not() -> 
 
 def runner(net: SpectralFusionNet) -> CudaRunner:
     """The engine's runner for `net`: fp32 on the GPU, doubtful labels recomputed on the CPU."""
-    return CudaRunner(
-        FusedKernel.from_net(net, device="cuda"), FusedKernel.from_net(net, device="cpu")
-    )
+    on_gpu = FusedKernel.from_net(net, sub_batch=CUDA_SUB_BATCH_PIXELS)
+    return CudaRunner(on_gpu, FusedKernel.from_net(net), torch.device("cuda"))
 
 
 def test_many_threads_share_the_runner_and_get_the_cpu_labels() -> None:
@@ -89,6 +89,18 @@ def test_many_threads_share_the_runner_and_get_the_cpu_labels() -> None:
     for thread in threads:
         thread.join()
     np.testing.assert_array_equal(np.concatenate([results[i] for i in range(8)]), cpu)
+
+
+def test_a_runner_dropped_stops_its_consumer_thread() -> None:
+    net, table = near_ties(4096, seed=3)
+    before = threading.active_count()
+    used = runner(net)
+    used.classify(table)
+    del used
+    deadline = time.monotonic() + 10
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() == before
 
 
 def test_runner_pickles_without_its_streams() -> None:

@@ -130,3 +130,12 @@ def test_cuda_kernel_matches_the_cpu(water_net, water_pixels, precision) -> None
     cuda = FusedKernel.from_net(water_net, precision=precision, device="cuda")
     labels = cuda.classify(water_pixels.float().cuda()).cpu()
     assert (labels == cpu).double().mean().item() >= (1.0 if precision == "fp32" else 0.999)
+
+
+def test_a_moved_kernel_computes_the_same_logits() -> None:
+    net = make_net()
+    table = torch.randn(3000, 6) * 10 + 50
+    kernel = FusedKernel.from_net(net, sub_batch=1024)
+    moved = kernel.to("cpu")
+    assert moved.sub_batch == 1024 and moved.precision == "fp32" and moved.bound is not None
+    assert torch.equal(moved.logits(table), kernel.logits(table))
