@@ -8,7 +8,6 @@ from __future__ import annotations
 import pickle
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,26 +16,14 @@ from bandfusion.gpu import CudaRunner
 from bandfusion.models.fusion import SpectralFusionNet
 from bandfusion.models.inference import CUDA_SUB_BATCH_PIXELS, FusedKernel
 from bandfusion.predict import predict_proba_scene, predict_scene
-from bandfusion.scene import open_scene
 
-from .helpers import random_model
 from .test_fusion import make_net
+from .test_predict import model, scene  # noqa: F401 (fixtures)
 
 pytestmark = [
     pytest.mark.gpu,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
 ]
-S2 = "sen1floods11_spain/Spain_7370579_S2Hand.tif"
-
-
-@pytest.fixture(scope="module")
-def scene(data_dir: Path):
-    return open_scene(data_dir / S2)
-
-
-@pytest.fixture(scope="module")
-def model(scene):
-    return random_model(scene, [1, 2, 3, 4, 8])
 
 
 def near_ties(pixels: int, seed: int = 0) -> tuple[SpectralFusionNet, torch.Tensor]:
@@ -111,21 +98,21 @@ def test_runner_pickles_without_its_streams() -> None:
     np.testing.assert_array_equal(copy.classify(table), original.classify(table))
 
 
-def test_cuda_scene_map_is_bit_identical_for_every_chunking(scene, model) -> None:
+def test_cuda_scene_map_is_bit_identical_for_every_chunking(scene, model) -> None:  # noqa: F811
     cpu = predict_scene(scene, model, device="cpu").values
     for chunks in ({"y": -1, "x": -1}, {"y": 100, "x": 37}):
         gpu = predict_scene(scene.chunk(chunks), model, device="cuda").values
         np.testing.assert_array_equal(gpu, cpu)
 
 
-def test_cuda_probabilities_agree_with_the_cpu(scene, model) -> None:
+def test_cuda_probabilities_agree_with_the_cpu(scene, model) -> None:  # noqa: F811
     cpu = predict_proba_scene(scene, model, device="cpu").values
     gpu = predict_proba_scene(scene, model, device="cuda").values
     np.testing.assert_allclose(gpu, cpu, atol=1e-6, equal_nan=True)
 
 
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
-def test_half_precision_maps_keep_almost_every_label(scene, model, precision) -> None:
+def test_half_precision_maps_keep_almost_every_label(scene, model, precision) -> None:  # noqa: F811
     cpu = predict_scene(scene, model, device="cpu").values
     half = predict_scene(scene, model, device="cuda", precision=precision).values
     assert (half == cpu).mean() >= 0.999
