@@ -70,8 +70,17 @@ def model_floor(args: argparse.Namespace) -> dict[str, Any]:
         sample = src.read(window=Window(src.width - edge, 0, edge, edge))
     table = sample.reshape(sample.shape[0], -1)
     table = table[:, (table != 0).all(axis=0)]
-    if kernel.device.type == "cuda":
-        return _cuda_model_floor(kernel, table, model.net.flops_per_pixel())
+    run = _cuda_runs(kernel, table) if kernel.device.type == "cuda" else _cpu_runs(kernel, table)
+    run()  # warm-up: first calls pay for oneDNN's kernel selection or cuBLAS's handles
+    result = _fastest_window(run)
+    pixels = table.shape[1] * result["runs"]
+    rate = pixels / result["seconds"]
+    flops = rate * model.net.flops_per_pixel()
+    return {**result, "pixels": pixels, "px_per_s": rate, "gflops": flops / 1e9}
+
+
+def _cpu_runs(kernel: FusedKernel, table: np.ndarray) -> Callable[[], None]:
+    """One run: the (bands, pixels) table's labels, split over one thread per core."""
     parts = np.array_split(np.arange(table.shape[1]), os.cpu_count() or 1)
 
     def work(part: np.ndarray) -> None:
@@ -85,16 +94,11 @@ def model_floor(args: argparse.Namespace) -> dict[str, Any]:
         for thread in threads:
             thread.join()
 
-    run()  # warm-up: first calls pay for oneDNN's kernel selection
-    result = _fastest_window(run)
-    pixels = table.shape[1] * result["runs"]
-    rate = pixels / result["seconds"]
-    flops = rate * model.net.flops_per_pixel()
-    return {**result, "pixels": pixels, "px_per_s": rate, "gflops": flops / 1e9}
+    return run
 
 
-def _cuda_model_floor(kernel: FusedKernel, table: np.ndarray, flops: int) -> dict[str, Any]:
-    """The kernel over a (bands, pixels) table in GPU memory, each run synchronised.
+def _cuda_runs(kernel: FusedKernel, table: np.ndarray) -> Callable[[], None]:
+    """One run: the table's labels from GPU memory, synchronised.
 
     fp32 runs what the engine runs there: labels with their rounding bound (one more GEMM a
     layer), which is what makes the map the CPU's bit for bit.
@@ -106,11 +110,7 @@ def _cuda_model_floor(kernel: FusedKernel, table: np.ndarray, flops: int) -> dic
         method(pixels)
         torch.cuda.synchronize()
 
-    run()  # warm-up: cuBLAS handles and kernel selection
-    result = _fastest_window(run)
-    pixels_run = table.shape[1] * result["runs"]
-    rate = pixels_run / result["seconds"]
-    return {**result, "pixels": pixels_run, "px_per_s": rate, "gflops": rate * flops / 1e9}
+    return run
 
 
 def _fastest_window(work: Callable[[], object]) -> dict[str, Any]:

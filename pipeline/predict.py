@@ -167,6 +167,8 @@ def _cuda_runner(model: TrainedModel, kernel: FusedKernel, device: torch.device)
     """The kernel's runner on `device`; fp32 labels in doubt are recomputed by a CPU kernel."""
     reference = None
     if kernel.bound is not None:
+        # Not `kernel` itself: that one has the GPU's sub-batch, and only the CPU engine's
+        # sub-batch (the default) reproduces the CPU map's rounding.
         reference = FusedKernel.from_net(model.net.eval(), precision="fp32", device="cpu")
     return CudaRunner(kernel, reference, device)
 
