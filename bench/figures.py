@@ -21,6 +21,7 @@ import rasterio
 import torch
 import xarray as xr
 from bandfusion.cli import main as bandfusion_main
+from bandfusion.gpu import UNSIGNED_CARRIERS, DeviceKernels, labels_on_device
 from bandfusion.grid import Grid
 from bandfusion.models.checkpoint import load_model
 from bandfusion.models.inference import FusedKernel
@@ -98,16 +99,16 @@ def _cpu_runs(kernel: FusedKernel, table: np.ndarray) -> Callable[[], None]:
 
 
 def _cuda_runs(kernel: FusedKernel, table: np.ndarray) -> Callable[[], None]:
-    """One run: the table's labels from GPU memory, synchronised.
-
-    fp32 runs what the engine runs there: labels with their rounding bound (one more GEMM a
-    layer), which is what makes the map the CPU's bit for bit.
+    """One run: the table's labels from GPU memory, synchronised, as the engine computes them
+    there: uint16 as int16 bits, the fused kernel where Triton runs it, and in fp32 the
+    certifying cascade (the fused kernel's bound, then the torch kernel's on the few in doubt).
     """
-    pixels = torch.from_numpy(table.astype(np.int32)).to(kernel.device).T
-    method = kernel.classify if kernel.bound is None else kernel.classify_with_doubt
+    kernels = DeviceKernels.of(kernel)
+    pixels = torch.from_numpy(table.astype(np.uint16).view(np.int16)).to(kernel.device)
+    carrier = UNSIGNED_CARRIERS[torch.uint16]
 
     def run() -> None:
-        method(pixels)
+        labels_on_device(kernels, pixels, carrier, torch.uint8, kernel.bound is not None)
         torch.cuda.synchronize()
 
     return run

@@ -11,6 +11,14 @@ a layer, on absolute values, bounds how far any other fp32 evaluation's logits c
 these: a label whose two best logits are further apart than twice that is the same in all of
 them. On trained models about one label in 10,000 is left in doubt; the engine recomputes those
 where its reference runs.
+
+The fused GPU kernel multiplies fp16 copies W̃ of the weights by fp16 copies of the activations
+(relative error u_h, or an absolute HALF_UNDERFLOW when tiny), accumulating in fp32. Against any
+fp32 evaluation, a layer's outputs then differ by at most
+E' = E·(1 + γ)|W| + |x|·((u_h + γ_a(1 + u_h))|W̃| + |W̃ - W| + γ|W|) + c, with γ_a the
+accumulation's γ and c the underflow and bias terms. The recursion is linear with nonnegative
+matrices, so it unrolls: the logits' bound is Σ_l |x_l|·P_l + constant, one (c_in, K) matrix per
+layer, which the kernel applies to the inputs it already holds (`half_precision_bound`).
 """
 
 from __future__ import annotations
@@ -26,6 +34,14 @@ SLACK = 1.01
 """Headroom for the bound's own fp32 rounding and the margin test's (a few ulps each)."""
 UNDERFLOW = 1e-30
 """Headroom for flushed or gradual underflow, which the relative bound does not cover."""
+HALF_UNIT_ROUNDOFF = 2.0**-11
+HALF_UNDERFLOW = 2.0**-14
+"""The most an fp16 cast (round to nearest) of an activation below fp16's smallest normal can
+lose, whether the hardware keeps subnormals or flushes them."""
+ACCUMULATION_UNIT_ROUNDOFF = 2.0**-20
+"""Tensor cores' fp32 accumulation, taken 16× coarser than IEEE fp32: they align the products to
+the largest with truncation and few guard bits (Fasi et al., *Numerical behavior of NVIDIA tensor
+cores*, 2021), which stays within twice fp32's unit roundoff a step."""
 
 
 @dataclass(frozen=True)
@@ -83,3 +99,56 @@ def _gamma(n: int, unit_roundoff: float) -> float:
     if nu >= 1:
         raise ValueError(f"γ({n}) is unbounded at unit roundoff {unit_roundoff}")
     return nu / (1 - nu)
+
+
+@dataclass(frozen=True)
+class HalfPrecisionBound:
+    """The unrolled bound of an evaluation whose first layer runs in fp32 and the others in fp16.
+
+    The logits' error is at most `headroom` · (|x_0|·first + Σ_l x_l·later[l]) + constant, with
+    x_0 the centred pixels and x_l each later layer's fp16 input (nonnegative: ReLU outputs).
+    """
+
+    first: torch.Tensor  # (bands, K) float64
+    later: list[torch.Tensor]  # (c_in, K) float64, one per layer after the first
+    constant: torch.Tensor  # (K,) float64
+    headroom: float
+    """Covers the fp16 rounding of the x_l the kernel multiplies and the accumulation of Σ."""
+
+
+def half_precision_bound(
+    weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor], halves: Sequence[torch.Tensor]
+) -> HalfPrecisionBound:
+    """The bound for layers x ↦ x @ W + b with fp32 `weights` (c_in, c_out), all but the first
+    run with `halves`: their fp16 copies as multiplied (any scaling undone)."""
+    weights = [w.double() for w in weights]
+    biases = [b.double() for b in biases]
+    carried = [(1 + _gamma(w.shape[0] + 1, FP32_UNIT_ROUNDOFF)) * w.abs() for w in weights]
+    # Each layer's new error, as coefficients of its input and a constant (E' = E·A + |x|·M + c).
+    gamma = _gamma(weights[0].shape[0] + 1, FP32_UNIT_ROUNDOFF)
+    terms = [(2 * gamma * weights[0].abs(), 2 * gamma * biases[0].abs())]
+    width = 0
+    for weight, bias, half in zip(weights[1:], biases[1:], halves, strict=True):
+        n = weight.shape[0] + 1
+        width = max(width, n)
+        gamma, gamma_acc = _gamma(n, FP32_UNIT_ROUNDOFF), _gamma(n, ACCUMULATION_UNIT_ROUNDOFF)
+        half = half.double()
+        rounding = HALF_UNIT_ROUNDOFF + gamma_acc * (1 + HALF_UNIT_ROUNDOFF)
+        inputs = rounding * half.abs() + (half - weight).abs() + gamma * weight.abs()
+        underflow = HALF_UNDERFLOW * (1 + gamma_acc) * half.abs().sum(dim=0)
+        constant = underflow + (gamma_acc + gamma) * bias.abs()
+        terms.append((inputs, constant))
+    # Unrolled: each term travels through the later layers' A; x_l ≥ 0 is what the kernel holds
+    # in fp16, x_l ≤ (fp16(x_l) + HALF_UNDERFLOW) / (1 - u_h).
+    coefficients: list[torch.Tensor] = []
+    total = torch.zeros(weights[-1].shape[1], dtype=torch.float64)
+    for layer, (inputs, constant) in enumerate(terms):
+        for later in carried[layer + 1 :]:
+            inputs, constant = inputs @ later, constant @ later
+        if layer > 0:
+            constant = constant + HALF_UNDERFLOW * inputs.sum(dim=0) / (1 - HALF_UNIT_ROUNDOFF)
+        coefficients.append(inputs)
+        total = total + constant
+    gamma_sum = _gamma(width, ACCUMULATION_UNIT_ROUNDOFF)
+    headroom = (1 + gamma_sum) / (1 - HALF_UNIT_ROUNDOFF) * (1 + 2.0**-16)
+    return HalfPrecisionBound(coefficients[0], coefficients[1:], total, headroom)

@@ -130,6 +130,10 @@ class FusedKernel:
             layers, self.band_mean.to(target), self.precision, target, self.sub_batch
         )
 
+    def with_sub_batch(self, sub_batch: int) -> FusedKernel:
+        """The same kernel (its weights shared) with GEMMs of `sub_batch` rows."""
+        return FusedKernel(self.layers, self.band_mean, self.precision, self.device, sub_batch)
+
     def logits(self, table: torch.Tensor) -> torch.Tensor:
         """(M, C) pixels on the kernel's device → (M, K) logits in the kernel's precision."""
         dtype = self.layers[-1].weight.dtype

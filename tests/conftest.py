@@ -1,8 +1,12 @@
 """Shared fixtures: paths to the bundled real data, a small dask.distributed cluster, one torch
-thread for modules that train tiny networks, and bf16 prediction on any CPU."""
+thread for modules that train tiny networks, and bf16 prediction on any CPU.
+
+Without a GPU, Triton kernels run under Triton's CPU interpreter, which must be chosen before
+Triton is first imported."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +15,9 @@ import torch
 from bandfusion import batch
 from bandfusion import predict as predict_module
 from distributed import Client
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 

@@ -12,11 +12,14 @@ import time
 import numpy as np
 import pytest
 import torch
-from bandfusion.gpu import CudaRunner
+from bandfusion import gpu
+from bandfusion.gpu import CudaRunner, DeviceKernels
 from bandfusion.models.fusion import SpectralFusionNet
 from bandfusion.models.inference import CUDA_SUB_BATCH_PIXELS, FusedKernel
+from bandfusion.models.triton_kernel import FusedTritonClassifier, triton_available
 from bandfusion.predict import predict_proba_scene, predict_scene
 
+from .test_certify import exact_logits
 from .test_fusion import make_net
 from .test_predict import model, scene  # noqa: F401 (fixtures)
 
@@ -50,6 +53,36 @@ def test_certified_labels_equal_the_cpu_kernel_where_raw_gpu_labels_do_not() -> 
     certified = runner(net).classify(table)
     assert (raw != cpu).any(), "these near-ties should split GPU and CPU rounding"
     np.testing.assert_array_equal(certified, cpu)
+
+
+def test_without_triton_the_runner_certifies_the_torch_kernels_labels(monkeypatch) -> None:
+    monkeypatch.setattr(gpu, "triton_available", lambda: False)
+    net, table = near_ties(1 << 16, seed=4)
+    used = runner(net)
+    np.testing.assert_array_equal(used.classify(table), FusedKernel.from_net(net).classify(table))
+    assert DeviceKernels.of(FusedKernel.from_net(net, device="cuda")).fused is None
+
+
+@pytest.mark.skipif(not triton_available(), reason="needs Triton")
+@pytest.mark.parametrize("hidden", [(64, 64), (32, 16, 8), (128,)])
+def test_the_fused_kernels_bound_holds_on_the_gpus_tensor_cores(hidden) -> None:
+    """The accumulation model behind the fp16 bound, checked on the hardware: over a million
+    pixels the logits stay within it of float64's, and the labels it clears are the CPU's."""
+    net = make_net(in_bands=12, n_classes=10, seed=len(hidden), hidden=hidden)
+    generator = torch.Generator().manual_seed(0)
+    table = torch.randint(0, 20000, (1 << 20, 12), generator=generator).to(torch.uint16)
+    classifier = FusedTritonClassifier.from_kernel(
+        FusedKernel.from_net(net, device="cuda"), dtype=torch.float16, certify=True
+    )
+    bits = table.T.contiguous().view(torch.int16).cuda()
+    logits, bound = classifier.logits_and_bound(bits, unsigned=True)
+    labels, doubt = classifier.classify(bits, unsigned=True)
+    exact = exact_logits(net, table.int())
+    assert ((logits.cpu().double() - exact).abs().amax(dim=1) <= bound.cpu()).all()
+    clear = ~doubt.cpu().numpy()
+    cpu = FusedKernel.from_net(net).classify(table).numpy()
+    np.testing.assert_array_equal(labels.cpu().numpy()[clear], cpu[clear])
+    assert clear.mean() > 0.5
 
 
 def runner(net: SpectralFusionNet) -> CudaRunner:
