@@ -40,6 +40,8 @@ import rasterio
 import rasterio.shutil
 import xarray as xr
 from affine import Affine
+from dask.base import named_schedulers
+from dask.typing import SchedulerGetCallable
 from rasterio._err import CPLE_BaseError
 from rasterio.enums import Resampling
 from rasterio.windows import Window
@@ -135,6 +137,7 @@ def write_geotiff(
     `cache_mb` of GDAL cache.
     """
     _check_options(blocksize, overview_resampling)
+    get = _local_scheduler(scheduler or "threads")
     data = _band_stack(array)
     grid = Grid.of(array)
     profile = _gtiff_profile(grid, data, nodata, blocksize)
@@ -148,9 +151,7 @@ def write_geotiff(
         # GDAL reads a file's external overviews from FILE.ovr, and the COG driver copies them.
         first_level = _streamed_level_path(tiled, data, resampling, factors)
         streamed = _intermediate_profile(profile) if cog else profile
-        if not _stream(
-            data, tiled, streamed, metadata, first_level, scheduler or "threads", progress
-        ):
+        if not _stream(data, tiled, streamed, metadata, first_level, get, progress):
             source = array.attrs.get("source") or "the input"
             warnings.warn(
                 BandfusionWarning(f"{source}: every pixel is nodata; {path} holds no data"),
@@ -176,6 +177,21 @@ def _check_options(blocksize: int, overview_resampling: str) -> None:
             f"overview_resampling must be one of {sorted(OVERVIEW_RESAMPLINGS)}, "
             f"got {overview_resampling!r}"
         )
+
+
+def _local_scheduler(name: str) -> SchedulerGetCallable:
+    """dask's function for the local scheduler `name` ("threads", "synchronous", ...).
+
+    Handed to dask as a function, not a name: to resolve a name, dask first imports
+    dask.distributed to look for a client (about 100 modules and 0.2 s on every map written),
+    and the chunks must reach the file open in this process, so no client could be used anyway.
+    """
+    try:
+        return named_schedulers[name]
+    except KeyError:
+        raise ValueError(
+            f"scheduler must be one of {sorted(named_schedulers)}, got {name!r}"
+        ) from None
 
 
 def _band_stack(array: xr.DataArray) -> da.Array:
@@ -251,7 +267,7 @@ def _stream(
     profile: dict[str, Any],
     metadata: _Metadata,
     first_level: Path | None,
-    scheduler: str,
+    get: SchedulerGetCallable,
     progress: Callable[[int], None] | None,
 ) -> bool:
     """Create the tiled GeoTIFF (and its streamed 2× level) and write the chunks into it as dask
@@ -269,7 +285,7 @@ def _stream(
         # dask types targets as arrays; any object with __setitem__ is one. The writer locks
         # around its own writes, so that chunks are reduced to the 2× level in parallel.
         target = cast(Any, writer)
-        da.store(data, target, lock=False, compute=True, scheduler=scheduler)
+        da.store(data, target, lock=False, compute=True, scheduler=get)
     return writer.saw_valid
 
 

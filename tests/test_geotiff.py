@@ -347,6 +347,7 @@ def test_metadata_lost_on_the_way_is_an_error(
         ({"blocksize": 100}, "multiple of 16"),
         ({"overview_resampling": "bogus"}, "overview_resampling"),
         ({"band_names": ["a", "b"]}, "2 band names for 1 bands"),
+        ({"scheduler": "bogus"}, "scheduler must be one of"),
     ],
 )
 def test_bad_options_fail_before_writing(
