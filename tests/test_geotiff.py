@@ -457,8 +457,10 @@ def test_streamed_mode_overviews_equal_gdals(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunks: tuple[int, int]
 ) -> None:
     """Whether the writer streams the 2× level (even chunks) or GDAL builds every level (odd
-    chunks cut 2 × 2 cells), the COG is the same, level by level."""
+    chunks cut 2 × 2 cells), the COG is the same, level by level, with whole chunks of nodata
+    as outside a swath."""
     values = _classes(shape=(1100, 1300))
+    values[:512, :768] = 255
 
     def write(name: str) -> Path:
         options: dict[str, Any] = {"blocksize": 256, "colormap": COLORMAP}
