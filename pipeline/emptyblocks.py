@@ -68,20 +68,21 @@ class EmptyBlocks:
         `data` holds the window's pixels as decoded, every band of the file in order. Blocks
         cut by the raster's edge are never inside a window, so no block is judged by part of it.
         """
+        height, width = self._dataset.block_shapes[0]
         for band, row, col in self._blocks(window, inside=True):
             if len(self._remembered) >= MAX_REMEMBERED:
                 return
+            rows = slice(row * height - window.row_off, (row + 1) * height - window.row_off)
+            cols = slice(col * width - window.col_off, (col + 1) * width - window.col_off)
+            bands = range(len(data)) if self._interleaved else [band - 1]
+            pixels = [data[b, rows, cols] for b in bands]
+            if not _only(pixels[0][:1, :1], self.nodata):
+                continue  # a block holding data mostly tells at its first pixel
             place = self._place(band, row, col)
             if place is None or place[1] > MAX_BLOCK_BYTES:
                 continue
             compressed = self._bytes(*place)
-            if compressed in self._remembered:
-                continue
-            height, width = self._dataset.block_shapes[0]
-            rows = slice(row * height - window.row_off, (row + 1) * height - window.row_off)
-            cols = slice(col * width - window.col_off, (col + 1) * width - window.col_off)
-            bands = range(len(data)) if self._interleaved else [band - 1]
-            if all(_only(data[b, rows, cols], self.nodata) for b in bands):
+            if compressed not in self._remembered and all(_only(p, self.nodata) for p in pixels):
                 self._remembered.add(compressed)
                 self._sizes.add(place[1])
 

@@ -162,6 +162,24 @@ def test_only_whole_blocks_are_learned(tmp_path: Path) -> None:
         assert blocks.all_empty(whole) and blocks.all_empty(cut)
 
 
+def test_blocks_of_data_cost_no_file_read_to_learn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _tiles(["noise", "constant"], 2, 2 * TILE, "uint16", 0)
+    path = _write(tmp_path / "data.tif", data, 0)
+    reads: list[int] = []
+    original = EmptyBlocks._bytes
+    monkeypatch.setattr(
+        EmptyBlocks, "_bytes", lambda self, *a: reads.append(1) or original(self, *a)
+    )
+    with rasterio.open(path) as src:
+        blocks = EmptyBlocks.of(src, np.uint16(0))
+        assert blocks is not None
+        whole = Window(0, 0, 2 * TILE, 2 * TILE)
+        blocks.learn(whole, src.read(window=whole))
+        assert reads == [] and not blocks.all_empty(whole)
+
+
 def test_only_compressed_local_geotiffs_with_a_nodata_value_are_learned(tmp_path: Path) -> None:
     zeros = np.zeros((1, TILE, TILE), np.uint16)
     deflated = _write(tmp_path / "deflated.tif", zeros, 0)
