@@ -12,10 +12,11 @@ on 2 CPUs, 160 MB over the baseline and 44 s, against 55 MB and 18 s this way. T
 keeps nodata, the colour table, dataset tags and band descriptions, so nothing is re-applied
 after the conversion (GDAL refuses to update a COG in place unless told to break its layout);
 the result is checked. The intermediate is written uncompressed when small enough (see
-RAW_INTERMEDIATE_BYTES), as its tiles are decoded and re-encoded anyway. A class map's 2×
-"mode" level, GDAL's slowest, is instead reduced from each chunk as it streams (see
-`overview`) into the intermediate's external overview file, which GDAL and its COG driver read
-as the first level; GDAL builds the coarser levels from it.
+RAW_INTERMEDIATE_BYTES), as its tiles are decoded and re-encoded anyway. A class map's
+first "mode" levels, GDAL's slowest, are instead reduced from each chunk as it streams (see
+`overview`), each into the external overview file of the one before (FILE.ovr, FILE.ovr.ovr):
+GDAL and its COG driver read such a chain as successive levels, and GDAL builds the coarser
+levels from the last one.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ import rasterio
 import rasterio.shutil
 import xarray as xr
 from affine import Affine
+from dask.base import named_schedulers
+from dask.typing import SchedulerGetCallable
 from rasterio._err import CPLE_BaseError
 from rasterio.enums import Resampling
 from rasterio.windows import Window
@@ -135,6 +138,7 @@ def write_geotiff(
     `cache_mb` of GDAL cache.
     """
     _check_options(blocksize, overview_resampling)
+    get = _local_scheduler(scheduler or "threads")
     data = _band_stack(array)
     grid = Grid.of(array)
     profile = _gtiff_profile(grid, data, nodata, blocksize)
@@ -145,21 +149,16 @@ def write_geotiff(
     factors = _overview_factors(grid.width, grid.height, blocksize) if cog else []
     with atomic_output(path) as tmp, gdal_env(cache_mb):
         tiled = tmp.with_name(f"{tmp.stem}.gtiff.tif") if cog else tmp
-        # GDAL reads a file's external overviews from FILE.ovr, and the COG driver copies them.
-        first_level = _streamed_level_path(tiled, data, resampling, factors)
+        levels = _streamed_levels(tiled, data, resampling, factors)
         streamed = _intermediate_profile(profile) if cog else profile
-        if not _stream(
-            data, tiled, streamed, metadata, first_level, scheduler or "threads", progress
-        ):
+        if not _stream(data, tiled, streamed, metadata, levels, get, progress):
             source = array.attrs.get("source") or "the input"
             warnings.warn(
                 BandfusionWarning(f"{source}: every pixel is nodata; {path} holds no data"),
                 stacklevel=2,
             )
-        if first_level is not None:
-            _build_overviews(first_level, [f // 2 for f in factors[1:]], resampling)
-        elif factors:
-            _build_overviews(tiled, factors, resampling)
+        coarsest = levels[-1] if levels else tiled
+        _build_overviews(coarsest, [f >> len(levels) for f in factors[len(levels) :]], resampling)
         if cog:
             _to_cog(tiled, tmp, profile["predictor"], blocksize)
         _check_tiles_inside(tmp)
@@ -176,6 +175,21 @@ def _check_options(blocksize: int, overview_resampling: str) -> None:
             f"overview_resampling must be one of {sorted(OVERVIEW_RESAMPLINGS)}, "
             f"got {overview_resampling!r}"
         )
+
+
+def _local_scheduler(name: str) -> SchedulerGetCallable:
+    """dask's function for the local scheduler `name` ("threads", "synchronous", ...).
+
+    Handed to dask as a function, not a name: to resolve a name, dask first imports
+    dask.distributed to look for a client (about 100 modules and 0.2 s on every map written),
+    and the chunks must reach the file open in this process, so no client could be used anyway.
+    """
+    try:
+        return named_schedulers[name]
+    except KeyError:
+        raise ValueError(
+            f"scheduler must be one of {sorted(named_schedulers)}, got {name!r}"
+        ) from None
 
 
 def _band_stack(array: xr.DataArray) -> da.Array:
@@ -229,20 +243,25 @@ def _tile_size(blocksize: int, extent: int) -> int:
     return min(blocksize, -(-extent // 16) * 16)
 
 
-def _streamed_level_path(
+def _streamed_levels(
     tiled: Path, data: da.Array, resampling: Resampling, factors: list[int]
-) -> Path | None:
-    """Where the writer streams the 2× overview itself, or None to leave every level to GDAL.
+) -> list[Path]:
+    """The overview levels the writer reduces itself, coarsest last, each the external overview
+    of the one before (FILE.ovr, FILE.ovr.ovr, ...); none leaves every level to GDAL.
 
-    Only for a single-band integer map with "mode" overviews whose sides and chunk boundaries
-    are even, so that every 2 × 2 cell lies inside one chunk, as GDAL would cut it.
+    Only for a single-band integer map with "mode" overviews, and only the levels at which every
+    2 × 2 cell lies inside one chunk: chunk sides divisible by the level's factor, so that GDAL
+    cuts the cells where the chunks do (on a Sentinel-2 map of 1024² chunks, the 2× and 4×).
     """
-    even = all(size % 2 == 0 for sizes in data.chunks[1:] for size in sizes)
-    if resampling != Resampling.mode or not factors or not even:
-        return None
-    if data.shape[0] != 1 or data.dtype.kind not in "iu":
-        return None
-    return tiled.with_name(f"{tiled.name}.ovr")
+    if resampling != Resampling.mode or data.shape[0] != 1 or data.dtype.kind not in "iu":
+        return []
+    sides = {size for sizes in data.chunks[1:] for size in sizes}
+    levels = [tiled]
+    for factor in factors:
+        if any(side % factor for side in sides):
+            break
+        levels.append(levels[-1].with_name(f"{levels[-1].name}.ovr"))
+    return levels[1:]
 
 
 def _stream(
@@ -250,37 +269,40 @@ def _stream(
     path: Path,
     profile: dict[str, Any],
     metadata: _Metadata,
-    first_level: Path | None,
-    scheduler: str,
+    levels: list[Path],
+    get: SchedulerGetCallable,
     progress: Callable[[int], None] | None,
 ) -> bool:
-    """Create the tiled GeoTIFF (and its streamed 2× level) and write the chunks into it as dask
-    computes them.
+    """Create the tiled GeoTIFF (and its streamed overview levels) and write the chunks into it
+    as dask computes them.
 
     Returns whether any pixel was valid (not nodata, NaN or infinite).
     """
     with ExitStack() as files:
         dst = files.enter_context(rasterio.open(path, "w", **profile))
         metadata.apply(dst)
-        level = None
-        if first_level is not None:
-            level = files.enter_context(rasterio.open(first_level, "w", **_halved(profile)))
-        writer = files.enter_context(_WindowWriter(dst, metadata.nodata, progress, level))
+        level_files = []
+        level_profile = profile
+        for level in levels:
+            level_profile = _halved(level_profile)
+            level_files.append(files.enter_context(rasterio.open(level, "w", **level_profile)))
+        writer = files.enter_context(_WindowWriter(dst, metadata.nodata, progress, level_files))
         # dask types targets as arrays; any object with __setitem__ is one. The writer locks
-        # around its own writes, so that chunks are reduced to the 2× level in parallel.
+        # around its own writes, so that chunks are reduced to the overview levels in parallel.
         target = cast(Any, writer)
-        da.store(data, target, lock=False, compute=True, scheduler=scheduler)
+        da.store(data, target, lock=False, compute=True, scheduler=get)
     return writer.saw_valid
 
 
 def _halved(profile: dict[str, Any]) -> dict[str, Any]:
-    """The profile of the 2× overview: half the size (rounded up, as GDAL), twice the pixel."""
+    """The profile of the next overview level: half the size (rounded up, as GDAL), twice the
+    pixel."""
     width, height = -(-profile["width"] // 2), -(-profile["height"] // 2)
     return {
         **profile,
         "width": width,
         "height": height,
-        "transform": profile["transform"] * Affine.scale(2),
+        "transform": profile["transform"] @ Affine.scale(2),
         "blockxsize": _tile_size(profile["blockxsize"], width),
         "blockysize": _tile_size(profile["blockysize"], height),
     }
@@ -435,7 +457,7 @@ def _has_colormap(src: rasterio.io.DatasetReader, colormap: Colormap) -> bool:
 
 class _WindowWriter:
     """A `dask.array.store` target writing each (band, y, x) chunk into its window of a file,
-    and its 2 × 2 mode into the 2× overview file when there is one.
+    and its 2 × 2 modes, level after level, into the streamed overview files.
 
     Chunks are checked and reduced on dask's threads; only the writes hold the lock.
     """
@@ -445,14 +467,14 @@ class _WindowWriter:
         dst: rasterio.io.DatasetWriter,
         nodata: float | None,
         progress: Callable[[int], None] | None,
-        level: rasterio.io.DatasetWriter | None = None,
+        levels: Sequence[rasterio.io.DatasetWriter] = (),
     ) -> None:
         self.lock = threading.Lock()
         self.saw_valid = False
         self._dst = dst
         self._nodata = nodata
         self._progress = progress
-        self._level = level
+        self._levels = levels
         self._open = True
 
     def __enter__(self) -> _WindowWriter:
@@ -468,15 +490,19 @@ class _WindowWriter:
     def __setitem__(self, key: tuple[slice, slice, slice], value: np.ndarray) -> None:
         """Write one computed chunk (all bands) into its window and report its pixels."""
         valid = self.saw_valid or bool(valid_mask(value, (self._nodata,) * len(value)).any())
-        reduced = None if self._level is None else mode_2x2(value[0], self._nodata)
+        reduced = [value[0]]
+        for _ in self._levels:
+            reduced.append(mode_2x2(reduced[-1], self._nodata))
         rows, cols = key[1], key[2]
         with self.lock:
             if not self._open:
                 raise RuntimeError("chunk arrived after the map writer was closed")
             self._dst.write(value, window=Window.from_slices(rows, cols))
-            if self._level is not None and reduced is not None:
-                window = Window(cols.start // 2, rows.start // 2, *reduced.shape[::-1])
-                self._level.write(reduced, window=window, indexes=1)
+            for halvings, (level, pixels) in enumerate(
+                zip(self._levels, reduced[1:], strict=True), start=1
+            ):
+                top, left = rows.start >> halvings, cols.start >> halvings
+                level.write(pixels, window=Window(left, top, *pixels.shape[::-1]), indexes=1)
             self.saw_valid = self.saw_valid or valid
             if self._progress is not None:
                 self._progress(value.shape[1] * value.shape[2])

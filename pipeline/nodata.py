@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import xarray as xr
@@ -15,8 +16,9 @@ def valid_mask(block: np.ndarray, nodata: Sequence[float | None]) -> np.ndarray:
     """
     valid = np.ones(block.shape[1:], dtype=bool)
     for k, (band, value) in enumerate(zip(block, nodata, strict=True)):
-        if value is not None and not np.isnan(value) and _holds(band.dtype, value):
-            valid &= band != band.dtype.type(value)
+        pixel = pixel_value(band.dtype, value)
+        if pixel is not None and not np.isnan(pixel):
+            valid &= band != pixel
         if band.dtype.kind == "f":
             valid &= np.isfinite(band)
         if k == 0 and not valid.any():
@@ -24,16 +26,20 @@ def valid_mask(block: np.ndarray, nodata: Sequence[float | None]) -> np.ndarray:
     return valid
 
 
-def _holds(dtype: np.dtype, value: float) -> bool:
-    """Whether pixels of `dtype` can equal `value`: integers only integral values in range.
+def pixel_value(dtype: np.dtype, value: float | None) -> np.generic | None:
+    """`value` as a pixel of `dtype`, or None where no pixel can equal it.
 
-    Comparing in the band's own dtype skips a cast of every pixel to float64; a value no pixel
-    can hold (-9999 in uint16) marks nothing, as comparing in float64 would.
+    Integers hold only integral values in their range: comparing in the band's own dtype skips
+    a cast of every pixel to float64, and a value no pixel can hold (-9999 in uint16) marks
+    nothing, as comparing in float64 would.
     """
-    if dtype.kind not in "iu":
-        return True
-    info = np.iinfo(dtype)
-    return float(value).is_integer() and info.min <= value <= info.max
+    if value is None:
+        return None
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        if not (float(value).is_integer() and info.min <= value <= info.max):
+            return None
+    return cast(np.generic, dtype.type(value))
 
 
 def band_nodata(scene: xr.DataArray) -> tuple[float | None, ...]:

@@ -21,6 +21,9 @@ def mode_2x2(block: np.ndarray, nodata: float | None) -> np.ndarray:
     height, width = block.shape
     if height % 2 or width % 2:
         raise ValueError(f"mode_2x2 needs even sides, got {block.shape}")
+    if nodata is not None and not (block != nodata).any():
+        # A chunk outside the swath: a glance instead of counting (0.07 against 1-3 ms a Mpx).
+        return np.full((height // 2, width // 2), nodata, dtype=block.dtype)
     # The four values of every cell, in scan order, as contiguous (h/2, w/2) arrays.
     cells = [np.ascontiguousarray(block[dy::2, dx::2]) for dy in (0, 1) for dx in (0, 1)]
     out = cells[0].copy()

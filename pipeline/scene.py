@@ -28,10 +28,11 @@ from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
+from .emptyblocks import EmptyBlocks
 from .errors import BandfusionError, BandfusionWarning, SceneError
 from .gdalenv import READ_THREADS, gdal_env
 from .grid import Grid
-from .nodata import nodata_coord
+from .nodata import nodata_coord, pixel_value
 from .windows import DEFAULT_CHUNK_PIXELS, chunk_grid
 
 PathLike = str | os.PathLike[str]
@@ -102,59 +103,87 @@ class SceneReader:
 
         Unscaled bands are decoded straight into the chunk: a copy through a temporary would
         cost a chunk's worth of memory traffic and page faults whether its pixels are valid
-        or not.
+        or not. A window of blocks known to hold only nodata is filled, not decoded.
         """
-        dataset = _open_cached(source, self.grid, self.resampling)
+        opened = _open_cached(source, self.grid, self.resampling)
+        empty = opened.empty
+        if empty is not None and empty.all_empty(window):
+            pixel = np.empty((1, 1, 1), dtype=out.dtype)
+            _store(np.full((1, 1, 1), empty.nodata), pixel, source)
+            out[...] = pixel
+            return
         unscaled = source.scale == 1.0 and source.offset == 0.0
         target = out if unscaled and out.dtype == source.dtype else None
         try:
-            data = dataset.read(list(source.indexes), window=window, out=target)
+            data = opened.reader.read(list(source.indexes), window=window, out=target)
         except RasterioError as exc:
             raise SceneError(
                 f"{source.path}: cannot read its pixels; the file is truncated or corrupt "
                 f"({_first_line(exc)})"
             ) from exc
-        if target is not None:
-            return
-        if unscaled:
-            out[...] = data
-            return
-        np.multiply(data, np.float32(source.scale), out=out, dtype=np.float32)
-        out += np.float32(source.offset)
-        if source.nodata is not None:
-            out[data == source.nodata] = np.nan
+        if empty is not None:
+            empty.learn(window, data)
+        if target is None:
+            _store(data, out, source)
+
+
+def _store(data: np.ndarray, out: np.ndarray, source: SourceFile) -> None:
+    """Put pixels as read from `source` into `out`: cast, or scaled with nodata as NaN."""
+    if source.scale == 1.0 and source.offset == 0.0:
+        out[...] = data
+        return
+    np.multiply(data, np.float32(source.scale), out=out, dtype=np.float32)
+    out += np.float32(source.offset)
+    if source.nodata is not None:
+        out[data == source.nodata] = np.nan
+
+
+@dataclass
+class _Opened:
+    """One thread's handles on a source file, and what it has learned of the file's blocks."""
+
+    handles: list[Any]  # the file, then the WarpedVRT onto the scene's grid where it needs one
+    empty: EmptyBlocks | None  # only where the file is read as it is, not warped
+
+    @property
+    def reader(self) -> DatasetReader | WarpedVRT:
+        return self.handles[-1]
 
 
 _local = threading.local()
 
 
-def _open_cached(source: SourceFile, grid: Grid, resampling: str) -> DatasetReader | WarpedVRT:
+def _open_cached(source: SourceFile, grid: Grid, resampling: str) -> _Opened:
     """A per-thread LRU of open datasets: handles are not thread-safe and opening is not free."""
-    cache: OrderedDict[tuple[Any, ...], Any] = _local.__dict__.setdefault("cache", OrderedDict())
+    cache: OrderedDict[tuple[Any, ...], _Opened] = _local.__dict__.setdefault(
+        "cache", OrderedDict()
+    )
     stat = Path(source.path).stat()
     key = (source.path, stat.st_mtime_ns, stat.st_size, grid, resampling)
     if key in cache:
         cache.move_to_end(key)
-        return cache[key][-1]
+        return cache[key]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        handles = [rasterio.open(source.path)]
-    if not source.grid.same_as(grid):
-        handles.append(
-            WarpedVRT(
-                handles[0],
-                crs=grid.crs or source.grid.crs,
-                transform=grid.transform,
-                width=grid.width,
-                height=grid.height,
-                resampling=Resampling[resampling],
-            )
+        dataset = rasterio.open(source.path)
+    if source.grid.same_as(grid):
+        nodata = pixel_value(np.dtype(source.dtype), source.nodata)
+        opened = _Opened([dataset], EmptyBlocks.of(dataset, nodata))
+    else:
+        warped = WarpedVRT(
+            dataset,
+            crs=grid.crs or source.grid.crs,
+            transform=grid.transform,
+            width=grid.width,
+            height=grid.height,
+            resampling=Resampling[resampling],
         )
-    cache[key] = handles
+        opened = _Opened([dataset, warped], None)
+    cache[key] = opened
     while len(cache) > _HANDLES_PER_THREAD:
-        for handle in reversed(cache.popitem(last=False)[1]):
+        for handle in reversed(cache.popitem(last=False)[1].handles):
             handle.close()
-    return handles[-1]
+    return opened
 
 
 def _first_line(exc: BaseException) -> str:

@@ -33,6 +33,7 @@ TRANSFORM = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4500000.0)
 COLORMAP = {0: (0, 0, 255, 255), 1: (0, 160, 0, 255), 2: (200, 200, 0, 255), 255: (0, 0, 0, 0)}
 CLASS_NAMES = {0: "water", 1: "forest", 2: "crops"}
 DiskUsage = namedtuple("DiskUsage", "total used free")
+MODE = Resampling.mode
 
 
 def _map(values: np.ndarray, chunks: Any = (128, 256), crs: str = UTM) -> xr.DataArray:
@@ -347,6 +348,7 @@ def test_metadata_lost_on_the_way_is_an_error(
         ({"blocksize": 100}, "multiple of 16"),
         ({"overview_resampling": "bogus"}, "overview_resampling"),
         ({"band_names": ["a", "b"]}, "2 band names for 1 bands"),
+        ({"scheduler": "bogus"}, "scheduler must be one of"),
     ],
 )
 def test_bad_options_fail_before_writing(
@@ -451,13 +453,27 @@ def _assert_same_overviews(first: Path, second: Path) -> None:
             np.testing.assert_array_equal(a.read(1), b.read(1))
 
 
-@pytest.mark.parametrize("chunks", [(256, 384), (255, 383)], ids=["even-chunks", "odd-chunks"])
+@pytest.mark.parametrize(
+    ("shape", "chunks", "streamed"),
+    [((1100, 1300), (256, 384), 2), ((1024, 1536), (512, 512), 3), ((1100, 1300), (255, 383), 0)],
+    ids=["two-levels-streamed", "every-level-streamed", "odd-chunks"],
+)
 def test_streamed_mode_overviews_equal_gdals(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunks: tuple[int, int]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    shape: tuple[int, int],
+    chunks: tuple[int, int],
+    streamed: int,
 ) -> None:
-    """Whether the writer streams the 2× level (even chunks) or GDAL builds every level (odd
-    chunks cut 2 × 2 cells), the COG is the same, level by level."""
-    values = _classes(shape=(1100, 1300))
+    """Whether the writer streams some levels (chunk sides divisible by their factors), all of
+    them, or none (odd chunks cut 2 × 2 cells), the COG is the same as GDAL builds it, level by
+    level, with whole chunks of nodata as outside a swath."""
+    values = _classes(shape=shape)
+    values[:512, :768] = 255
+    levels = geotiff._streamed_levels(
+        Path("m.tif"), _map(values, chunks).data[None], MODE, [2, 4, 8]
+    )
+    assert len(levels) == streamed
 
     def write(name: str) -> Path:
         options: dict[str, Any] = {"blocksize": 256, "colormap": COLORMAP}
@@ -465,35 +481,35 @@ def test_streamed_mode_overviews_equal_gdals(
             _map(values, chunks), tmp_path / name, nodata=255, overview_resampling="mode", **options
         )
 
-    streamed = write("streamed.tif")
-    monkeypatch.setattr(geotiff, "_streamed_level_path", lambda *args: None)
+    streamed_cog = write("streamed.tif")
+    monkeypatch.setattr(geotiff, "_streamed_levels", lambda *args: [])
     built = write("built.tif")
     assert _entries(tmp_path) == ["built.tif", "streamed.tif"]
-    assert cog_validate(str(streamed))[0]
-    with rasterio.open(streamed) as a, rasterio.open(built) as b:
+    assert cog_validate(str(streamed_cog))[0]
+    with rasterio.open(streamed_cog) as a, rasterio.open(built) as b:
         assert a.overviews(1) == b.overviews(1) == [2, 4, 8]
         assert a.colormap(1)[1] == COLORMAP[1]
         np.testing.assert_array_equal(a.read(1), values)
-    _assert_same_overviews(streamed, built)
+    _assert_same_overviews(streamed_cog, built)
 
 
-def test_only_even_single_band_integer_mode_maps_stream_their_2x_level() -> None:
+def test_mode_levels_are_streamed_while_every_2x2_cell_lies_inside_one_chunk() -> None:
     tiled = Path("map.gtiff.tif")
-    even = da.zeros((1, 1024, 1536), dtype=np.uint8, chunks=(1, 512, 512))
-    assert geotiff._streamed_level_path(tiled, even, Resampling.mode, [2]) == Path(
-        "map.gtiff.tif.ovr"
-    )
-    odd = even.rechunk((1, 511, 512))
-    floats = even.astype(np.float32)
+    first, second = Path("map.gtiff.tif.ovr"), Path("map.gtiff.tif.ovr.ovr")
+    data = da.zeros((1, 1024, 1536), dtype=np.uint8, chunks=(1, 512, 512))
+    assert geotiff._streamed_levels(tiled, data, MODE, [2, 4]) == [first, second]
+    assert geotiff._streamed_levels(tiled, data.rechunk((1, 512, 510)), MODE, [2, 4]) == [first]
+    odd = data.rechunk((1, 511, 512))
+    floats = data.astype(np.float32)
     bands = da.zeros((2, 1024, 1536), dtype=np.uint8, chunks=(2, 512, 512))
-    for data, resampling, factors in [
-        (odd, Resampling.mode, [2]),
-        (floats, Resampling.mode, [2]),
-        (bands, Resampling.mode, [2]),
-        (even, Resampling.average, [2]),
-        (even, Resampling.mode, []),
+    for chunked, resampling, factors in [
+        (odd, MODE, [2]),
+        (floats, MODE, [2]),
+        (bands, MODE, [2]),
+        (data, Resampling.average, [2]),
+        (data, MODE, []),
     ]:
-        assert geotiff._streamed_level_path(tiled, data, resampling, factors) is None
+        assert geotiff._streamed_levels(tiled, chunked, resampling, factors) == []
 
 
 def test_a_cog_is_the_same_from_a_raw_or_a_compressed_intermediate(

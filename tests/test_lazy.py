@@ -1,12 +1,19 @@
-"""`import bandfusion` and `bandfusion predict` load neither scikit-learn, matplotlib nor fiona,
-and the lazily exported names still work however the package was reached."""
+"""`import bandfusion` and `bandfusion predict` load neither scikit-learn, matplotlib, fiona nor
+dask.distributed, and the lazily exported names still work however the package was reached."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+
+from bandfusion.models.checkpoint import save_model
+from bandfusion.scene import open_scene
+
+from .helpers import random_model
 
 HEAVY = ("sklearn", "matplotlib", "distributed", "fiona")
+S2 = "sen1floods11_spain/Spain_7370579_S2Hand.tif"
 
 
 def run_python(code: str) -> str:
@@ -24,6 +31,20 @@ def test_the_predict_path_imports_no_heavy_optional_packages() -> None:
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     )
     assert loaded == "[]"
+
+
+def test_a_predict_run_imports_no_heavy_optional_packages(tmp_path: Path, data_dir: Path) -> None:
+    """Not even dask.distributed, which dask imports to resolve a scheduler given by name."""
+    scene = data_dir / S2
+    save_model(random_model(open_scene(scene), [0, 1]), tmp_path / "model")
+    output = tmp_path / "map.tif"
+    argv = ["predict", str(scene), "-m", str(tmp_path / "model"), "-o", str(output), "--quiet"]
+    loaded = run_python(
+        "import sys\nfrom bandfusion.cli import main\n"
+        f"main({argv!r})\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    assert loaded.splitlines() == [f"map: {output}", "[]"]
 
 
 def test_lazy_names_are_the_functions_even_after_their_submodule_was_imported() -> None:

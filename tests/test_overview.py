@@ -70,6 +70,16 @@ def test_nodata_is_not_counted_and_stays_where_a_cell_has_nothing_else() -> None
     np.testing.assert_array_equal(mode_2x2(cells, 9), [[4, 9]])
 
 
+def test_a_block_of_nodata_reduces_to_nodata_without_counting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    block = np.full((4, 6), 255, dtype=np.uint16)
+    monkeypatch.setattr(np, "ones", None)  # counting starts from np.ones: it must not be reached
+    reduced = mode_2x2(block, 255)
+    assert reduced.dtype == np.uint16
+    np.testing.assert_array_equal(reduced, np.full((2, 3), 255))
+
+
 def test_odd_sides_are_refused() -> None:
     with pytest.raises(ValueError, match="even sides"):
         mode_2x2(np.zeros((3, 4), np.uint8), None)
