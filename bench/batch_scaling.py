@@ -34,11 +34,12 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from bandfusion import load_model, open_scene, predict_scene, read_labels, save_model, train
-from bandfusion.batch import BatchResult, local_client, run_batch
-from bandfusion.grid import Grid
-from bandfusion.manifest import SceneSpec
-from bandfusion.outputs import write_model_output
+from bandfusion import load_model, open_scene, predict_scene, read_labels, save_model
+from bandfusion.batch.manifest import SceneSpec
+from bandfusion.batch.run import BatchResult, local_client, run_batch
+from bandfusion.engine.maps import write_model_output
+from bandfusion.engine.train import train
+from bandfusion.io.grid import Grid
 from distributed import Client
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,13 +21,13 @@ import rasterio
 import torch
 import xarray as xr
 from bandfusion.cli import main as bandfusion_main
-from bandfusion.gpu import UNSIGNED_CARRIERS, DeviceKernels, labels_on_device
-from bandfusion.grid import Grid
+from bandfusion.engine.cuda import UNSIGNED_CARRIERS, DeviceKernels, labels_on_device
+from bandfusion.engine.maps import write_model_output
+from bandfusion.io.grid import Grid
+from bandfusion.io.nodata import band_nodata, valid_mask
+from bandfusion.io.scene import open_scene
 from bandfusion.models.checkpoint import load_model
 from bandfusion.models.inference import FusedKernel
-from bandfusion.nodata import band_nodata, valid_mask
-from bandfusion.outputs import write_model_output
-from bandfusion.scene import open_scene
 from rasterio.windows import Window
 
 Figure = Callable[[argparse.Namespace], dict[str, Any]]

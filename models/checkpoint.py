@@ -23,12 +23,11 @@ from typing import Any
 import torch
 from bandfusion import __version__
 from bandfusion.errors import ModelFileError, OutputError
+from bandfusion.models.fusion import SpectralFusionNet
+from bandfusion.models.indices import resolve_roles
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
-
-from .fusion import SpectralFusionNet
-from .indices import resolve_roles
 
 FORMAT_VERSION = 2
 """2 added derived spectral indices (`indices`, `band_roles`); version 1 files still load."""

@@ -15,16 +15,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from bandfusion.models.checkpoint import ModelMetadata, TrainedModel, load_model, save_model
+from bandfusion.models.fusion import Activation, Norm
+from bandfusion.models.indices import append_indices, resolve_roles
+from bandfusion.models.training import FitSettings, fit_pixels, predict_logits
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
-
-from .checkpoint import ModelMetadata, TrainedModel, load_model, save_model
-from .fusion import Activation, Norm
-from .indices import append_indices, resolve_roles
-from .training import FitSettings, fit_pixels, predict_logits
 
 _DEFAULTS = FitSettings()
 _FIT_FIELDS = (

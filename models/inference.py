@@ -20,11 +20,16 @@ from typing import Literal, cast, get_args
 
 import torch
 import torch.nn.functional as F
+from bandfusion.models.certify import (
+    FP32_UNIT_ROUNDOFF,
+    TF32_UNIT_ROUNDOFF,
+    LabelBound,
+    doubtful,
+    label_bound,
+)
+from bandfusion.models.fusion import SpectralFusionNet
+from bandfusion.models.threads import one_thread_on_cpu
 from torch import nn
-
-from .certify import FP32_UNIT_ROUNDOFF, TF32_UNIT_ROUNDOFF, LabelBound, doubtful, label_bound
-from .fusion import SpectralFusionNet
-from .threads import one_thread_on_cpu
 
 Precision = Literal["fp32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)

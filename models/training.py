@@ -11,11 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from bandfusion.models.fusion import Activation, Norm, SpectralFusionNet
+from bandfusion.models.threads import one_thread_on_cpu
 from sklearn.metrics import f1_score
 from tqdm.auto import tqdm
-
-from .fusion import Activation, Norm, SpectralFusionNet
-from .threads import one_thread_on_cpu
 
 
 @dataclass(frozen=True)

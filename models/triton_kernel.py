@@ -24,9 +24,8 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from .certify import SLACK, UNDERFLOW, half_precision_bound
-from .inference import FusedKernel
+from bandfusion.models.certify import SLACK, UNDERFLOW, half_precision_bound
+from bandfusion.models.inference import FusedKernel
 
 BLOCK_PIXELS = 128
 """Pixels a program carries through the layers: a (128, 64) fp32 activation fills 64 registers
@@ -247,7 +246,6 @@ def _half_copy(
 def _compiled() -> Any:
     """The Triton kernel, decorated on first use: TRITON_INTERPRET is read when it is."""
     import triton
-
-    from . import fused_labels
+    from bandfusion.models import fused_labels
 
     return triton.jit(fused_labels.fused_labels, do_not_specialize=["n_pixels", "stride"])

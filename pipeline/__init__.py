@@ -1,100 +1,26 @@
 """bandfusion: per-pixel land-cover maps from multispectral rasters.
 
 The public API mirrors the CLI: open_scene → train → save_model / load_model → predict_scene →
-write_geotiff, and evaluate. Parts built on scikit-learn, SciPy or matplotlib (training,
-evaluation, benchmarks, explanations, .mat cubes) are imported on first use.
+write_geotiff, and evaluate. Every public name is imported from its module on first use
+(PEP 562, through `lazy_loader`), so `import bandfusion` loads nothing but this file and a
+command pays only for the parts it touches: `bandfusion predict` never loads scikit-learn,
+matplotlib or dask.distributed.
+
+The sub-packages are layered, each importing only those below it (import-linter checks it):
+`cli` → `display` → `batch` → `engine` → `io`; `models` stands apart and imports only `errors`.
 """
 
-__version__ = "0.1.0"  # first: bandfusion.models reads it while the imports below run
+from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from importlib.metadata import PackageNotFoundError, version
 
-from bandfusion.models.checkpoint import ModelMetadata, TrainedModel, load_model, save_model
-from bandfusion.models.fusion import SpectralFusionNet
+import lazy_loader
 
-from .errors import (
-    BandfusionError,
-    BandfusionWarning,
-    LabelError,
-    ModelFileError,
-    OutputError,
-    SceneError,
-)
-from .geotiff import write_geotiff
-from .grid import Grid
-from .labels import Labels, read_labels
-from .lazy import make_lazy
-from .legend import Legend, load_legend
-from .predict import predict_proba_scene, predict_scene
-from .sampling import sample_pixels, spatial_block_split
-from .scene import open_scene
+try:
+    __version__ = version("bandfusion")
+except PackageNotFoundError:  # a source tree on sys.path without an installed distribution
+    __version__ = "0+unknown"
 
-if TYPE_CHECKING:
-    from bandfusion.models.baselines import make_baseline
-    from bandfusion.models.estimator import SpectralFusionClassifier
-
-    from .benchmark import Benchmark, Protocol, run_benchmark, spatial_cv
-    from .evaluate import EvaluationReport, evaluate
-    from .explain import Explanation, explain
-    from .hyperspectral import read_mat_scene
-    from .train import TrainingResult, TrainingSettings, train
-
-make_lazy(
-    __name__,
-    {
-        "make_baseline": "bandfusion.models.baselines",
-        "SpectralFusionClassifier": "bandfusion.models.estimator",
-        "Benchmark": ".benchmark",
-        "Protocol": ".benchmark",
-        "run_benchmark": ".benchmark",
-        "spatial_cv": ".benchmark",
-        "EvaluationReport": ".evaluate",
-        "evaluate": ".evaluate",
-        "Explanation": ".explain",
-        "explain": ".explain",
-        "read_mat_scene": ".hyperspectral",
-        "TrainingResult": ".train",
-        "TrainingSettings": ".train",
-        "train": ".train",
-    },
-)
-
-__all__ = [
-    "BandfusionError",
-    "BandfusionWarning",
-    "Benchmark",
-    "EvaluationReport",
-    "Explanation",
-    "Grid",
-    "LabelError",
-    "Labels",
-    "Legend",
-    "ModelFileError",
-    "ModelMetadata",
-    "OutputError",
-    "Protocol",
-    "SceneError",
-    "SpectralFusionClassifier",
-    "SpectralFusionNet",
-    "TrainedModel",
-    "TrainingResult",
-    "TrainingSettings",
-    "__version__",
-    "evaluate",
-    "explain",
-    "load_legend",
-    "load_model",
-    "make_baseline",
-    "open_scene",
-    "predict_proba_scene",
-    "predict_scene",
-    "read_labels",
-    "read_mat_scene",
-    "run_benchmark",
-    "sample_pixels",
-    "save_model",
-    "spatial_block_split",
-    "spatial_cv",
-    "train",
-    "write_geotiff",
-]
+# The public names and their modules are listed once, in __init__.pyi.
+__getattr__, __dir__, _public = lazy_loader.attach_stub(__name__, __file__)
+__all__ = [*_public, "__version__"]

@@ -12,14 +12,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from bandfusion import batch
-from bandfusion import predict as predict_module
+from bandfusion.batch import run as batch
+from bandfusion.engine import predict as predict_module
 from distributed import Client
+
+from tests.helpers import REPO
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-DATA = Path(__file__).resolve().parent.parent / "data"
+DATA = REPO / "data"
 
 
 @pytest.fixture(scope="session")

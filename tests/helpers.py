@@ -19,6 +19,9 @@ from bandfusion.models.checkpoint import ModelMetadata, TrainedModel
 from bandfusion.models.fusion import SpectralFusionNet
 from distributed import Client
 
+REPO = Path(__file__).resolve().parent.parent
+"""The repository's root: `data/`, `docs/`, `notebooks/` and `README.md` are found from it."""
+
 BANDFUSION = Path(sys.executable).with_name("bandfusion")
 """The `bandfusion` command of the environment the tests run in."""
 

@@ -13,7 +13,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import REPO
+
+ROOT = REPO
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 EXPECTED = [
@@ -24,7 +26,7 @@ EXPECTED = [
 ]
 # What a notebook may import: bandfusion's public modules, the scientific stack (dask for
 # notebook 01's look at the task graph) and a little of the standard library.
-BANDFUSION_MODULES = {"bandfusion", "bandfusion.outputs", "bandfusion.models.baselines"}
+BANDFUSION_MODULES = {"bandfusion", "bandfusion.engine.maps", "bandfusion.models.baselines"}
 OTHER_PACKAGES = {"dask", "matplotlib", "numpy", "sklearn", "xarray"}
 STANDARD_LIBRARY = {"pathlib", "shutil", "tempfile", "time"}
 CELL_TIMEOUT_S = 180

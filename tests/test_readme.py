@@ -8,7 +8,9 @@ from pathlib import Path
 import matplotlib
 import pytest
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+from tests.helpers import REPO
+
+README = REPO / "README.md"
 
 
 def test_readme_python_example_runs(

@@ -9,9 +9,8 @@ import warnings
 from collections.abc import Callable
 
 import click
-
-from .. import __version__
-from ..errors import BandfusionError, BandfusionWarning
+from bandfusion import __version__
+from bandfusion.errors import BandfusionError, BandfusionWarning
 
 SUBCOMMANDS = ("train", "predict", "evaluate", "info", "benchmark", "explain", "batch")
 """Each subcommand NAME is `NAME_command` in this package's module NAME."""

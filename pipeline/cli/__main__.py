@@ -1,5 +1,5 @@
 """`python -m bandfusion.cli`: the same as the `bandfusion` command."""
 
-from . import main
+from bandfusion.cli import main
 
 main()

@@ -8,10 +8,7 @@ from pathlib import Path
 from types import TracebackType
 
 import click
-from distributed import Client
-from tqdm.auto import tqdm
-
-from ..batch import (
+from bandfusion.batch.run import (
     BatchError,
     BatchEvents,
     BatchOptions,
@@ -22,8 +19,10 @@ from ..batch import (
     local_client,
     run_batch,
 )
-from ..predict import DEFAULT_BATCH_PIXELS
-from .options import device_option, parse_names, quiet_option, scene_options
+from bandfusion.cli.options import device_option, parse_names, quiet_option, scene_options
+from bandfusion.engine.predict import DEFAULT_BATCH_PIXELS
+from distributed import Client
+from tqdm.auto import tqdm
 
 
 class _Progress(BatchEvents):

@@ -7,12 +7,7 @@ from typing import Any
 
 import click
 import xarray as xr
-
-from ..benchmark import PROTOCOLS, Protocol, available_methods, run_benchmark
-from ..errors import OutputError
-from ..hyperspectral import is_mat_file, read_mat_scene
-from ..labels import Labels
-from .options import (
+from bandfusion.cli.options import (
     device_option,
     label_options,
     load_labels,
@@ -23,6 +18,10 @@ from .options import (
     seed_option,
     widths_callback,
 )
+from bandfusion.engine.compare import PROTOCOLS, Protocol, available_methods, run_benchmark
+from bandfusion.errors import OutputError
+from bandfusion.io.hyperspectral import is_mat_file, read_mat_scene
+from bandfusion.io.labels import Labels
 
 DEFAULT_PROTOCOL = Protocol()
 

@@ -6,15 +6,7 @@ from pathlib import Path
 
 import click
 import numpy as np
-from bandfusion.models.checkpoint import TrainedModel, load_model
-
-from ..errors import ModelFileError
-from ..evaluate import evaluate
-from ..geotiff import atomic_output, check_writable
-from ..labels import Labels
-from ..progress import TaskProgress
-from ..train import held_out_blocks
-from .options import (
+from bandfusion.cli.options import (
     device_option,
     label_options,
     load_labels,
@@ -23,6 +15,13 @@ from .options import (
     quiet_option,
     scene_options,
 )
+from bandfusion.display.progress import TaskProgress
+from bandfusion.engine.evaluate import evaluate
+from bandfusion.engine.train import held_out_blocks
+from bandfusion.errors import ModelFileError
+from bandfusion.io.geotiff import atomic_output, check_writable
+from bandfusion.io.labels import Labels
+from bandfusion.models.checkpoint import TrainedModel, load_model
 
 
 @click.command("evaluate")

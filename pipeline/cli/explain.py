@@ -5,14 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from bandfusion.models.checkpoint import load_model
-from sklearn.metrics import get_scorer
-
-from ..explain import explain
-from ..progress import TaskProgress
-from .benchmark import prepare_output
-from .evaluate import held_out
-from .options import (
+from bandfusion.cli.benchmark import prepare_output
+from bandfusion.cli.evaluate import held_out
+from bandfusion.cli.options import (
     label_options,
     load_labels,
     load_scene,
@@ -21,6 +16,10 @@ from .options import (
     scene_options,
     seed_option,
 )
+from bandfusion.display.progress import TaskProgress
+from bandfusion.engine.explain import explain
+from bandfusion.models.checkpoint import load_model
+from sklearn.metrics import get_scorer
 
 
 @click.command("explain")

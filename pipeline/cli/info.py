@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from bandfusion.cli.options import quiet_option
+from bandfusion.display.raster_info import describe_raster
 from bandfusion.models.checkpoint import describe, load_model
-
-from ..info import describe_raster
-from .options import quiet_option
 
 
 @click.command("info")

@@ -8,10 +8,9 @@ from typing import Any, TypeVar
 
 import click
 import xarray as xr
-
-from ..grid import Grid
-from ..labels import Labels, read_labels
-from ..scene import RESAMPLING_METHODS, open_scene
+from bandfusion.io.grid import Grid
+from bandfusion.io.labels import Labels, read_labels
+from bandfusion.io.scene import RESAMPLING_METHODS, open_scene
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -6,14 +6,19 @@ from pathlib import Path
 
 import click
 import xarray as xr
+from bandfusion.cli.options import (
+    device_option,
+    load_scene,
+    model_option,
+    quiet_option,
+    scene_options,
+)
+from bandfusion.engine.maps import write_model_output
+from bandfusion.engine.predict import DEFAULT_BATCH_PIXELS, predict_proba_scene, predict_scene
+from bandfusion.io.geotiff import check_writable
 from bandfusion.models.checkpoint import TrainedModel, load_model
 from bandfusion.models.inference import PRECISIONS
 from tqdm.auto import tqdm
-
-from ..geotiff import check_writable
-from ..outputs import write_model_output
-from ..predict import DEFAULT_BATCH_PIXELS, predict_proba_scene, predict_scene
-from .options import device_option, load_scene, model_option, quiet_option, scene_options
 
 
 @click.command("predict")
@@ -82,7 +87,9 @@ def predict_command(
         )
         _write(proba, probabilities, model, cog=cog, quiet=quiet)
     if preview is not None:
-        from ..preview import write_preview  # matplotlib: loaded only when a preview is asked
+        from bandfusion.display.preview import (
+            write_preview,  # matplotlib: loaded only when a preview is asked
+        )
 
         write_preview(
             output,

@@ -5,11 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from bandfusion.models.checkpoint import check_model_path, save_model
-from bandfusion.models.indices import INDICES
-
-from ..train import TrainingSettings, train
-from .options import (
+from bandfusion.cli.options import (
     device_option,
     label_options,
     load_labels,
@@ -19,6 +15,9 @@ from .options import (
     seed_option,
     widths_callback,
 )
+from bandfusion.engine.train import TrainingSettings, train
+from bandfusion.models.checkpoint import check_model_path, save_model
+from bandfusion.models.indices import INDICES
 
 DEFAULTS = TrainingSettings()
 

@@ -1,0 +1,1 @@
+"""Many scenes on dask.distributed: the task per scene, the cluster, the resumable manifest."""

@@ -1,0 +1,5 @@
+"""Presentation: tables, Markdown, figures, PNG quicklooks and progress bars.
+
+The engine returns data; this package turns it into what people read. The CLI, notebooks and
+the Python API all draw through it, so a figure looks the same wherever it is made.
+"""

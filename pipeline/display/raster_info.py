@@ -1,0 +1,45 @@
+"""A human description of a raster file: what `bandfusion info` prints."""
+
+from __future__ import annotations
+
+import os
+
+from bandfusion.io.scene import inspect_raster
+from rasterio.io import DatasetReader
+
+
+def describe_raster(path: str | os.PathLike[str]) -> str:
+    """Bands, data types, size, CRS, resolution, nodata, internal blocks, compression, overviews."""
+    dataset, name = inspect_raster(path)
+    with dataset:
+        crs = dataset.crs.to_string() if dataset.crs else "none"
+        lines = [
+            f"file:        {name}",
+            f"driver:      {dataset.driver}",
+            f"size:        {dataset.width} x {dataset.height} px, {dataset.count} bands",
+            f"crs:         {crs}",
+            f"resolution:  {dataset.res[0]:.6g} x {dataset.res[1]:.6g}",
+            f"bounds:      {tuple(round(v, 6) for v in dataset.bounds)}",
+            f"blocks:      {dataset.block_shapes[0][0]} x {dataset.block_shapes[0][1]}"
+            f" ({'tiled' if dataset.profile.get('tiled') else 'striped'})",
+            f"compression: {dataset.compression.value if dataset.compression else 'none'}",
+            f"overviews:   {dataset.overviews(1) or 'none'}",
+            "bands:",
+        ]
+        for index in dataset.indexes:
+            description = dataset.descriptions[index - 1] or f"b{index}"
+            lines.append(
+                f"  {index:>3} {description:<16} {dataset.dtypes[index - 1]:<8} "
+                f"nodata={dataset.nodatavals[index - 1]}"
+            )
+        if entries := _colormap_size(dataset):
+            lines.append(f"colour map:  {entries} entries")
+    return "\n".join(lines)
+
+
+def _colormap_size(dataset: DatasetReader) -> int:
+    """Entries in band 1's colour table; 0 when it has none."""
+    try:
+        return len(dataset.colormap(1))
+    except ValueError:
+        return 0

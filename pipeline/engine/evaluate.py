@@ -1,0 +1,178 @@
+"""Accuracy of a class map against labels: confusion matrix, OA, kappa, per-class P/R/F1/IoU.
+
+The confusion matrix is summed chunk by chunk over the same lazy map `predict_scene` gives, so an
+evaluation of a whole scene needs no more memory than a prediction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+from bandfusion.engine.predict import predict_scene
+from bandfusion.io.labels import Labels
+from bandfusion.models.checkpoint import TrainedModel
+from sklearn.metrics import confusion_matrix
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """Scores derived from a confusion matrix (rows: true class, columns: predicted class)."""
+
+    class_ids: list[int]
+    class_names: list[str]
+    confusion: np.ndarray
+
+    @property
+    def support(self) -> np.ndarray:
+        return self.confusion.sum(axis=1)
+
+    @property
+    def n_pixels(self) -> int:
+        return int(self.confusion.sum())
+
+    @property
+    def overall_accuracy(self) -> float:
+        return _ratio(np.trace(self.confusion), self.n_pixels)
+
+    @property
+    def kappa(self) -> float:
+        """Cohen's kappa: agreement beyond what the class frequencies give by chance."""
+        total = self.n_pixels
+        expected = _ratio(float(self.confusion.sum(0) @ self.confusion.sum(1)), total * total)
+        observed = self.overall_accuracy
+        return _ratio(observed - expected, 1.0 - expected) if expected < 1.0 else 1.0
+
+    @property
+    def precision(self) -> np.ndarray:
+        return _ratios(np.diag(self.confusion), self.confusion.sum(axis=0))
+
+    @property
+    def recall(self) -> np.ndarray:
+        return _ratios(np.diag(self.confusion), self.support)
+
+    @property
+    def f1(self) -> np.ndarray:
+        p, r = self.precision, self.recall
+        return _ratios(2 * p * r, p + r)
+
+    @property
+    def iou(self) -> np.ndarray:
+        tp = np.diag(self.confusion)
+        return _ratios(tp, self.confusion.sum(0) + self.confusion.sum(1) - tp)
+
+    @property
+    def macro_f1(self) -> float:
+        """Mean F1 over the classes present in the reference (support > 0)."""
+        present = self.support > 0
+        return float(self.f1[present].mean()) if present.any() else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary: scalar scores, per-class scores keyed by class id, the matrix."""
+        per_class = {
+            str(cid): {
+                "name": name,
+                "precision": float(self.precision[i]),
+                "recall": float(self.recall[i]),
+                "f1": float(self.f1[i]),
+                "iou": float(self.iou[i]),
+                "support": int(self.support[i]),
+            }
+            for i, (cid, name) in enumerate(zip(self.class_ids, self.class_names, strict=True))
+        }
+        return {
+            "overall_accuracy": self.overall_accuracy,
+            "kappa": self.kappa,
+            "macro_f1": self.macro_f1,
+            "n_pixels": self.n_pixels,
+            "classes": per_class,
+            "confusion_matrix": self.confusion.tolist(),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def format_table(self) -> str:
+        """A plain-text report for terminals, like scikit-learn's classification_report."""
+        width = max(12, *(len(n) for n in self.class_names))
+        lines = [
+            f"{'class':>{width}}  {'id':>5} {'precision':>9} {'recall':>7} {'f1':>6} "
+            f"{'iou':>6} {'support':>9}"
+        ]
+        for i, (cid, name) in enumerate(zip(self.class_ids, self.class_names, strict=True)):
+            lines.append(
+                f"{name:>{width}}  {cid:>5} {self.precision[i]:9.3f} {self.recall[i]:7.3f} "
+                f"{self.f1[i]:6.3f} {self.iou[i]:6.3f} {int(self.support[i]):9d}"
+            )
+        lines.append(
+            f"\noverall accuracy {self.overall_accuracy:.4f}   kappa {self.kappa:.4f}   "
+            f"macro F1 {self.macro_f1:.4f}   pixels {self.n_pixels}"
+        )
+        return "\n".join(lines)
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return float(numerator) / float(denominator) if denominator else 0.0
+
+
+def _ratios(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    num = np.asarray(numerator, dtype=np.float64)
+    den = np.asarray(denominator, dtype=np.float64)
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+def report_from_pixels(
+    y_true: np.ndarray, y_pred: np.ndarray, class_ids: list[int], class_names: list[str]
+) -> EvaluationReport:
+    """Report for paired label and prediction vectors (scikit-learn's confusion matrix)."""
+    matrix = confusion_matrix(y_true, y_pred, labels=class_ids)
+    return EvaluationReport(list(class_ids), list(class_names), matrix)
+
+
+def evaluate(
+    model: TrainedModel,
+    scene: xr.DataArray,
+    labels: Labels,
+    *,
+    where: np.ndarray | None = None,
+    device: str = "auto",
+) -> EvaluationReport:
+    """Compare the model's map of `scene` with `labels` on labelled (and `where`) pixels.
+
+    Classes in the labels that the model never learnt are kept as rows: they count as errors.
+    """
+    class_map = predict_scene(scene, model, device=device)
+    ids = sorted(set(model.meta.class_ids) | set(labels.legend.ids))
+    names = [_class_name(cid, model, labels) for cid in ids]
+    scored = labels.labelled if where is None else labels.labelled & where
+    chunks = class_map.data.chunks
+    parts = [
+        dask.delayed(_chunk_confusion)(pred, truth, mask, ids, class_map.attrs["nodata"])
+        for pred, truth, mask in zip(
+            class_map.data.to_delayed().ravel(),
+            da.from_array(labels.values, chunks=chunks).to_delayed().ravel(),
+            da.from_array(scored, chunks=chunks).to_delayed().ravel(),
+            strict=True,
+        )
+    ]
+    (matrices,) = dask.compute(parts)
+    return EvaluationReport(ids, names, np.sum(matrices, axis=0))
+
+
+def _chunk_confusion(
+    predicted: np.ndarray, truth: np.ndarray, scored: np.ndarray, ids: list[int], nodata: int
+) -> np.ndarray:
+    keep = scored & (predicted != nodata)
+    return confusion_matrix(truth[keep], predicted[keep], labels=ids)
+
+
+def _class_name(class_id: int, model: TrainedModel, labels: Labels) -> str:
+    """The model's name for a class it knows; the labels' name for one it never learnt."""
+    if class_id in model.meta.class_ids:
+        return model.meta.class_names[model.meta.class_ids.index(class_id)]
+    return labels.legend.name_of(class_id)

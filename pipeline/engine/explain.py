@@ -1,0 +1,226 @@
+"""Which bands a model relies on: permutation importance, first-layer mixing weights, and the
+per-class spectral signatures they act on.
+
+Permutation importance (scikit-learn's) shuffles one band at a time over held-out pixels and
+measures the score lost; the first layer's weights act on standardised bands, so their sizes
+are comparable across bands; signatures show the class means (± std) the model separates.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from bandfusion.engine.sampling import sample_pixels
+from bandfusion.errors import LabelError, SceneError
+from bandfusion.io.geotiff import atomic_output
+from bandfusion.io.labels import Labels
+from bandfusion.io.sources import scene_sources
+from bandfusion.models.checkpoint import TrainedModel
+from bandfusion.models.estimator import SpectralFusionClassifier
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from sklearn.inspection import permutation_importance
+from sklearn.metrics import get_scorer
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Band importance of one model on one set of labelled pixels."""
+
+    bands: list[str]  # the input bands, in the model's order
+    importance_mean: np.ndarray  # (bands,) score lost when the band is shuffled
+    importance_std: np.ndarray  # (bands,) over the repeats
+    scoring: str
+    score: float  # the unshuffled score
+    n_repeats: int
+    inputs: list[str]  # the network's inputs: the bands, then derived indices
+    mixing_weights: np.ndarray  # (first-layer channels, inputs)
+    class_ids: list[int]
+    class_names: list[str]
+    class_colors: list[tuple[int, int, int]]
+    signature_mean: np.ndarray  # (classes, bands)
+    signature_std: np.ndarray  # (classes, bands)
+    class_pixels: np.ndarray  # (classes,) pixels behind each signature
+
+    def ranking(self) -> list[str]:
+        """Bands from most to least important (ties keep the band order)."""
+        order = np.argsort(-self.importance_mean, kind="stable")
+        return [self.bands[k] for k in order]
+
+    def format_table(self) -> str:
+        """Rank, band and importance ± std, most important first."""
+        lines = [f"permutation importance ({self.scoring} lost; unshuffled {self.score:.4f}):"]
+        for rank, band in enumerate(self.ranking(), start=1):
+            k = self.bands.index(band)
+            mean, std = self.importance_mean[k], self.importance_std[k]
+            lines.append(f"{rank:>4}  {band:<16} {mean:8.4f} ± {std:.4f}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: importance per band, the ranking, mixing weights and signatures."""
+        return {
+            "scoring": self.scoring,
+            "score": self.score,
+            "n_repeats": self.n_repeats,
+            "ranking": self.ranking(),
+            "importance": {
+                band: {"mean": float(m), "std": float(s)}
+                for band, m, s in zip(
+                    self.bands, self.importance_mean, self.importance_std, strict=True
+                )
+            },
+            "mixing_weights": {"inputs": self.inputs, "weights": self.mixing_weights.tolist()},
+            "signatures": {
+                str(cid): {
+                    "name": name,
+                    "pixels": int(n),
+                    "mean": dict(zip(self.bands, mean.tolist(), strict=True)),
+                    "std": dict(zip(self.bands, std.tolist(), strict=True)),
+                }
+                for cid, name, n, mean, std in zip(
+                    self.class_ids,
+                    self.class_names,
+                    self.class_pixels,
+                    self.signature_mean,
+                    self.signature_std,
+                    strict=True,
+                )
+            },
+        }
+
+    def importance_figure(self) -> Figure:
+        """Horizontal bars of importance ± std, most important at the top."""
+        ranking = self.ranking()
+        index = [self.bands.index(b) for b in ranking]
+        figure = Figure(figsize=(6.0, 1.5 + 0.25 * len(self.bands)), dpi=100)
+        axes = figure.add_subplot()
+        positions = np.arange(len(ranking))[::-1]
+        axes.barh(
+            positions, self.importance_mean[index], xerr=self.importance_std[index], capsize=2
+        )
+        axes.set_yticks(positions, ranking, fontsize=8)
+        axes.set_xlabel(f"{self.scoring} lost when the band is shuffled")
+        axes.set_title("Permutation importance on held-out pixels", fontsize=10)
+        figure.tight_layout()
+        return figure
+
+    def mixing_figure(self) -> Figure:
+        """Heat map of the first layer's weights: one row per input band, one column per channel."""
+        weights = self.mixing_weights.T
+        limit = float(np.abs(weights).max()) or 1.0
+        figure = Figure(figsize=(2.5 + 0.12 * weights.shape[1], 1.5 + 0.25 * len(self.inputs)))
+        axes = figure.add_subplot()
+        image = axes.imshow(weights, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+        axes.set_yticks(np.arange(len(self.inputs)), self.inputs, fontsize=8)
+        axes.set_xlabel("first-layer channel")
+        axes.set_title("Learned band mixing (weights on standardised bands)", fontsize=10)
+        figure.colorbar(image, ax=axes, shrink=0.8)
+        figure.tight_layout()
+        return figure
+
+    def signature_figure(self) -> Figure:
+        """Mean ± std value of every band, one line per class, in the class colours."""
+        figure = Figure(figsize=(2.0 + 0.4 * len(self.bands), 4.5), dpi=100)
+        axes = figure.add_subplot()
+        x = np.arange(len(self.bands))
+        for k, name in enumerate(self.class_names):
+            color = tuple(c / 255 for c in self.class_colors[k])
+            mean, std = self.signature_mean[k], self.signature_std[k]
+            axes.plot(x, mean, color=color, marker="o", markersize=3, label=name)
+            axes.fill_between(x, mean - std, mean + std, color=color, alpha=0.2)
+        axes.set_xticks(x, self.bands, rotation=90, fontsize=8)
+        axes.set_ylabel("band value (mean ± std)")
+        axes.set_title("Spectral signatures per class", fontsize=10)
+        axes.legend(fontsize=8)
+        figure.tight_layout()
+        return figure
+
+    def write(self, directory: str | Path) -> list[Path]:
+        """explanation.json, importance.png, mixing-weights.png, signatures.png in `directory`."""
+        directory = Path(directory)
+        json_path = directory / "explanation.json"
+        with atomic_output(json_path) as tmp:
+            tmp.write_text(json.dumps(self.to_dict(), indent=2))
+        paths = [json_path]
+        for name, figure in (
+            ("importance", self.importance_figure()),
+            ("mixing-weights", self.mixing_figure()),
+            ("signatures", self.signature_figure()),
+        ):
+            paths.append(directory / f"{name}.png")
+            with atomic_output(paths[-1]) as tmp:
+                FigureCanvasAgg(figure).print_png(tmp)
+        return paths
+
+
+def explain(
+    model: TrainedModel,
+    scene: xr.DataArray,
+    labels: Labels,
+    *,
+    where: np.ndarray | None = None,
+    per_class_cap: int | None = 5000,
+    n_repeats: int = 5,
+    scoring: str = "f1_macro",
+    seed: int = 0,
+) -> Explanation:
+    """Explain `model` on labelled pixels of `scene` (within `where`: pass held-out pixels).
+
+    At most `per_class_cap` pixels per class of the model's classes are drawn; each band is
+    shuffled `n_repeats` times. `scoring` is a scikit-learn scorer name.
+    """
+    classifier = SpectralFusionClassifier.from_model(model)
+    x, y = sample_pixels(
+        _model_bands(scene, classifier.bands_),
+        labels,
+        where=where,
+        per_class_cap=per_class_cap,
+        seed=seed,
+    )
+    known = np.isin(y, classifier.classes_)
+    x, y = x[known], y[known]
+    if len(y) == 0:
+        raise LabelError(f"{labels.source}: no valid labelled pixels of the model's classes here")
+    result = permutation_importance(
+        classifier, x, y, scoring=scoring, n_repeats=n_repeats, random_state=seed
+    )
+    meta = model.meta
+    per_class = [x[y == c] for c in meta.class_ids]
+    return Explanation(
+        bands=list(classifier.bands_),
+        importance_mean=result.importances_mean,
+        importance_std=result.importances_std,
+        scoring=scoring,
+        score=float(get_scorer(scoring)(classifier, x, y)),
+        n_repeats=n_repeats,
+        inputs=meta.inputs,
+        mixing_weights=model.net.first_layer_weights().numpy(),
+        class_ids=list(meta.class_ids),
+        class_names=list(meta.class_names),
+        class_colors=list(meta.class_colors),
+        signature_mean=np.array([_stat(p, np.mean) for p in per_class]),
+        signature_std=np.array([_stat(p, np.std) for p in per_class]),
+        class_pixels=np.array([len(p) for p in per_class]),
+    )
+
+
+def _stat(pixels: np.ndarray, reduce: Any) -> np.ndarray:
+    """Per-band statistic of a class's pixels (float64); NaN for a class without pixels."""
+    if len(pixels) == 0:
+        return np.full(pixels.shape[1], np.nan)
+    return np.asarray(reduce(pixels.astype(np.float64), axis=0))
+
+
+def _model_bands(scene: xr.DataArray, bands: list[str]) -> xr.DataArray:
+    """The scene's bands the model takes, in its order; SceneError naming missing ones."""
+    have = [str(b) for b in scene["band"].values]
+    missing = [b for b in bands if b not in have]
+    if missing:
+        sources = scene_sources(scene)
+        raise SceneError(f"{sources}: lacks the model's bands {missing} (has {have})")
+    return scene.sel(band=bands)

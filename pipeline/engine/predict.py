@@ -1,0 +1,290 @@
+"""The model mapped over a scene's chunks: lazy class maps and probabilities, chunk by chunk.
+
+`predict_scene` is the one engine: the CLI streams its chunks to the GeoTIFF writer, notebooks
+compute or plot it, the batch job runs the same graph on dask.distributed. A 1x1-conv model sees
+one pixel at a time, so chunks need no overlap and any tiling gives the same map.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from functools import partial
+from typing import Any, cast
+
+import dask.array as da
+import numpy as np
+import torch
+import xarray as xr
+from bandfusion.engine.cuda import CudaRunner
+from bandfusion.errors import BandfusionError, SceneError
+from bandfusion.io.grid import Grid
+from bandfusion.io.nodata import band_nodata, valid_mask
+from bandfusion.io.sources import scene_sources
+from bandfusion.models.checkpoint import TrainedModel
+from bandfusion.models.indices import append_indices, resolve_roles
+from bandfusion.models.inference import (
+    CUDA_SUB_BATCH_PIXELS,
+    PRECISIONS,
+    FusedKernel,
+    Precision,
+    cpu_runs_bf16,
+)
+
+DEFAULT_BATCH_PIXELS = 1 << 20
+"""Pixels per kernel call: a whole default chunk, in one host-to-device copy on a GPU.
+
+The kernel cuts each call into fixed-size GEMMs, so this bounds memory and never changes a label.
+"""
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' → CUDA when torch sees a GPU, else CPU; 'cuda' without a GPU is a user error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise BandfusionError(f"--device {device}: not a device (use auto, cpu or cuda)") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise BandfusionError(f"--device {device}: CUDA is not available on this machine")
+    return resolved
+
+
+def class_map_encoding(class_ids: list[int]) -> tuple[np.dtype[Any], int]:
+    """The smallest dtype holding every class id, and a nodata value no class uses (255 first)."""
+    used = set(class_ids)
+    for dtype in (np.uint8, np.uint16, np.int16, np.int32, np.int64):
+        info = np.iinfo(dtype)
+        if min(used) < info.min or max(used) > info.max:
+            continue
+        preferred = [255] if dtype is np.uint8 else [info.max, info.min]
+        candidates = [*preferred, *range(info.max, max(info.min, info.max - 512) - 1, -1)]
+        free = next((v for v in candidates if v not in used), None)
+        if free is not None:
+            return np.dtype(dtype), free
+    raise BandfusionError(f"class ids {sorted(used)[:5]}... leave no value free for nodata")
+
+
+def align_bands(scene: xr.DataArray, model: TrainedModel) -> xr.DataArray:
+    """The scene's bands in the model's order; extra bands are dropped, missing ones refused."""
+    have = [str(b) for b in scene["band"].values]
+    want = list(model.meta.bands)
+    if have == want:
+        return scene
+    available = set(have)
+    missing = [b for b in want if b not in available]
+    if not missing:
+        return scene.sel(band=want)
+    sources = scene_sources(scene)
+    raise SceneError(
+        f"{sources}: bands {have} do not match the model's {want} (missing {missing}); "
+        "name the bands with --band-names or use a model trained on these bands"
+    )
+
+
+class PixelClassifier:
+    """Runs a trained model's fused kernel on the valid pixels of one (band, y, x) block,
+    after computing the spectral indices the model declares from those pixels' bands.
+
+    Picklable and tokenized by its weights, so dask ships one copy per graph and caches by model.
+    """
+
+    def __init__(
+        self,
+        model: TrainedModel,
+        device: torch.device,
+        batch_pixels: int = DEFAULT_BATCH_PIXELS,
+        precision: str = "fp32",
+    ) -> None:
+        self.device = device
+        self.precision = check_precision(precision, device)
+        # Built on the CPU: a GPU runner moves it in its own thread, while the reads start.
+        self.kernel = FusedKernel.from_net(
+            model.net.eval(),
+            precision=self.precision,
+            sub_batch=CUDA_SUB_BATCH_PIXELS if device.type == "cuda" else None,
+        )
+        self.cuda = _cuda_runner(model, self.kernel, device) if device.type == "cuda" else None
+        # Whole kernel sub-batches: the kernel pads each call's last one, so smaller calls
+        # would compute mostly padding.
+        self.batch_pixels = -(-batch_pixels // self.kernel.sub_batch) * self.kernel.sub_batch
+        meta = model.meta
+        self.bands, self.indices = meta.bands, meta.indices
+        self.band_roles = resolve_roles(meta.indices, meta.bands, meta.band_roles)
+        self.class_ids = np.asarray(model.meta.class_ids)
+        self.dtype, self.nodata = class_map_encoding(model.meta.class_ids)
+        self.token = _weights_digest(model)
+
+    def __dask_tokenize__(self) -> tuple[str, str, int, str]:
+        return (self.token, str(self.device), self.batch_pixels, self.precision)
+
+    def classify_block(self, block: np.ndarray, nodata: tuple[float | None, ...]) -> np.ndarray:
+        """(C, h, w) block → (h, w) class ids; nodata where any band is nodata or NaN."""
+        valid, table = self._inputs(block, nodata)
+        out = np.full(valid.shape, self.nodata, dtype=self.dtype)
+        if len(table):
+            classify = self.cuda.classify if self.cuda else _on_host(self.kernel.classify)
+            out[valid] = self.class_ids[self._batched(classify, table)]
+        return out
+
+    def proba_block(self, block: np.ndarray, nodata: tuple[float | None, ...]) -> np.ndarray:
+        """(C, h, w) block → (K, h, w) float32 class probabilities; NaN on nodata pixels."""
+        valid, table = self._inputs(block, nodata)
+        out = np.full((len(self.class_ids), *valid.shape), np.nan, dtype=np.float32)
+        if len(table):
+            proba = self.cuda.proba if self.cuda else _on_host(self.kernel.proba)
+            out[:, valid] = self._batched(proba, table).T
+        return out
+
+    def _inputs(
+        self, block: np.ndarray, nodata: tuple[float | None, ...]
+    ) -> tuple[np.ndarray, torch.Tensor]:
+        """The valid mask and the (M, inputs) table of valid pixels: bands, then indices."""
+        valid, table = _valid_table(block, nodata)
+        if self.indices and len(table):
+            derived = append_indices(table.numpy(), self.bands, self.indices, self.band_roles)
+            table = torch.from_numpy(derived)
+        return valid, table
+
+    def _batched(
+        self, method: Callable[[torch.Tensor], np.ndarray], table: torch.Tensor
+    ) -> np.ndarray:
+        """`method` over the table, `batch_pixels` at a time, as one numpy array."""
+        if len(table) <= self.batch_pixels:
+            return method(table)
+        parts = range(0, len(table), self.batch_pixels)
+        return np.concatenate([method(table[i : i + self.batch_pixels]) for i in parts])
+
+
+def _on_host(method: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], Any]:
+    """A CPU kernel method returning numpy."""
+    return lambda table: method(table).numpy()
+
+
+def _cuda_runner(model: TrainedModel, kernel: FusedKernel, device: torch.device) -> CudaRunner:
+    """The kernel's runner on `device`; fp32 labels in doubt are recomputed by a CPU kernel."""
+    reference = None
+    if kernel.bound is not None:
+        # Not `kernel` itself: that one has the GPU's sub-batch, and only the CPU engine's
+        # sub-batch (the default) reproduces the CPU map's rounding.
+        reference = FusedKernel.from_net(model.net.eval(), precision="fp32", device="cpu")
+    return CudaRunner(kernel, reference, device)
+
+
+def _valid_table(
+    block: np.ndarray, nodata: tuple[float | None, ...]
+) -> tuple[np.ndarray, torch.Tensor]:
+    """The valid mask and a (M, C) view of the valid pixels, still in the block's dtype.
+
+    Only valid pixels are gathered (nodata costs a mask and nothing more); the kernel casts
+    the view sub-batch by sub-batch, in cache.
+    """
+    valid = valid_mask(block, nodata)
+    table = block.reshape(block.shape[0], -1)
+    if not valid.all():
+        table = np.compress(valid.ravel(), table, axis=1)
+    return valid, torch.from_numpy(table).T
+
+
+def check_precision(precision: str, device: torch.device) -> Precision:
+    """`precision` if the device runs it: fp32 anywhere, bf16 on CPU and CUDA, fp16 on CUDA."""
+    if precision not in PRECISIONS:
+        raise BandfusionError(f"--precision {precision}: use one of {', '.join(PRECISIONS)}")
+    if precision == "fp16" and device.type != "cuda":
+        raise BandfusionError("--precision fp16 needs a CUDA device; on a CPU use bf16 or fp32")
+    if precision == "bf16" and device.type == "cpu" and not cpu_runs_bf16():
+        raise BandfusionError(
+            "--precision bf16: this CPU has no native bfloat16 (AVX-512 or AMX), so bf16 would "
+            "run about 15× slower than fp32 here; use fp32"
+        )
+    return cast(Precision, precision)
+
+
+def _weights_digest(model: TrainedModel) -> str:
+    digest = hashlib.sha256(repr(model.meta).encode())
+    for name, tensor in sorted(model.net.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def predict_scene(
+    scene: xr.DataArray,
+    model: TrainedModel,
+    *,
+    device: str = "auto",
+    batch_pixels: int = DEFAULT_BATCH_PIXELS,
+    precision: str = "fp32",
+) -> xr.DataArray:
+    """A lazy class map `DataArray(y, x)` holding the model's class ids; nodata in attrs.
+
+    Nothing runs until the result is computed, plotted or written; each chunk of the scene
+    becomes one chunk of the map. `batch_pixels` is the pixels per kernel call (it bounds
+    memory and never changes a label); `precision` is "fp32" (default: bit-identical whatever
+    the tiling), "bf16" (CPU or CUDA) or "fp16" (CUDA), faster at the cost of a few labels.
+    """
+    scene = align_bands(scene, model)
+    classifier = PixelClassifier(model, resolve_device(device), batch_pixels, precision)
+    data = da.blockwise(
+        partial(_only_block, classifier.classify_block),
+        "yx",
+        scene.data.rechunk({0: -1}),
+        "byx",
+        nodata=band_nodata(scene),
+        concatenate=False,
+        dtype=classifier.dtype,
+        meta=np.empty((0, 0), dtype=classifier.dtype),
+        token="predict-classes",
+    )
+    return _map_array(data, scene, ("y", "x"), nodata=classifier.nodata, name="classes")
+
+
+def predict_proba_scene(
+    scene: xr.DataArray,
+    model: TrainedModel,
+    *,
+    device: str = "auto",
+    batch_pixels: int = DEFAULT_BATCH_PIXELS,
+    precision: str = "fp32",
+) -> xr.DataArray:
+    """Lazy class probabilities `DataArray(class, y, x)` (float32, NaN on nodata pixels)."""
+    scene = align_bands(scene, model)
+    classifier = PixelClassifier(model, resolve_device(device), batch_pixels, precision)
+    n_classes = len(model.meta.class_ids)
+    data = da.map_blocks(
+        classifier.proba_block,
+        scene.data,
+        nodata=band_nodata(scene),
+        chunks=((n_classes,), *scene.data.chunks[1:]),
+        dtype=np.float32,
+        meta=np.empty((0, 0, 0), dtype=np.float32),
+        token="predict-proba",
+    )
+    array = _map_array(data, scene, ("class", "y", "x"), nodata=float("nan"), name="probability")
+    return array.assign_coords({"class": list(model.meta.class_ids)})
+
+
+def _only_block(
+    method: Callable[..., np.ndarray], blocks: list[np.ndarray], **kwargs: Any
+) -> np.ndarray:
+    """`method` on the single (band, y, x) block that blockwise hands over for a dropped axis.
+
+    `map_blocks(drop_axis=0)` would concatenate that one block into a fresh copy first: a
+    chunk's worth of copying and page faults that a mostly-nodata chunk cannot save.
+    """
+    (block,) = blocks
+    return method(block, **kwargs)
+
+
+def _map_array(
+    data: da.Array, scene: xr.DataArray, dims: tuple[str, ...], *, nodata: float, name: str
+) -> xr.DataArray:
+    grid = Grid.of(scene)
+    return xr.DataArray(
+        data,
+        dims=dims,
+        coords={"y": scene["y"], "x": scene["x"]},
+        attrs={**grid.to_attrs(), "nodata": nodata, "source": scene_sources(scene)},
+        name=name,
+    )

@@ -1,0 +1,161 @@
+"""Which labelled pixels train and which validate: spatial block splits, stratified sampling."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+from bandfusion.io.labels import Labels
+from bandfusion.io.nodata import band_nodata, valid_mask
+
+
+def spatial_block_split(
+    labels: Labels, *, block_size: int = 64, val_fraction: float = 0.2, seed: int = 0
+) -> np.ndarray:
+    """Bool (H, W) mask of validation pixels: whole grid-aligned blocks, picked at random.
+
+    Validation gets about `val_fraction` of the labelled pixels, in whole blocks so that it is
+    spatially disjoint from training. Every class keeps a block in training; every class found
+    in two or more blocks also gets one in validation unless every such block would take the
+    last training block of some other class (a class found in one block only stays in
+    training). Greedy: first, per class (fewest blocks first), a random block holding it if
+    validation has none yet; then random blocks while they bring validation closer to the
+    target. The same seed gives the same mask.
+    """
+    if block_size < 1:
+        raise ValueError(f"block_size must be at least 1, not {block_size}")
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be between 0 and 1, not {val_fraction}")
+    height, width = labels.values.shape
+    blocks_shape = (-(-height // block_size), -(-width // block_size))
+    counts = np.zeros((blocks_shape[0] * blocks_shape[1], len(labels.legend.ids)), np.int64)
+    for k, class_id in enumerate(labels.legend.ids):
+        in_class = labels.labelled & (labels.values == class_id)
+        counts[:, k] = _count_per_block(in_class, block_size).ravel()
+    chosen = _choose_blocks(counts, val_fraction, np.random.default_rng(seed))
+    grid = chosen.reshape(blocks_shape)
+    return np.repeat(np.repeat(grid, block_size, axis=0), block_size, axis=1)[:height, :width]
+
+
+def _count_per_block(mask: np.ndarray, block_size: int) -> np.ndarray:
+    """(blocks down, blocks across) numbers of True pixels in each grid-aligned block."""
+    down = np.add.reduceat(mask, np.arange(0, mask.shape[0], block_size), axis=0, dtype=np.int64)
+    return np.add.reduceat(down, np.arange(0, mask.shape[1], block_size), axis=1)
+
+
+def _choose_blocks(counts: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Bool per block: the greedy choice of `spatial_block_split` on (block, class) counts."""
+    present = counts > 0
+    pixels = counts.sum(axis=1)
+    target = fraction * pixels.sum()
+    order = rng.permutation(np.flatnonzero(pixels))
+    chosen = np.zeros(len(counts), dtype=bool)
+    train_blocks = present.sum(axis=0)  # per class: blocks holding it still in training
+
+    def take_if_allowed(block: int) -> bool:
+        """Move a block to validation unless a class would lose its last training block."""
+        if chosen[block] or np.any(train_blocks[present[block]] < 2):
+            return False
+        chosen[block] = True
+        train_blocks[:] -= present[block]
+        return True
+
+    for c in np.argsort(present.sum(axis=0), kind="stable"):
+        if np.any(chosen & present[:, c]):
+            continue
+        for block in order[present[order, c]]:
+            if take_if_allowed(block):
+                break
+    in_validation = pixels[chosen].sum()
+    for block in order:
+        if in_validation + pixels[block] / 2 < target and take_if_allowed(block):
+            in_validation += pixels[block]
+    return chosen
+
+
+def sample_pixels(
+    scene: xr.DataArray,
+    labels: Labels,
+    *,
+    where: np.ndarray | None = None,
+    per_class_cap: int | None = 20000,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified pixel table: X (n, band) float32 scene values and y (n,) int64 class ids.
+
+    Candidates are labelled pixels (within `where` when given). Per class, at most
+    `per_class_cap` of them are drawn at random (all with None); then their scene values are
+    read and pixels that are nodata in any band are dropped, so a class can end up slightly
+    below the cap. The scene is read one spatial chunk at a time, and only chunks holding
+    drawn pixels are computed, so memory is bounded by one chunk (and the labels) whatever the
+    scene size. Rows come in chunk order, then row-major; the same seed gives the same rows.
+    """
+    if labels.values.shape != scene.shape[1:] or (
+        where is not None and where.shape != labels.values.shape
+    ):
+        raise ValueError(f"{labels.source}: labels, scene and `where` must share one grid")
+    candidates = labels.labelled if where is None else labels.labelled & where
+    chunks = scene.chunks or tuple((n,) for n in scene.shape)  # numpy-backed: one chunk
+    row_strips, col_strips = _slices(chunks[1]), _slices(chunks[2])
+    class_ids = labels.legend.ids
+    strip_counts = np.array(
+        [_class_counts(labels.values[rows], candidates[rows], class_ids) for rows in row_strips],
+        dtype=np.int64,
+    ).reshape(len(row_strips), len(class_ids))
+    ranks = _draw_ranks(strip_counts.sum(axis=0), per_class_cap, np.random.default_rng(seed))
+    offsets = np.cumsum(strip_counts, axis=0) - strip_counts  # ranks before each strip
+    nodata = band_nodata(scene)
+    xs, ys = [], []
+    for k, rows in enumerate(row_strips):
+        drawn = _drawn_in_strip(
+            labels.values[rows], candidates[rows], class_ids, ranks, offsets[k], strip_counts[k]
+        )
+        for cols in col_strips:
+            if drawn[:, cols].any():
+                block = np.asarray(scene.data[:, rows, cols])  # computes this one chunk
+                keep = drawn[:, cols] & valid_mask(block, nodata)
+                xs.append(block[:, keep].T.astype(np.float32))
+                ys.append(labels.values[rows, cols][keep].astype(np.int64))
+    if not xs:
+        return np.empty((0, scene.shape[0]), np.float32), np.empty(0, np.int64)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _slices(sizes: Sequence[int]) -> list[slice]:
+    """Consecutive slices of the given sizes: the chunk boundaries along one axis."""
+    ends = np.cumsum(sizes).tolist()
+    return [slice(end - size, end) for size, end in zip(sizes, ends, strict=True)]
+
+
+def _class_counts(
+    values: np.ndarray, candidates: np.ndarray, class_ids: Sequence[int]
+) -> list[int]:
+    """Number of candidate pixels of each class within one strip of rows."""
+    return [int(np.count_nonzero(candidates & (values == c))) for c in class_ids]
+
+
+def _draw_ranks(totals: np.ndarray, cap: int | None, rng: np.random.Generator) -> list[np.ndarray]:
+    """Per class, the sorted ranks (in row-major order of its candidates) of the pixels drawn."""
+    return [
+        np.arange(n) if cap is None or n <= cap else np.sort(rng.choice(n, cap, replace=False))
+        for n in totals.tolist()
+    ]
+
+
+def _drawn_in_strip(
+    values: np.ndarray,
+    candidates: np.ndarray,
+    class_ids: Sequence[int],
+    ranks: Sequence[np.ndarray],
+    offsets: np.ndarray,
+    counts: np.ndarray,
+) -> np.ndarray:
+    """Bool mask of the drawn pixels within one strip of rows."""
+    drawn = np.zeros(values.shape, dtype=bool)
+    for class_id, class_ranks, offset, count in zip(class_ids, ranks, offsets, counts, strict=True):
+        lo, hi = np.searchsorted(class_ranks, [offset, offset + count])
+        if hi > lo:
+            positions = np.flatnonzero(candidates & (values == class_id))
+            drawn.flat[positions[class_ranks[lo:hi] - offset]] = True
+    return drawn

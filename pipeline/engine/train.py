@@ -1,0 +1,195 @@
+"""Training on sampled pixels: a spatially disjoint validation split, class weights, early stopping.
+
+A 1x1-conv network needs no patches: it trains on a table of labelled pixels, which is fast and
+keeps memory bounded by the number of samples, not the scene.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from bandfusion import __version__
+from bandfusion.engine.evaluate import EvaluationReport, evaluate
+from bandfusion.engine.predict import resolve_device
+from bandfusion.engine.sampling import sample_pixels, spatial_block_split
+from bandfusion.errors import LabelError, ModelFileError, SceneError
+from bandfusion.io.grid import Grid
+from bandfusion.io.labels import Labels, read_labels
+from bandfusion.io.sources import scene_sources
+from bandfusion.models.checkpoint import ModelMetadata, TrainedModel
+from bandfusion.models.fusion import SpectralFusionNet
+from bandfusion.models.indices import append_indices, resolve_roles
+from bandfusion.models.training import FitSettings, fit_pixels
+from sklearn.utils.class_weight import compute_class_weight
+
+
+@dataclass(frozen=True)
+class TrainingSettings(FitSettings):
+    """Everything that shapes a trained model; stored in model.json so a run can be repeated.
+
+    The network and optimiser fields (and their defaults) are those of FitSettings, which the
+    shared training loop takes; these add how pixels are sampled and split, and which
+    spectral indices (NDVI, NDWI, MNDWI, NDBI) join the bands as inputs, from the bands that
+    `band_roles` names ({"nir": "B8", ...}; default: Sentinel-2 band names).
+    """
+
+    per_class_cap: int | None = 20000
+    val_fraction: float = 0.2
+    block_size: int = 64
+    class_weight: bool = True
+    indices: tuple[str, ...] = ()
+    band_roles: dict[str, str] | None = None
+
+
+@dataclass
+class TrainingResult:
+    """The trained model, its per-epoch history and the report on held-out validation pixels."""
+
+    model: TrainedModel
+    validation: EvaluationReport | None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PixelSplit:
+    """Sampled pixel tables, as class indices into `class_ids`."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    class_ids: list[int]
+
+
+def train(
+    scene: xr.DataArray,
+    labels: Labels | str | os.PathLike[str],
+    *,
+    device: str = "auto",
+    progress: bool = False,
+    **settings: Any,
+) -> TrainingResult:
+    """Fit a SpectralFusionNet on labelled pixels of `scene`; keywords are TrainingSettings fields.
+
+    Validation pixels come from whole blocks of `block_size` px that training never sees, so
+    the report is not inflated by neighbouring, near-identical pixels.
+    """
+    config = TrainingSettings(**settings)
+    if not isinstance(labels, Labels):
+        labels = read_labels(labels, Grid.of(scene))
+    bands = [str(b) for b in scene["band"].values]
+    try:
+        roles = resolve_roles(config.indices, bands, config.band_roles)
+    except ValueError as exc:
+        sources = scene_sources(scene)
+        raise SceneError(f"{sources}: {exc}") from None
+    val_mask = _validation_mask(labels, config.block_size, config.val_fraction, config.seed)
+    split = _sample(scene, labels, val_mask, config, roles)
+    n_classes = len(split.class_ids)
+    fit = fit_pixels(
+        split.x_train,
+        split.y_train,
+        n_classes=n_classes,
+        x_val=split.x_val,
+        y_val=split.y_val,
+        settings=config,
+        class_weights=(
+            compute_class_weight("balanced", classes=np.arange(n_classes), y=split.y_train)
+            if config.class_weight
+            else None
+        ),
+        device=resolve_device(device),
+        progress=progress,
+    )
+    model = TrainedModel(fit.net, _metadata(scene, labels, split, config, fit.net, roles))
+    validation = None
+    if len(split.y_val):
+        validation = evaluate(model, scene, labels, where=val_mask, device=device)
+        model.meta.metrics = {"validation": validation.to_dict()}
+    return TrainingResult(model, validation, fit.history)
+
+
+def _validation_mask(labels: Labels, block_size: int, val_fraction: float, seed: int) -> np.ndarray:
+    """Whole blocks held out for validation (none when val_fraction is 0)."""
+    if val_fraction <= 0:
+        return np.zeros(labels.values.shape, dtype=bool)
+    return spatial_block_split(labels, block_size=block_size, val_fraction=val_fraction, seed=seed)
+
+
+def held_out_blocks(model: TrainedModel, labels: Labels) -> np.ndarray:
+    """The validation blocks `train` drew for `model`, redrawn from the settings it stored.
+
+    Equal to training's own mask when `labels` are read as they were for training.
+    """
+    settings = model.meta.training
+    try:
+        block_size = int(settings["block_size"])
+        val_fraction = float(settings["val_fraction"])
+        seed = int(settings["seed"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError("model.json records no validation split") from exc
+    return _validation_mask(labels, block_size, val_fraction, seed)
+
+
+def _sample(
+    scene: xr.DataArray,
+    labels: Labels,
+    val_mask: np.ndarray,
+    config: TrainingSettings,
+    roles: dict[str, str],
+) -> PixelSplit:
+    """Training and validation pixels as network inputs: bands, then the declared indices."""
+    cap, seed = config.per_class_cap, config.seed
+    x_train, y_train = sample_pixels(scene, labels, where=~val_mask, per_class_cap=cap, seed=seed)
+    x_val, y_val = sample_pixels(scene, labels, where=val_mask, per_class_cap=cap, seed=seed + 1)
+    if config.indices:
+        bands = [str(b) for b in scene["band"].values]
+        x_train = append_indices(x_train, bands, config.indices, roles)
+        x_val = append_indices(x_val, bands, config.indices, roles)
+    class_ids = sorted(int(c) for c in np.unique(y_train))
+    if len(class_ids) < 2:
+        raise LabelError(
+            f"{labels.source}: training needs at least two classes with valid pixels, "
+            f"found {class_ids or 'none'}"
+        )
+    known = np.isin(y_val, class_ids)
+    return PixelSplit(
+        x_train,
+        np.searchsorted(class_ids, y_train),
+        x_val[known],
+        np.searchsorted(class_ids, y_val[known]),
+        class_ids,
+    )
+
+
+def _metadata(
+    scene: xr.DataArray,
+    labels: Labels,
+    split: PixelSplit,
+    config: TrainingSettings,
+    net: SpectralFusionNet,
+    roles: dict[str, str],
+) -> ModelMetadata:
+    legend = labels.legend.restrict(split.class_ids)
+    training = {
+        **asdict(config),
+        "hidden": list(config.hidden),
+        "labels": labels.source,
+        "inputs": sorted({str(s) for s in scene["source"].values}),
+        "samples": {"train": len(split.y_train), "validation": len(split.y_val)},
+    }
+    return ModelMetadata(
+        bands=[str(b) for b in scene["band"].values],
+        class_ids=list(split.class_ids),
+        class_names=list(legend.names),
+        class_colors=list(legend.colors),
+        architecture=net.config(),
+        training=training,
+        package_version=__version__,
+        indices=list(config.indices),
+        band_roles=roles,
+    )

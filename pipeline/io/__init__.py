@@ -1,0 +1,4 @@
+"""Rasters in and maps out: grids, scenes, labels, legends, GeoTIFF/COG writing, GDAL settings.
+
+It knows no model: everything here works on arrays, grids and files.
+"""

@@ -1,0 +1,443 @@
+"""Raster files → a lazy `DataArray(band, y, x)`: the one tile loader every path runs on.
+
+The array is a dask graph with one task per block-aligned window; a task opens (or reuses) the
+files in its thread and reads that window of every band. Nothing is read until asked.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import threading
+import warnings
+from collections import Counter, OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import rasterio
+import xarray as xr
+from bandfusion.errors import BandfusionError, BandfusionWarning, SceneError
+from bandfusion.io.emptyblocks import EmptyBlocks
+from bandfusion.io.gdal_settings import READ_THREADS, gdal_env
+from bandfusion.io.grid import Grid
+from bandfusion.io.nodata import nodata_coord, pixel_value
+from bandfusion.io.windows import DEFAULT_CHUNK_PIXELS, chunk_grid
+from dask.base import tokenize
+from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.io import DatasetReader
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+PathLike = str | os.PathLike[str]
+RESAMPLING_METHODS = ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode")
+_HANDLES_PER_THREAD = 32
+MAX_SCENE_PIXELS = 2**40
+"""Scenes above ~1e12 px (a continent at 10 m is ~1e11) are refused before their task graph,
+which grows with the scene even though pixels are read lazily, is built."""
+MAX_SCENE_SIDE = 2**23
+"""Longer sides (the equator at 5 m is 8e6 px) are refused too: the pixel-centre coordinates
+alone would take 16 bytes a pixel along them."""
+NUMERIC_DTYPES = frozenset(
+    {"uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64"}
+)
+"""The GDAL data types a scene may hold; complex ones (complex_int16 has no numpy dtype) are not."""
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+"""What GDAL drops from metadata it writes, so no band name may hold it."""
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One input file: which of its bands we use and where they land in the scene's band axis."""
+
+    path: str
+    indexes: tuple[int, ...]
+    first: int  # position of this file's first band in the scene
+    grid: Grid
+    nodata: float | None
+    scale: float
+    offset: float
+    dtype: str
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.indexes)
+
+
+@dataclass(frozen=True)
+class SceneReader:
+    """Reads any window of the scene; picklable, so dask workers can rebuild it anywhere."""
+
+    files: tuple[SourceFile, ...]
+    grid: Grid
+    resampling: str
+    dtype: np.dtype[Any]
+    gdal_threads: int | str = READ_THREADS
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.files[-1].last, self.grid.height, self.grid.width)
+
+    @property
+    def ndim(self) -> int:
+        return 3
+
+    def __getitem__(self, key: tuple[slice, slice, slice]) -> np.ndarray:
+        bands, rows, cols = (s.indices(n) for s, n in zip(key, self.shape, strict=True))
+        window = Window(cols[0], rows[0], cols[1] - cols[0], rows[1] - rows[0])
+        out = np.empty((self.shape[0], window.height, window.width), dtype=self.dtype)
+        if window.height > 0 and window.width > 0:
+            with gdal_env(GDAL_NUM_THREADS=self.gdal_threads):
+                for source in self.files:
+                    self._read_into(out[source.first : source.last], source, window)
+        return out[slice(*bands)]
+
+    def _read_into(self, out: np.ndarray, source: SourceFile, window: Window) -> None:
+        """Read `source`'s bands in `window` into `out`, scaled when the file says so.
+
+        Unscaled bands are decoded straight into the chunk: a copy through a temporary would
+        cost a chunk's worth of memory traffic and page faults whether its pixels are valid
+        or not. A window of blocks known to hold only nodata is filled, not decoded.
+        """
+        opened = _open_cached(source, self.grid, self.resampling)
+        empty = opened.empty
+        if empty is not None and empty.all_empty(window):
+            pixel = np.empty((1, 1, 1), dtype=out.dtype)
+            _store(np.full((1, 1, 1), empty.nodata), pixel, source)
+            out[...] = pixel
+            return
+        unscaled = source.scale == 1.0 and source.offset == 0.0
+        target = out if unscaled and out.dtype == source.dtype else None
+        try:
+            data = opened.reader.read(list(source.indexes), window=window, out=target)
+        except RasterioError as exc:
+            raise SceneError(
+                f"{source.path}: cannot read its pixels; the file is truncated or corrupt "
+                f"({_first_line(exc)})"
+            ) from exc
+        if empty is not None:
+            empty.learn(window, data)
+        if target is None:
+            _store(data, out, source)
+
+
+def _store(data: np.ndarray, out: np.ndarray, source: SourceFile) -> None:
+    """Put pixels as read from `source` into `out`: cast, or scaled with nodata as NaN."""
+    if source.scale == 1.0 and source.offset == 0.0:
+        out[...] = data
+        return
+    np.multiply(data, np.float32(source.scale), out=out, dtype=np.float32)
+    out += np.float32(source.offset)
+    if source.nodata is not None:
+        out[data == source.nodata] = np.nan
+
+
+@dataclass
+class _Opened:
+    """One thread's handles on a source file, and what it has learned of the file's blocks."""
+
+    handles: list[Any]  # the file, then the WarpedVRT onto the scene's grid where it needs one
+    empty: EmptyBlocks | None  # only where the file is read as it is, not warped
+
+    @property
+    def reader(self) -> DatasetReader | WarpedVRT:
+        return self.handles[-1]
+
+
+_local = threading.local()
+
+
+def _open_cached(source: SourceFile, grid: Grid, resampling: str) -> _Opened:
+    """A per-thread LRU of open datasets: handles are not thread-safe and opening is not free."""
+    cache: OrderedDict[tuple[Any, ...], _Opened] = _local.__dict__.setdefault(
+        "cache", OrderedDict()
+    )
+    stat = Path(source.path).stat()
+    key = (source.path, stat.st_mtime_ns, stat.st_size, grid, resampling)
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        dataset = rasterio.open(source.path)
+    if source.grid.same_as(grid):
+        nodata = pixel_value(np.dtype(source.dtype), source.nodata)
+        opened = _Opened([dataset], EmptyBlocks.of(dataset, nodata))
+    else:
+        warped = WarpedVRT(
+            dataset,
+            crs=grid.crs or source.grid.crs,
+            transform=grid.transform,
+            width=grid.width,
+            height=grid.height,
+            resampling=Resampling[resampling],
+        )
+        opened = _Opened([dataset, warped], None)
+    cache[key] = opened
+    while len(cache) > _HANDLES_PER_THREAD:
+        for handle in reversed(cache.popitem(last=False)[1].handles):
+            handle.close()
+    return opened
+
+
+def _first_line(exc: BaseException) -> str:
+    """GDAL's own reason: rasterio wraps it as the cause of a generic 'Read failed'."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def inspect_raster(path: PathLike) -> tuple[DatasetReader, str]:
+    """Open `path` for its metadata, turning every failure into a one-line SceneError."""
+    name = os.fspath(path)
+    if not Path(name).exists():
+        raise SceneError(f"{name}: no such file")
+    if Path(name).is_dir():
+        raise SceneError(f"{name}: is a directory, not a raster file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # we warn about it ourselves
+            dataset = rasterio.open(name)
+    except (RasterioError, ValueError) as exc:  # ValueError: a CRS that is not UTF-8 or not a CRS
+        raise SceneError(f"{name}: not a raster GDAL can read ({_first_line(exc)})") from exc
+    return dataset, name
+
+
+def _check_readable(dataset: DatasetReader, name: str) -> None:
+    """Refuse, from the header alone, rasters that are empty, absurdly large or not numeric."""
+    if dataset.count == 0 or dataset.width == 0 or dataset.height == 0:
+        raise SceneError(
+            f"{name}: raster is empty ({dataset.count} bands, {dataset.width}x{dataset.height} px)"
+        )
+    if dataset.width * dataset.height > MAX_SCENE_PIXELS:
+        raise SceneError(
+            f"{name}: header claims {dataset.width}x{dataset.height} px, more than the "
+            f"{MAX_SCENE_PIXELS:.2g} px one scene may have; split it into tiles"
+        )
+    if max(dataset.width, dataset.height) > MAX_SCENE_SIDE:
+        raise SceneError(
+            f"{name}: header claims {dataset.width}x{dataset.height} px, more than the "
+            f"{MAX_SCENE_SIDE} px a side one scene may have; split it into tiles"
+        )
+    unsupported = sorted(set(dataset.dtypes) - NUMERIC_DTYPES)
+    if unsupported:
+        raise SceneError(
+            f"{name}: unsupported data type {unsupported[0]} (need integer or float bands)"
+        )
+    if not all(math.isfinite(v) for v in dataset.transform[:6]):
+        raise SceneError(f"{name}: its geotransform {tuple(dataset.transform[:6])} is not finite")
+
+
+def _source_of(dataset: DatasetReader, name: str, first: int) -> SourceFile:
+    values = (dataset.nodatavals, dataset.scales, dataset.offsets)
+    # Compared by repr, as NaN != NaN: a set of NaN nodata values would hold each of them.
+    if any(len({repr(v) for v in per_band}) > 1 for per_band in values):
+        raise SceneError(
+            f"{name}: bands differ in nodata, scale or offset; split the file per band"
+        )
+    scale, offset = float(dataset.scales[0]), float(dataset.offsets[0])
+    if not (math.isfinite(scale) and math.isfinite(offset)):
+        raise SceneError(f"{name}: scale {scale} or offset {offset} is not finite")
+    return SourceFile(
+        path=name,
+        indexes=tuple(range(1, dataset.count + 1)),
+        first=first,
+        grid=Grid(dataset.crs, dataset.transform, dataset.width, dataset.height),
+        nodata=dataset.nodatavals[0],
+        scale=scale,
+        offset=offset,
+        dtype=str(np.result_type(*dataset.dtypes)),
+    )
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Repeated names get _2, _3, ...: real stacks hold two acquisitions of the same day."""
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return unique
+
+
+def _descriptions(dataset: DatasetReader, name: str) -> list[str | None]:
+    """The band descriptions, or none (and a warning) where a corrupt header made them
+    undecodable or put control characters in them."""
+    try:
+        descriptions: list[str | None] = list(dataset.descriptions)
+        usable = not any(d and _CONTROL_CHARACTERS.search(d) for d in descriptions)
+    except UnicodeDecodeError:  # rasterio decodes them as UTF-8
+        usable = False
+    if not usable:
+        warnings.warn(
+            f"{name}: band descriptions are corrupt (not UTF-8, or control characters); "
+            "bands are named by number",
+            BandfusionWarning,
+            stacklevel=4,
+        )
+        return [None] * dataset.count
+    return descriptions
+
+
+def _band_names(datasets: list[tuple[DatasetReader, str]]) -> list[str]:
+    """Band descriptions where the file has them, else file names, else b1..bn; made unique."""
+    names: list[str] = []
+    for dataset, name in datasets:
+        descriptions = _descriptions(dataset, name)
+        if all(descriptions):
+            names.extend(str(d) for d in descriptions)
+        elif len(datasets) > 1 and dataset.count == 1:
+            names.append(Path(name).stem)
+        elif len(datasets) > 1:
+            names.extend(f"{Path(name).stem}_b{i}" for i in range(1, dataset.count + 1))
+        else:
+            names.extend(f"b{i}" for i in range(1, dataset.count + 1))
+    return _unique(names)
+
+
+def _reference_grid(sources: list[SourceFile]) -> Grid:
+    """The finest grid among the inputs (smallest pixel area; the first one on ties)."""
+    return min(sources, key=lambda s: abs(s.grid.transform.a * s.grid.transform.e)).grid
+
+
+def _check_compatible(sources: list[SourceFile], grid: Grid) -> None:
+    for source in sources:
+        if source.grid.same_as(grid):
+            continue
+        if (source.grid.crs is None) != (grid.crs is None) or (
+            source.grid.crs is not None and source.grid.crs != grid.crs
+        ):
+            raise SceneError(
+                f"{source.path}: CRS {source.grid.crs} differs from the scene's {grid.crs}; "
+                "reproject the band files to one CRS first"
+            )
+        if not _overlaps(source.grid, grid):
+            raise SceneError(f"{source.path}: does not overlap the other band files")
+
+
+def _bounds(grid: Grid) -> tuple[float, float, float, float]:
+    xs, ys = zip(*(grid.transform @ corner for corner in [(0, 0), grid.shape[::-1]]), strict=True)
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _overlaps(a: Grid, b: Grid) -> bool:
+    ax0, ay0, ax1, ay1 = _bounds(a)
+    bx0, by0, bx1, by1 = _bounds(b)
+    return ax0 < bx1 and bx0 < ax1 and ay0 < by1 and by0 < ay1
+
+
+def open_scene(
+    paths: PathLike | Sequence[PathLike],
+    *,
+    band_names: Sequence[str] | None = None,
+    resampling: str = "nearest",
+    chunk_pixels: int = DEFAULT_CHUNK_PIXELS,
+    gdal_threads: int | str = READ_THREADS,
+) -> xr.DataArray:
+    """Open a multi-band raster, or several files (one per band), as lazy `DataArray(band, y, x)`.
+
+    Files at coarser resolutions are resampled onto the finest file's grid with `resampling`
+    (default "nearest": it keeps measured values, which a per-pixel classifier wants). Chunks are
+    whole internal blocks of the reference file, ~`chunk_pixels` each, all bands in every chunk.
+    attrs hold "crs" (WKT, "" if none) and "transform" (6 floats); the `nodata` coordinate holds
+    each band's nodata value (NaN: none), `source` its file. Each chunk is read with a bounded
+    GDAL block cache and `gdal_threads` decoding threads ("ALL_CPUS" helps a single reader).
+    """
+    if resampling not in RESAMPLING_METHODS:
+        raise BandfusionError(
+            f"resampling {resampling!r} is not one of {', '.join(RESAMPLING_METHODS)}"
+        )
+    path_list = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    if not path_list:
+        raise BandfusionError("open_scene needs at least one raster file")
+    opened = [inspect_raster(p) for p in path_list]
+    try:
+        sources = _describe_sources(opened)
+        names = list(band_names) if band_names is not None else _band_names(opened)
+        reference = opened[[s.grid for s in sources].index(_reference_grid(sources))][0]
+        block_shape = reference.block_shapes[0]
+    finally:
+        for dataset, _ in opened:
+            dataset.close()
+    return _scene_array(sources, names, resampling, block_shape, chunk_pixels, gdal_threads)
+
+
+def _describe_sources(opened: list[tuple[DatasetReader, str]]) -> list[SourceFile]:
+    sources: list[SourceFile] = []
+    first = 0
+    for dataset, name in opened:
+        _check_readable(dataset, name)
+        sources.append(_source_of(dataset, name, first))
+        first += dataset.count
+    return sources
+
+
+def _scene_array(
+    sources: list[SourceFile],
+    names: list[str],
+    resampling: str,
+    block_shape: tuple[int, int],
+    chunk_pixels: int,
+    gdal_threads: int | str,
+) -> xr.DataArray:
+    grid = _reference_grid(sources)
+    _check_compatible(sources, grid)
+    n_bands = sources[-1].last
+    files = ", ".join(s.path for s in sources)
+    if len(names) != n_bands:
+        raise BandfusionError(f"{len(names)} band names given for {n_bands} bands in {files}")
+    repeated = sorted(n for n, count in Counter(names).items() if count > 1)
+    if repeated:
+        raise BandfusionError(f"band names must be distinct; repeated: {', '.join(repeated)}")
+    if grid.crs is None:
+        warnings.warn(
+            f"{sources[0].path}: no CRS; outputs will carry none",
+            BandfusionWarning,
+            stacklevel=3,
+        )
+    scaled = any(s.scale != 1.0 or s.offset != 0.0 for s in sources)
+    dtype = np.dtype(np.float32) if scaled else _common_dtype(sources)
+    reader = SceneReader(tuple(sources), grid, resampling, dtype, gdal_threads)
+    row_chunks, col_chunks = chunk_grid(grid.height, grid.width, block_shape, chunk_pixels)
+    token = tokenize(reader, _stamps(sources), row_chunks, col_chunks)
+    data = da.from_array(
+        reader,
+        chunks=((n_bands,), row_chunks, col_chunks),
+        lock=False,
+        asarray=False,
+        fancy=False,
+        name=f"open_scene-{token}",
+        meta=np.empty((0, 0, 0), dtype=dtype),
+    )
+    nodata = tuple(
+        float("nan") if scaled and s.nodata is not None else s.nodata
+        for s in sources
+        for _ in s.indexes
+    )
+    return xr.DataArray(
+        data,
+        dims=("band", "y", "x"),
+        coords={
+            "band": names,
+            "source": ("band", [s.path for s in sources for _ in s.indexes]),
+            "nodata": nodata_coord(nodata),
+            **grid.coords(),
+        },
+        attrs=grid.to_attrs(),
+        name="reflectance" if scaled else "scene",
+    )
+
+
+def _common_dtype(sources: list[SourceFile]) -> np.dtype[Any]:
+    return np.result_type(*(s.dtype for s in sources))
+
+
+def _stamps(sources: list[SourceFile]) -> list[tuple[str, int, int]]:
+    """File identities for the graph's name, so an edited file never reuses a cached result."""
+    return [(s.path, Path(s.path).stat().st_mtime_ns, Path(s.path).stat().st_size) for s in sources]

@@ -1,0 +1,421 @@
+"""Hostile inputs and faults: one line naming the file and the problem, the right exit code, and
+nothing left at the output path. Each row here is a row of docs/hostile-inputs.md."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from bandfusion.cli import main
+from bandfusion.io.scene import open_scene
+from bandfusion.models.checkpoint import save_model
+
+from tests.helpers import REPO, random_model
+
+WATER = "sen1floods11_spain"
+S2 = f"{WATER}/Spain_7370579_S2Hand.tif"
+LABELS = f"{WATER}/Spain_7370579_LabelHand.tif"
+S2_BANDS = "B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B10,B11,B12"
+CUT = "cannot read its pixels; the file is truncated or corrupt"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    scene = open_scene(data_dir / S2)
+    return save_model(random_model(scene, [0, 1]), tmp_path_factory.mktemp("m") / "model")
+
+
+@dataclass(frozen=True)
+class Case:
+    """A hostile input: how to make it, what the command is, what it must answer."""
+
+    make: Callable[[Path, Path, Path], list[str]]  # (tmp, data, model) → CLI arguments
+    exit_code: int
+    fragment: str
+
+
+def write_raster(path: Path, array: np.ndarray, **profile: object) -> Path:
+    base = {
+        "driver": "GTiff",
+        "width": array.shape[2],
+        "height": array.shape[1],
+        "count": array.shape[0],
+        "dtype": array.dtype,
+        "crs": "EPSG:32633",
+        "transform": Affine(10, 0, 500000, 0, -10, 5000000),
+    }
+    with rasterio.open(path, "w", **{**base, **profile}) as dst:
+        dst.write(array)
+    return path
+
+
+def truncated(fraction: float) -> Callable[[Path, Path, Path], list[str]]:
+    def make(tmp: Path, data: Path, model: Path) -> list[str]:
+        whole = (data / S2).read_bytes()
+        path = tmp / f"cut{int(fraction * 100)}.tif"
+        path.write_bytes(whole[: int(len(whole) * fraction)])
+        return ["predict", str(path), "-m", str(model)]
+
+    return make
+
+
+def missing_file(tmp: Path, data: Path, model: Path) -> list[str]:
+    return ["predict", str(tmp / "no.tif"), "-m", str(model)]
+
+
+def directory_as_raster(tmp: Path, data: Path, model: Path) -> list[str]:
+    return ["predict", str(tmp), "-m", str(model)]
+
+
+def missing_model(tmp: Path, data: Path, model: Path) -> list[str]:
+    return ["predict", str(data / S2), "-m", str(tmp / "none")]
+
+
+def text_as_tif(tmp: Path, data: Path, model: Path) -> list[str]:
+    (tmp / "notes.tif").write_text("field notes, not a raster\n")
+    return ["predict", str(tmp / "notes.tif"), "-m", str(model)]
+
+
+def zero_size(tmp: Path, data: Path, model: Path) -> list[str]:
+    (tmp / "empty.tif").write_bytes(b"")
+    return ["predict", str(tmp / "empty.tif"), "-m", str(model)]
+
+
+def vrt_header(
+    name: str, width: int, height: int, bands: int
+) -> Callable[[Path, Path, Path], list]:
+    """A VRT whose header claims `width` x `height` px and `bands` bands, and nothing more."""
+
+    def make(tmp: Path, data: Path, model: Path) -> list[str]:
+        vrt = tmp / name
+        band = '<VRTRasterBand dataType="UInt16" band="{}"/>'
+        body = "".join(band.format(k + 1) for k in range(bands))
+        vrt.write_text(
+            f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">{body}</VRTDataset>'
+        )
+        return ["predict", str(vrt), "-m", str(model)]
+
+    return make
+
+
+def complex_dtype(tmp: Path, data: Path, model: Path) -> list[str]:
+    path = write_raster(tmp / "complex.tif", np.ones((13, 16, 16), dtype=np.complex64))
+    return ["predict", str(path), "-m", str(model), "--band-names", S2_BANDS]
+
+
+def other_crs_band_files(tmp: Path, data: Path, model: Path) -> list[str]:
+    first = data / "oncloudn_s2/adwp/B02.tif"
+    with rasterio.open(first) as src:
+        profile, pixels = src.profile, src.read()
+    moved = write_raster(tmp / "B03.tif", pixels, **{**profile, "crs": "EPSG:4326"})
+    return ["predict", str(first), str(moved), "-m", str(model)]
+
+
+def disjoint_band_files(tmp: Path, data: Path, model: Path) -> list[str]:
+    first = data / "oncloudn_s2/adwp/B02.tif"
+    with rasterio.open(first) as src:
+        profile, pixels = src.profile, src.read()
+    far = profile["transform"] @ Affine.translation(100_000, 0)
+    moved = write_raster(tmp / "B03.tif", pixels, **{**profile, "transform": far})
+    return ["predict", str(first), str(moved), "-m", str(model)]
+
+
+def fewer_bands(tmp: Path, data: Path, model: Path) -> list[str]:
+    return ["predict", str(data / "landsat7_rgb/RGB.byte.tif"), "-m", str(model)]
+
+
+def renamed_bands(tmp: Path, data: Path, model: Path) -> list[str]:
+    names = S2_BANDS.replace("B8A", "B8a")
+    return ["predict", str(data / S2), "-m", str(model), "--band-names", names]
+
+
+def pickle_model(tmp: Path, data: Path, model: Path) -> list[str]:
+    marker = tmp / "pwned"
+    payload = pickle.dumps(_Exploit(str(marker)))
+    (tmp / "model.pkl").write_bytes(payload)
+    return ["predict", str(data / S2), "-m", str(tmp / "model.pkl")]
+
+
+class _Exploit:
+    """Unpickling this would create a file: proof that loading never unpickles."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (os.makedirs, (self.marker, "0o755"))
+
+
+def edited_model(change: Callable[[dict], None], name: str) -> Callable[[Path, Path, Path], list]:
+    def make(tmp: Path, data: Path, model: Path) -> list[str]:
+        copy = tmp / name
+        shutil.copytree(model, copy)
+        meta = json.loads((copy / "model.json").read_text())
+        change(meta)
+        (copy / "model.json").write_text(json.dumps(meta))
+        return ["predict", str(data / S2), "-m", str(copy)]
+
+    return make
+
+
+def _drop_band(meta: dict) -> None:
+    meta["bands"] = meta["bands"][:12]
+    meta["architecture"]["in_bands"] = 12
+
+
+def _extra_class(meta: dict) -> None:
+    meta["class_ids"].append(7)
+    meta["class_names"].append("seven")
+    meta["class_colors"].append([1, 2, 3])
+    meta["architecture"]["n_classes"] += 1
+
+
+def _newer(meta: dict) -> None:
+    meta["format_version"] = 99
+
+
+def _unknown_index(meta: dict) -> None:
+    meta["indices"] = ["EVI"]
+    meta["architecture"]["in_bands"] += 1
+
+
+def labels_elsewhere(tmp: Path, data: Path, model: Path) -> list[str]:
+    return [
+        "evaluate", "-m", str(model), str(data / S2),
+        "--labels", str(data / "eolearn_slovenia/lulc.tif"),
+    ]  # fmt: skip
+
+
+def train_on_slovenia(labels: str, *options: str) -> Callable[[Path, Path, Path], list]:
+    """`bandfusion train` on the Slovenia NDVI stack with `labels` and `options`."""
+
+    def make(tmp: Path, data: Path, model: Path) -> list[str]:
+        stack, labelled = (
+            data / "eolearn_slovenia/ndvi_stack.tif",
+            data / "eolearn_slovenia" / labels,
+        )
+        return ["train", str(stack), "--labels", str(labelled), *options, "-o", str(tmp / "m")]
+
+    return make
+
+
+def vector_labels_elsewhere(tmp: Path, data: Path, model: Path) -> list[str]:
+    return [
+        "train", str(data / S2), "--labels", str(data / "eolearn_slovenia/LULC.gpkg"),
+        "--attribute", "LULC_ID", "-o", str(tmp / "m"),
+    ]  # fmt: skip
+
+
+def output_is_directory(tmp: Path, data: Path, model: Path) -> list[str]:
+    (tmp / "out.tif").mkdir()
+    return ["predict", str(data / S2), "-m", str(model)]
+
+
+CASES: dict[str, Case] = {
+    "missing file": Case(missing_file, 2, "no such file"),
+    "directory as raster": Case(directory_as_raster, 2, "is a directory"),
+    "text file named .tif": Case(text_as_tif, 2, "not a raster GDAL can read"),
+    "zero-size file": Case(zero_size, 2, "not a raster GDAL can read"),
+    "TIFF cut at 1 %": Case(truncated(0.01), 2, f"cut1.tif: {CUT}"),
+    "TIFF cut at 50 %": Case(truncated(0.5), 2, f"cut50.tif: {CUT}"),
+    "TIFF cut at 90 %": Case(truncated(0.9), 2, f"cut90.tif: {CUT}"),
+    "raster with 0 bands": Case(vrt_header("bandless.vrt", 16, 16, 0), 2, "bandless.vrt"),
+    "raster with 0 pixels": Case(
+        vrt_header("pixelless.vrt", 0, 16, 1), 2, "Invalid dataset dimensions : 0 x 16"
+    ),
+    "complex data type": Case(complex_dtype, 2, "unsupported data type complex64"),
+    "header claiming 2e6 x 2e6 px": Case(
+        vrt_header("enormous.vrt", 2_000_000, 2_000_000, 1), 2, "header claims 2000000x2000000 px"
+    ),
+    "band files in two CRSs": Case(other_crs_band_files, 2, "CRS"),
+    "band files that do not overlap": Case(disjoint_band_files, 2, "does not overlap"),
+    "fewer bands than the model": Case(fewer_bands, 2, "do not match the model"),
+    "band names differ from the model": Case(renamed_bands, 2, "missing ['B8A']"),
+    "model is a pickle": Case(pickle_model, 2, "never unpickles"),
+    "model.json drops a band": Case(edited_model(_drop_band, "dropped"), 2, "weights"),
+    "model.json adds a class": Case(edited_model(_extra_class, "extra"), 2, "weights"),
+    "model from a newer format": Case(edited_model(_newer, "newer"), 2, "newer bandfusion"),
+    "model.json names an unknown index": Case(
+        edited_model(_unknown_index, "evi"), 2, "unknown spectral index 'EVI'"
+    ),
+    "indices the scene has no bands for": Case(
+        train_on_slovenia("lulc.tif", "--indices", "NDWI"), 2, "no band for role 'green'"
+    ),
+    "missing model": Case(missing_model, 2, "no such model"),
+    "labels that do not overlap": Case(labels_elsewhere, 2, "do not overlap"),
+    "vector labels without the attribute": Case(
+        train_on_slovenia("LULC.gpkg", "--attribute", "CROP_ID"), 2, "CROP_ID"
+    ),
+    "vector labels elsewhere": Case(vector_labels_elsewhere, 2, "LULC.gpkg"),
+    "output path is a directory": Case(output_is_directory, 2, "is a directory"),
+}  # fmt: skip
+
+
+def test_every_case_is_a_row_of_the_docs_table() -> None:
+    doc = (REPO / "docs" / "hostile-inputs.md").read_text()
+    rows = {line.split("|")[1].strip() for line in doc.splitlines() if line.startswith("| ")}
+    assert sorted(set(CASES) - rows) == []
+
+
+def cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run the `bandfusion` entry point in-process; returns (exit code, stdout, stderr)."""
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_hostile_input(
+    name: str, tmp_path: Path, data_dir: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+):
+    case = CASES[name]
+    args = case.make(tmp_path, data_dir, model_dir)
+    out = tmp_path / "out.tif"
+    if args[0] == "predict":
+        args += ["-o", str(out)]
+    code, _, err = cli([*args, "-q"], capsys)
+    lines = err.strip().splitlines()
+    assert code == case.exit_code, err
+    assert len(lines) == 1 and lines[0].startswith("bandfusion: error: "), err
+    assert case.fragment in lines[0]
+    assert "Traceback" not in err
+    assert out.is_dir() or not out.exists()
+    assert not list(tmp_path.glob(".out.tif*")), "temporary files left behind"
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_nan_and_inf_pixels_become_nodata(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+):
+    values = np.random.default_rng(0).uniform(100, 3000, (13, 32, 32)).astype(np.float32)
+    values[0, 0, :4], values[5, 1, :4], values[12, 2, :4] = np.nan, np.inf, -np.inf
+    path = write_raster(tmp_path / "odd.tif", values)
+    out = tmp_path / "map.tif"
+    code, _, err = cli(["predict", str(path), "-m", str(model_dir), "-o", str(out), "-q",
+                        "--band-names", S2_BANDS], capsys)  # fmt: skip
+    assert code == 0, err
+    with rasterio.open(out) as src:
+        classes = src.read(1)
+    assert (classes[:3, :4] == 255).all()
+    assert (classes[3:] != 255).all() and (classes[:3, 4:] != 255).all()
+
+
+@pytest.mark.parametrize("probabilities", [False, True], ids=["classes", "probabilities"])
+def test_an_all_nodata_scene_gives_an_all_nodata_map_and_a_warning(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str], probabilities: bool
+):
+    values = np.zeros((13, 40, 40), dtype=np.uint16)
+    path = write_raster(tmp_path / "empty-swath.tif", values, nodata=0)
+    out, proba = tmp_path / "map.tif", tmp_path / "proba.tif"
+    extra = ["--probabilities", str(proba)] if probabilities else []
+    code, _, err = cli(["predict", str(path), "-m", str(model_dir), "-o", str(out), "-q",
+                        "--band-names", S2_BANDS, *extra], capsys)  # fmt: skip
+    assert code == 0, err
+    warnings = err.strip().splitlines()
+    assert warnings[0] == (
+        f"bandfusion: warning: {path}: every pixel is nodata; {out} holds no data"
+    )
+    assert len(warnings) == (2 if probabilities else 1)
+    with rasterio.open(out) as src:
+        assert (src.read(1) == src.nodata).all()
+    if probabilities:
+        with rasterio.open(proba) as src:
+            assert np.isnan(src.read()).all()
+
+
+def test_labels_in_another_crs_are_reprojected(
+    tmp_path: Path, data_dir: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+):
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    with rasterio.open(data_dir / LABELS) as src:
+        transform, width, height = calculate_default_transform(
+            src.crs, "EPSG:3857", src.width, src.height, *src.bounds
+        )
+        moved = np.full((1, height, width), -1, dtype=np.int16)
+        reproject(
+            src.read(), moved, src_transform=src.transform, src_crs=src.crs,
+            dst_transform=transform, dst_crs="EPSG:3857", resampling=Resampling.nearest,
+        )  # fmt: skip
+    labels = write_raster(tmp_path / "labels3857.tif", moved, crs="EPSG:3857", transform=transform)
+    args = ["evaluate", "-m", str(model_dir), str(data_dir / S2), "--labels", str(labels),
+            "--unlabelled", "-1", "-q"]  # fmt: skip
+    code, out, err = cli(args, capsys)
+    assert code == 0, err
+    assert "overall accuracy" in out
+
+
+def test_labels_with_classes_the_model_never_saw_count_as_errors(
+    tmp_path: Path, data_dir: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+):
+    with rasterio.open(data_dir / LABELS) as src:
+        labels = src.read()
+        profile = src.profile
+    labels[labels == 1] = 5  # water relabelled as a class the model does not know
+    path = write_raster(tmp_path / "relabelled.tif", labels, **profile)
+    code, out, err = cli(["evaluate", "-m", str(model_dir), str(data_dir / S2), "--labels",
+                          str(path), "--unlabelled", "-1", "-q"], capsys)  # fmt: skip
+    assert code == 0, err
+    row = next(line for line in out.splitlines() if line.strip().startswith("class 5"))
+    assert row.split()[3] == "0.000"  # recall of the unknown class
+
+
+def _run_predict(data_dir: Path, model: Path, out: Path) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "bandfusion.cli", "predict", str(data_dir / S2),
+               "-m", str(model), "-o", str(out), "-q"]  # fmt: skip
+    return subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_while_writing_leaves_nothing(
+    signum: int, tmp_path: Path, data_dir: Path, model_dir: Path
+):
+    out = tmp_path / "map.tif"
+    process = _run_predict(data_dir, model_dir, out)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".map.tif*")) and process.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=60)
+    if process.returncode == 0:  # finished before the signal landed: complete and valid
+        with rasterio.open(out) as src:
+            assert src.read(1).shape == (512, 512)
+        return
+    assert process.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert not out.exists()
+    assert not list(tmp_path.glob(".map.tif*"))
+
+
+def test_two_processes_writing_one_output_leave_one_complete_map(
+    tmp_path: Path, data_dir: Path, model_dir: Path
+):
+    out = tmp_path / "map.tif"
+    first, second = (_run_predict(data_dir, model_dir, out) for _ in range(2))
+    codes = [p.wait(timeout=120) for p in (first, second)]
+    assert codes == [0, 0]
+    with rasterio.open(out) as src:
+        written = src.read(1)
+    reference = tmp_path / "reference.tif"
+    assert _run_predict(data_dir, model_dir, reference).wait(timeout=120) == 0
+    with rasterio.open(reference) as src:
+        np.testing.assert_array_equal(written, src.read(1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.tif", "reference.tif"]

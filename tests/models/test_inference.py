@@ -1,0 +1,141 @@
+"""The fused kernel: folding is exact up to rounding, results never depend on batching."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from bandfusion.io.scene import open_scene
+from bandfusion.models.fusion import SpectralFusionNet
+from bandfusion.models.inference import FusedKernel
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.helpers import random_model
+from tests.models.test_fusion import ARCHS, make_net
+
+S2 = "sen1floods11_spain/Spain_7370579_S2Hand.tif"
+LABELS = "sen1floods11_spain/Spain_7370579_LabelHand.tif"
+
+
+@pytest.fixture(scope="module")
+def water_pixels(data_dir: Path) -> torch.Tensor:
+    """The water chip's valid pixels as a (pixels, 13) uint16 view, as the engine passes them."""
+    values = open_scene(data_dir / S2).values.reshape(13, -1)
+    return torch.from_numpy(np.ascontiguousarray(values[:, (values != 0).all(axis=0)])).T
+
+
+@pytest.fixture(scope="module")
+def water_net(data_dir: Path) -> SpectralFusionNet:
+    """A 13→64→64→2 net briefly trained on the chip's water labels, batch norm and all.
+
+    Trained, because only a trained model's logits have realistic margins between classes.
+    """
+    scene = open_scene(data_dir / S2)
+    labels = open_scene(data_dir / LABELS).values.ravel()
+    pixels = torch.from_numpy(scene.values.reshape(13, -1).T[labels >= 0].astype(np.float32))
+    targets = torch.from_numpy(labels[labels >= 0].astype(np.int64))
+    net = random_model(scene, [0, 1], hidden=(64, 64)).net.train()
+    optimiser = torch.optim.Adam(net.parameters(), lr=1e-2)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(150):
+        batch = torch.randint(0, len(pixels), (2048,), generator=generator)
+        loss = torch.nn.functional.cross_entropy(net(pixels[batch]), targets[batch])
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    return net.eval()
+
+
+@pytest.mark.parametrize("arch", ARCHS, ids=str)
+def test_folded_logits_equal_the_module_up_to_rounding(arch: dict[str, object]) -> None:
+    net = make_net(**arch)
+    table = torch.randn(5000, 6) * 10 + 50
+    with torch.no_grad():
+        expected = net(table)
+    kernel = FusedKernel.from_net(net, sub_batch=1000)  # several sub-batches, one padded
+    torch.testing.assert_close(kernel.logits(table), expected, rtol=1e-4, atol=1e-4)
+    assert torch.equal(kernel.classify(table), kernel.logits(table).argmax(dim=1))
+
+
+def test_folding_leaves_the_network_untouched() -> None:
+    net = make_net(hidden=(8,), norm="layer", activation="gelu")
+    before = {name: value.clone() for name, value in net.state_dict().items()}
+    FusedKernel.from_net(net, precision="bf16")
+    after = net.state_dict()
+    assert all(torch.equal(before[name], after[name]) for name in before)
+    assert all(
+        value.dtype == torch.float32 for value in after.values() if value.is_floating_point()
+    )
+
+
+def test_water_chip_labels_and_probabilities_match_the_module(water_net, water_pixels) -> None:
+    with torch.inference_mode():
+        logits = water_net(water_pixels.float())
+    kernel = FusedKernel.from_net(water_net)
+    same = (kernel.classify(water_pixels) == logits.argmax(dim=1)).double().mean().item()
+    assert same >= 0.9999
+    torch.testing.assert_close(
+        kernel.proba(water_pixels), torch.softmax(logits, dim=1), rtol=0, atol=1e-5
+    )
+
+
+def test_bf16_gives_the_same_label_on_nearly_every_pixel(water_net, water_pixels) -> None:
+    exact = FusedKernel.from_net(water_net).classify(water_pixels)
+    fast = FusedKernel.from_net(water_net, precision="bf16").classify(water_pixels)
+    assert (fast == exact).double().mean().item() >= 0.999
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    threads=st.integers(min_value=1, max_value=4),
+    start=st.integers(min_value=0, max_value=12_000),
+    length=st.integers(min_value=1, max_value=12_000),
+)
+def test_logits_do_not_depend_on_which_pixels_come_along(threads, start, length) -> None:
+    net = make_net(in_bands=12, n_classes=10, hidden=(64, 64))
+    table = torch.randn(20_000, 12) * 10 + 50
+    reference = FusedKernel.from_net(net).logits(table)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        logits = FusedKernel.from_net(net).logits(table[start : start + length])
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(logits, reference[start : start + length])
+
+
+def test_bad_precision_and_table_are_refused() -> None:
+    net = make_net()
+    with pytest.raises(ValueError, match="precision"):
+        FusedKernel.from_net(net, precision="fp8")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"\(pixels, 6\)"):
+        FusedKernel.from_net(net).classify(torch.zeros(10, 5))
+
+
+def test_empty_table_gives_empty_results() -> None:
+    kernel = FusedKernel.from_net(make_net())
+    assert kernel.classify(torch.zeros(0, 6)).shape == (0,)
+    assert kernel.proba(torch.zeros(0, 6)).shape == (0, 4)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
+def test_cuda_kernel_matches_the_cpu(water_net, water_pixels, precision) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    cpu = FusedKernel.from_net(water_net).classify(water_pixels)
+    cuda = FusedKernel.from_net(water_net, precision=precision, device="cuda")
+    labels = cuda.classify(water_pixels.float().cuda()).cpu()
+    assert (labels == cpu).double().mean().item() >= (1.0 if precision == "fp32" else 0.999)
+
+
+def test_a_moved_kernel_computes_the_same_logits() -> None:
+    net = make_net()
+    table = torch.randn(3000, 6) * 10 + 50
+    kernel = FusedKernel.from_net(net, sub_batch=1024)
+    moved = kernel.to("cpu")
+    assert moved.sub_batch == 1024 and moved.precision == "fp32" and moved.bound is not None
+    assert torch.equal(moved.logits(table), kernel.logits(table))
