@@ -7,7 +7,7 @@ DEMO_DIR := build/demo
 S2 := data/sen1floods11_spain
 SEED ?= 0
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test layout lint typecheck pytest bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,17 +29,24 @@ demo: $(STAMP)
 	@echo "quicklook: $(DEMO_DIR)/water-map.png"
 	@echo "metrics:   $(DEMO_DIR)/validation.json"
 
-lint: $(STAMP)
+# `bandfusion` is installed from two folders (pipeline/ and models/) through setuptools'
+# package-dir mapping, which neither mypy nor import-linter can follow: both read the package
+# through a tree of file links laid out as `bandfusion` is installed.
+LAYOUT := build/layout
+
+layout: $(STAMP)
+	rm -rf $(LAYOUT) && mkdir -p $(LAYOUT)/bandfusion/models
+	cp -rs $(CURDIR)/pipeline/. $(LAYOUT)/bandfusion/
+	cp -rs $(CURDIR)/models/. $(LAYOUT)/bandfusion/models/
+	find $(LAYOUT) -name __pycache__ -prune -exec rm -rf {} +
+
+lint: layout
 	$(BIN)/ruff check pipeline models tests bench
 	$(BIN)/ruff format --check pipeline models tests bench
+	PYTHONPATH=$(LAYOUT) $(BIN)/lint-imports --no-cache
 
-# mypy cannot follow setuptools' package-dir mapping through an editable install, so it reads
-# the package through a tree of links laid out as `bandfusion` is installed.
-typecheck: $(STAMP)
-	rm -rf build/typecheck && mkdir -p build/typecheck/bandfusion
-	ln -s $(CURDIR)/pipeline/* build/typecheck/bandfusion/
-	ln -s $(CURDIR)/models build/typecheck/bandfusion/models
-	MYPYPATH=build/typecheck $(BIN)/mypy -p bandfusion
+typecheck: layout
+	MYPYPATH=$(LAYOUT) $(BIN)/mypy -p bandfusion
 
 pytest: $(STAMP)
 	$(BIN)/pytest
