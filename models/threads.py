@@ -15,8 +15,8 @@ def one_thread_on_cpu(device: torch.device) -> Iterator[None]:
 
     BLAS splits a GEMM differently for different thread counts, which changes its rounding; the
     engine runs one kernel per core already (dask's threads), and training's small batches gain
-    nothing from threads while their spinning collapses under load (seen: 0.5 s a step, 3 ms
-    single-threaded). Worker threads keep the setting: restoring it would
+    nothing from threads while their spinning collapses under load (a step then takes orders of
+    magnitude longer than on one thread). Worker threads keep the setting: restoring it would
     race with other workers' GEMMs through MKL's process-wide thread count.
     """
     previous = torch.get_num_threads()

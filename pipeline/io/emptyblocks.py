@@ -5,8 +5,8 @@ Outside a swath every tile of a scene holds nodata, and a writer compresses ever
 the same bytes. A block decoded once and found to be nodata everywhere is remembered by its
 compressed bytes; a window whose blocks all have remembered bytes is then filled with nodata
 without decoding. Identical bytes in one file decode to identical pixels, so the pixels are
-GDAL's, bit for bit. On a Sentinel-2-sized scene of 12 pixel-interleaved uint16 bands, a
-1024² chunk outside the swath took ~25 ms to decode and de-interleave, against ~2 ms to fill.
+GDAL's, bit for bit. Filling costs a fraction of decoding and de-interleaving a chunk of
+pixel-interleaved bands (figures in docs/engine.md).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ MAX_REMEMBERED = 8
 """Distinct nodata blocks remembered per file: a writer encodes them one way, or a few."""
 
 MAX_BLOCK_BYTES = 1 << 16
-"""Largest compressed block remembered: nodata compresses to a few kB (6 kB for a 512² tile of
-12 uint16 bands), and comparing larger blocks would cost as much as decoding them."""
+"""Largest compressed block remembered: a tile of nodata compresses to a few kB, and comparing
+larger blocks would cost as much as decoding them."""
 
 
 class EmptyBlocks:

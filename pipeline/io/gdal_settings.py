@@ -1,8 +1,8 @@
 """GDAL settings chosen deliberately for every read and write: a bounded block cache, no side files.
 
-GDAL's default block cache is 5 % of RAM and fills up while a scene streams through it (1.3 GB
-of resident memory on a Sentinel-2 tile); 64 MB holds every block a few in-flight chunks touch
-and reads just as fast.
+GDAL's default block cache is a share of RAM and fills up while a scene streams through it,
+since no block is read twice; a small fixed cache holds every block a few in-flight chunks touch
+and reads just as fast (figures in docs/engine.md).
 """
 
 from __future__ import annotations

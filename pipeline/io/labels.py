@@ -168,7 +168,7 @@ def _read_vector(
 ) -> tuple[np.ndarray, np.ndarray, PartialLegend]:
     """Features rasterized on the scene grid, their labelled mask, and names from a name field.
 
-    fiona is imported here, on first use: it loads a second GDAL (17 MB of RSS here) that
+    fiona is imported here, on first use: it loads a second copy of GDAL (its own RSS) that
     prediction, which reads no vectors, should not carry.
     """
     import fiona

@@ -2,9 +2,9 @@
 
 Each chunk allocates tens of MB (its pixels, the valid-pixel table) and frees them once
 written. glibc keeps such freed blocks in its heaps for reuse, and with a reader thread per
-core those heaps grow and fragment: on a Sentinel-2 tile the writer's peak RSS was ~100 MB
-above the memory actually in use. `malloc_trim` returns the free pages; once a chunk it costs
-~0.3 ms against ~30 ms of work.
+core those heaps grow and fragment, so peak RSS climbs well above the memory actually in use.
+`malloc_trim` returns the free pages; once a chunk, its cost is small beside the chunk's work
+(figures in docs/engine.md).
 """
 
 from __future__ import annotations

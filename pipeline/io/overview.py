@@ -1,9 +1,10 @@
-"""The first overview level of a class map, computed chunk by chunk while the map streams.
+"""A class map's "mode" overview levels, computed chunk by chunk while the map streams.
 
-GDAL's "mode" resampling is its slowest: on a Sentinel-2 class map the 2× level alone takes
-1.6 s of the 1.9 s all levels take, against 0.5 s for "average". The 2× level is a plain 2 × 2
-reduction, so the writer computes it from each chunk on the worker threads, exactly as GDAL
-would, and GDAL builds only the coarser levels from it.
+GDAL's "mode" resampling is its slowest, and most of its time goes into the finest levels. Each
+level is a plain 2 × 2 reduction of the one before, so the writer reduces every level whose
+2 × 2 cells lie inside chunks from each chunk on the worker threads, exactly as GDAL would, level
+after level, and GDAL builds only the coarser levels from the last one (see
+`bandfusion.io.geotiff`). Measured figures: docs/engine.md.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def mode_2x2(block: np.ndarray, nodata: float | None) -> np.ndarray:
     if height % 2 or width % 2:
         raise ValueError(f"mode_2x2 needs even sides, got {block.shape}")
     if nodata is not None and not (block != nodata).any():
-        # A chunk outside the swath: a glance instead of counting (0.07 against 1-3 ms a Mpx).
+        # A chunk outside the swath: one comparison instead of counting every cell's values.
         return np.full((height // 2, width // 2), nodata, dtype=block.dtype)
     # The four values of every cell, in scan order, as contiguous (h/2, w/2) arrays.
     cells = [np.ascontiguousarray(block[dy::2, dx::2]) for dy in (0, 1) for dx in (0, 1)]
