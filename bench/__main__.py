@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-import torch
 from bandfusion.models.inference import cpu_runs_bf16
 
 from .report import Figure, cuda_ratios, format_table, ratios, record
@@ -154,20 +152,6 @@ def run_cuda(scene: Path, model: Path, out: Path, repeats: int) -> tuple[list[Fi
     return figures, checks
 
 
-def machine() -> str:
-    """CPU model, cores, memory, and the torch and GDAL versions the figures were taken with."""
-    cpuinfo = Path("/proc/cpuinfo")
-    names = [line for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
-    cpu = names[0].split(":", 1)[1].strip() if names else platform.machine()
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return (
-        f"{cpu} ({torch.backends.cpu.get_cpu_capability()}), {os.cpu_count()} cores, "
-        f"{memory:.0f} GiB{gpu}, torch {torch.__version__}, "
-        f"GDAL {rasterio.__gdal_version__}"
-    )
-
-
 def _positive(text: str) -> int:
     """An argparse type: a whole number of at least 1."""
     if not text.isdigit() or int(text) < 1:
@@ -176,7 +160,7 @@ def _positive(text: str) -> int:
 
 
 def main() -> None:
-    """Generate (or reuse) the scene, run every figure, print ratios, append to RESULTS.md."""
+    """Generate (or reuse) the scene, run every figure, print ratios, record the run."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--size", type=int, default=SENTINEL2_SIZE, help="scene edge in pixels")
     parser.add_argument("--bands", type=int, default=12)
@@ -191,7 +175,9 @@ def main() -> None:
         help="alternated rounds of the I/O floor and the full and 50 %% nodata scenes (ratios "
         "between them are medians of the rounds' ratios)",
     )
-    parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
+    parser.add_argument(
+        "--no-record", action="store_true", help="do not write the run's tables to build/bench/"
+    )
     parser.add_argument(
         "--device",
         choices=["cpu", "cuda"],
@@ -248,11 +234,12 @@ def main() -> None:
 
 
 def report(table: str, no_record: bool) -> None:
-    """Print the run's tables and, unless told not to, append them to RESULTS.md."""
+    """Print the run's tables and, unless told not to, write them to build/bench/."""
     print(table)
     if not no_record:
         command = " ".join(["python -m bench", *sys.argv[1:]])
-        record(datetime.now(), command, machine(), table)
+        path = record("engine", datetime.now(), command, table)
+        print(f"recorded in {path}")
 
 
 if __name__ == "__main__":

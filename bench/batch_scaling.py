@@ -17,7 +17,7 @@ Wall time is what the targets are about, but on a shared machine it moves with o
 CPU seconds (every process involved: the loop's, or the client's plus the workers') move far
 less, so the overhead is also given in CPU seconds.
 
-Appends a dated row, with the load average, to its section of bench/RESULTS.md.
+Writes the run's table, with the load average, to build/bench/batch-DATE.md (see `bench.report`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -42,11 +43,11 @@ from bandfusion.engine.train import train
 from bandfusion.io.grid import Grid
 from distributed import Client
 
+from .report import record
+
 ROOT = Path(__file__).resolve().parent.parent
 CHIPS = ROOT / "data" / "oncloudn_s2"
 WATER = ROOT / "data" / "sen1floods11_spain"
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-SECTION = "## Batch: scenes/s on dask.distributed (issue 3)"
 BANDS = {"B2": "B02", "B3": "B03", "B4": "B04", "B8": "B08"}
 COLUMNS = (
     "date",
@@ -134,7 +135,7 @@ class Figures:
         )
 
     def row(self) -> str:
-        """The RESULTS.md table row."""
+        """The run's row of the INTRO table."""
         cells = [
             f"{datetime.now():%Y-%m-%d %H:%M}",
             " / ".join(f"{x:.2f}" for x in self.load),
@@ -221,17 +222,6 @@ def interleaved_best(runs: dict[str, Callable[[], Timing]], repeats: int) -> dic
     return best
 
 
-def record(row: str) -> None:
-    """Append `row` to this benchmark's table in RESULTS.md (the section is made if missing)."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    if SECTION not in text:
-        text = text.rstrip("\n") + f"\n\n{SECTION}\n{INTRO}"
-    start = text.index(SECTION)
-    following = text.find("\n## ", start + len(SECTION))
-    end = len(text) if following == -1 else following
-    RESULTS.write_text(text[:end].rstrip("\n") + f"\n{row}\n" + text[end:])
-
-
 def measure(args: argparse.Namespace, work: Path) -> Figures:
     """Every figure, on scenes and a model made in `work`; both clusters stay up throughout."""
     load = os.getloadavg()
@@ -254,18 +244,22 @@ def measure(args: argparse.Namespace, work: Path) -> Figures:
 
 
 def main() -> None:
-    """Measure, print, and record a row in RESULTS.md."""
+    """Measure, print, and record the run in build/bench/."""
     parser = argparse.ArgumentParser(prog="python -m bench.batch_scaling", description=__doc__)
     parser.add_argument("--scenes", type=int, default=16)
     parser.add_argument("--large", type=int, default=64, help="scenes in the larger run")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
+    parser.add_argument(
+        "--no-record", action="store_true", help="do not write the run's table to build/bench/"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         figures = measure(args, Path(tmp))
     print(figures.report())
     if not args.no_record:
-        record(figures.row())
+        command = " ".join(["python -m bench.batch_scaling", *sys.argv[1:]])
+        path = record("batch", datetime.now(), command, f"{INTRO.strip()}\n{figures.row()}")
+        print(f"recorded in {path}")
 
 
 if __name__ == "__main__":

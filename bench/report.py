@@ -1,7 +1,9 @@
-"""Ratios between the benchmark's figures, their targets (issue 7), and the RESULTS.md rows."""
+"""Ratios between the benchmark's figures, their targets (issue 7), and each run's raw record."""
 
 from __future__ import annotations
 
+import os
+import platform
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,9 +11,13 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+import rasterio
+import torch
+
 PRECISIONS = ("fp32", "bf16")
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-SECTION = "## Engine: inference speed and memory (issue 7)"
+RUNS = Path(__file__).resolve().parent.parent / "build" / "bench"
+"""Where every run's tables go, one file a run. bench/RESULTS.md, which git tracks, holds the
+current figures and the decisions taken on them, updated by hand from these files."""
 
 
 @dataclass
@@ -214,13 +220,27 @@ def format_table(figures: list[Figure], derived: list[Ratio]) -> str:
     return "\n".join(lines)
 
 
-def record(when: datetime, command: str, machine: str, table: str) -> None:
-    """Append a dated row set under the engine section of RESULTS.md (created if missing)."""
-    text = RESULTS.read_text()
-    if SECTION not in text:
-        text = text.rstrip("\n") + f"\n\n{SECTION}\n"
-    block = f"\n### {when:%Y-%m-%d %H:%M} · `{command}` · {machine}\n\n{table}\n"
-    start = text.index(SECTION)
-    following = text.find("\n## ", start + len(SECTION))
-    end = len(text) if following == -1 else following
-    RESULTS.write_text(text[:end].rstrip("\n") + "\n" + block + text[end:])
+def record(name: str, when: datetime, command: str, text: str) -> Path:
+    """Write one run's tables, headed by its time, command and machine, to build/bench/.
+
+    The file is NAME-YYYYMMDD-HHMMSS.md, so runs never overwrite each other; returns its path.
+    """
+    RUNS.mkdir(parents=True, exist_ok=True)
+    path = RUNS / f"{name}-{when:%Y%m%d-%H%M%S}.md"
+    heading = f"# {when:%Y-%m-%d %H:%M} · `{command}` · {machine()}"
+    path.write_text(f"{heading}\n\n{text}\n")
+    return path
+
+
+def machine() -> str:
+    """CPU model, cores, memory, and the torch and GDAL versions the figures were taken with."""
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [line for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+    cpu = names[0].split(":", 1)[1].strip() if names else platform.machine()
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return (
+        f"{cpu} ({torch.backends.cpu.get_cpu_capability()}), {os.cpu_count()} cores, "
+        f"{memory:.0f} GiB{gpu}, torch {torch.__version__}, "
+        f"GDAL {rasterio.__gdal_version__}"
+    )
