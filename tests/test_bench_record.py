@@ -6,8 +6,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from bench import report
 
+from bench import report
 from tests.helpers import REPO
 
 
