@@ -8,12 +8,16 @@ from __future__ import annotations
 import pickle
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
 import torch
+from bandfusion.engine import guard
 from bandfusion.engine.cuda import CudaRunner, DeviceKernels
+from bandfusion.engine.kernels import kernel_plan
 from bandfusion.engine.predict import predict_proba_scene, predict_scene
+from bandfusion.errors import BandfusionWarning
 from bandfusion.models import triton_kernel
 from bandfusion.models.fusion import SpectralFusionNet
 from bandfusion.models.inference import CUDA_SUB_BATCH_PIXELS, TorchKernel
@@ -149,3 +153,16 @@ def test_half_precision_maps_keep_almost_every_label(scene, model, precision) ->
     cpu = predict_scene(scene, model, device="cpu").values
     half = predict_scene(scene, model, device="cuda", precision=precision).values
     assert (half == cpu).mean() >= 0.999
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_the_guard_trusts_this_cards_kernels(scene, model, precision, monkeypatch) -> None:  # noqa: F811
+    """On real hardware the planned kernel passes its check unwarned, and keeps running."""
+    monkeypatch.setattr(guard, "_CHOSEN", {})
+    cpu = predict_scene(scene, model, device="cpu").values
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BandfusionWarning)
+        gpu = predict_scene(scene, model, device="cuda", precision=precision).values
+    assert list(guard._CHOSEN.values()) == [kernel_plan(model, "cuda").kernel]
+    if precision == "fp32":
+        np.testing.assert_array_equal(gpu, cpu)

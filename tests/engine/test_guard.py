@@ -1,7 +1,8 @@
 """The guard: kernels made wrong on purpose, crashing or failing to compile are caught by their
 check against the CPU kernel, warned about once, and replaced by the next, so the map stays the
 CPU's. Where there is no GPU the engine's device path (runner, fused kernel under Triton's
-interpreter, torch kernel) runs on the CPU; `pytest -m gpu` runs the same on the card."""
+interpreter, torch kernel) runs on the CPU; where there is one, these tests run on the GPU and are
+marked `gpu`, so that `pytest -m gpu` runs them on the card."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from tests.helpers import random_model
 
 S2 = "sen1floods11_spain/Spain_7370579_S2Hand.tif"
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+pytestmark = [pytest.mark.gpu] if DEVICE.type == "cuda" else []
 OVERFLOWS = pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")
 """The probe's extreme pixels overflow fp16 in the interpreter's numpy; the kernel says so."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from bandfusion.models.certify import FP32_UNIT_ROUNDOFF, label_bound
+from bandfusion.models.certify import FP32_UNIT_ROUNDOFF, doubtful, label_bound
 from bandfusion.models.fusion import SpectralFusionNet
 from bandfusion.models.inference import TorchKernel, _folded
 from hypothesis import given, settings
@@ -75,6 +75,13 @@ def test_exact_ties_are_always_in_doubt() -> None:
         last.bias[1] = last.bias[0]
     labels, doubt = TorchKernel.from_net(net).classify_with_doubt(table)
     assert doubt.all()
+
+
+def test_non_finite_logits_or_errors_are_always_in_doubt() -> None:
+    inf, nan = float("inf"), float("nan")
+    logits = torch.tensor([[nan, inf, 2.0, 2.0], [1.0, 0.0, 0.0, 0.0]])
+    error = torch.tensor([0.0, 0.0, 0.0, inf])
+    assert doubtful(logits, error).tolist() == [True, True, False, True]
 
 
 def test_a_trained_model_leaves_few_labels_in_doubt(water_net, water_pixels) -> None:  # noqa: F811
