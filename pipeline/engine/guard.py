@@ -75,7 +75,8 @@ class KernelGuard:
         return self.runner.classify(table)
 
     def proba(self, table: torch.Tensor, probe: Probe) -> np.ndarray:
-        """(M, C) host pixels → (M, K) probabilities: the torch kernel's, unless it failed."""
+        """(M, C) host pixels → (M, K) probabilities: the device torch kernel's, the CPU kernel's
+        where the check fell back to it."""
         if self.kernel(probe) == CPU:
             return self.reference.proba(table).numpy()
         return self.runner.proba(table)

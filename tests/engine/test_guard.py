@@ -83,6 +83,14 @@ def labelled(
     return result, warned, classifier
 
 
+def warned_once(model: TrainedModel, scene: xr.DataArray, cpu_map: np.ndarray) -> str:
+    """The one warning the device path gives, having made the CPU's map regardless."""
+    result, warned, _ = labelled(model, scene)
+    np.testing.assert_array_equal(result, cpu_map)
+    assert len(warned) == 1 and "\n" not in warned[0]
+    return warned[0]
+
+
 class Shifted:
     """A kernel made wrong on purpose: each label is its neighbour's, and it is sure of them,
     as an indexing bug would have it."""
@@ -125,6 +133,12 @@ def with_fused(monkeypatch: pytest.MonkeyPatch, wrapper: type) -> None:
     monkeypatch.setattr(cuda, "_fused", lambda kernel: wrapper(build(kernel)))
 
 
+def with_torch(monkeypatch: pytest.MonkeyPatch, wrapper: type) -> None:
+    """Make the runner's torch kernel on the device `wrapper(the real one)`."""
+    of = cuda.DeviceKernels.of
+    monkeypatch.setattr(cuda.DeviceKernels, "of", classmethod(lambda _, k: of(wrapper(k))))
+
+
 @OVERFLOWS
 def test_trusted_kernels_pass_silently_and_the_fused_one_runs(scene, model, cpu_map) -> None:
     result, warned, classifier = labelled(model, scene)
@@ -138,14 +152,11 @@ def test_trusted_kernels_pass_silently_and_the_fused_one_runs(scene, model, cpu_
 @OVERFLOWS
 def test_a_wrong_fused_kernel_is_dropped_with_one_warning(scene, model, cpu_map, monkeypatch):
     with_fused(monkeypatch, Shifted)
-    result, warned, classifier = labelled(model, scene)
-    np.testing.assert_array_equal(result, cpu_map)
-    assert len(warned) == 1
-    assert "fused Triton kernel" in warned[0] and "bound rules out" in warned[0]
-    assert "running the torch kernel instead" in warned[0]
-    assert "\n" not in warned[0]
+    warning = warned_once(model, scene, cpu_map)
+    assert "fused Triton kernel" in warning and "bound rules out" in warning
+    assert "running the torch kernel instead" in warning
     # Checked once per process: later chunks, and other classifiers of the model, run unwarned.
-    again, warned_again, _ = labelled(model, scene)
+    again, warned_again, classifier = labelled(model, scene)
     np.testing.assert_array_equal(again, cpu_map)
     assert warned_again == []
     assert {classifier.cuda.key: cuda.TORCH} == guard._CHOSEN
@@ -154,10 +165,8 @@ def test_a_wrong_fused_kernel_is_dropped_with_one_warning(scene, model, cpu_map,
 @OVERFLOWS
 def test_a_crashing_fused_kernel_is_dropped_with_one_warning(scene, model, cpu_map, monkeypatch):
     with_fused(monkeypatch, Crashing)
-    result, warned, _ = labelled(model, scene)
-    np.testing.assert_array_equal(result, cpu_map)
-    assert len(warned) == 1
-    assert "failed (CUDA error: an illegal memory access was encountered)" in warned[0]
+    warning = warned_once(model, scene, cpu_map)
+    assert "failed (CUDA error: an illegal memory access was encountered)" in warning
 
 
 def test_a_fused_kernel_that_fails_to_compile_is_dropped_with_one_warning(
@@ -167,24 +176,17 @@ def test_a_fused_kernel_that_fails_to_compile_is_dropped_with_one_warning(
         raise RuntimeError("PTX assembly aborted due to errors")
 
     monkeypatch.setattr(triton_kernel, "_compiled", compiler_error)
-    result, warned, classifier = labelled(model, scene)
-    np.testing.assert_array_equal(result, cpu_map)
-    assert len(warned) == 1
-    assert "failed to build (PTX assembly aborted due to errors)" in warned[0]
-    assert classifier.cuda.runner.names == [cuda.TORCH]
+    warning = warned_once(model, scene, cpu_map)
+    assert "failed to build (PTX assembly aborted due to errors)" in warning
+    assert device_classifier(model).cuda.runner.names == [cuda.TORCH]
 
 
 def test_a_wrong_torch_kernel_leaves_the_cpu_kernel(scene, model, cpu_map, monkeypatch) -> None:
     """Without Triton the torch kernel runs; made wrong, it gives way to the CPU kernel."""
     monkeypatch.setattr(triton_kernel, "triton_available", lambda: False)
-    of = cuda.DeviceKernels.of
-    monkeypatch.setattr(
-        cuda.DeviceKernels, "of", classmethod(lambda cls, kernel: of(Shifted(kernel)))
-    )
-    result, warned, _ = labelled(model, scene)
-    np.testing.assert_array_equal(result, cpu_map)
-    assert len(warned) == 1
-    assert "torch kernel" in warned[0] and "running the CPU kernel instead" in warned[0]
+    with_torch(monkeypatch, Shifted)
+    warning = warned_once(model, scene, cpu_map)
+    assert "torch kernel" in warning and "running the CPU kernel instead" in warning
 
 
 def test_an_approximate_kernel_may_change_few_labels_not_many(scene, monkeypatch) -> None:
@@ -198,13 +200,8 @@ def test_an_approximate_kernel_may_change_few_labels_not_many(scene, monkeypatch
     np.testing.assert_array_equal(result, cpu)
     assert warned == []
     monkeypatch.setattr(guard, "_CHOSEN", {})
-    of = cuda.DeviceKernels.of
-    monkeypatch.setattr(
-        cuda.DeviceKernels, "of", classmethod(lambda cls, kernel: of(Shifted(kernel)))
-    )
-    result, warned, _ = labelled(gelu, scene)
-    np.testing.assert_array_equal(result, cpu)
-    assert len(warned) == 1 and "changed" in warned[0]
+    with_torch(monkeypatch, Shifted)
+    assert "changed" in warned_once(gelu, scene, cpu)
 
 
 def test_the_probe_holds_real_pixels_then_edge_cases(scene) -> None:
