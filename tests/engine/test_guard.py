@@ -178,7 +178,7 @@ def test_a_fused_kernel_that_fails_to_compile_is_dropped_with_one_warning(
     monkeypatch.setattr(triton_kernel, "_compiled", compiler_error)
     warning = warned_once(model, scene, cpu_map)
     assert "failed to build (PTX assembly aborted due to errors)" in warning
-    assert device_classifier(model).cuda.runner.names == [cuda.TORCH]
+    assert list(guard._CHOSEN.values()) == [cuda.TORCH]
 
 
 def test_a_wrong_torch_kernel_leaves_the_cpu_kernel(scene, model, cpu_map, monkeypatch) -> None:
