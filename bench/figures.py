@@ -27,7 +27,7 @@ from bandfusion.io.grid import Grid
 from bandfusion.io.nodata import band_nodata, valid_mask
 from bandfusion.io.scene import open_scene
 from bandfusion.models.checkpoint import load_model
-from bandfusion.models.inference import FusedKernel
+from bandfusion.models.inference import TorchKernel
 from rasterio.windows import Window
 
 Figure = Callable[[argparse.Namespace], dict[str, Any]]
@@ -62,10 +62,10 @@ def _threshold_map(block: np.ndarray, nodata: tuple[float | None, ...]) -> np.nd
 
 
 def model_floor(args: argparse.Namespace) -> dict[str, Any]:
-    """The fused kernel alone over in-memory pixels, one worker thread per core (as dask runs),
-    or on the GPU over pixels already in its memory, as the engine runs it there."""
+    """The model's kernel alone over in-memory pixels: the torch kernel, one worker thread per
+    core (as dask runs), or on the GPU over pixels already in its memory, as the engine runs it."""
     model = load_model(args.model)
-    kernel = FusedKernel.from_net(model.net, precision=args.precision, device=args.device)
+    kernel = TorchKernel.from_net(model.net, precision=args.precision, device=args.device)
     with rasterio.open(args.scene) as src:
         edge = min(MODEL_SAMPLE_EDGE, src.width, src.height)
         sample = src.read(window=Window(src.width - edge, 0, edge, edge))
@@ -80,7 +80,7 @@ def model_floor(args: argparse.Namespace) -> dict[str, Any]:
     return {**result, "pixels": pixels, "px_per_s": rate, "gflops": flops / 1e9}
 
 
-def _cpu_runs(kernel: FusedKernel, table: np.ndarray) -> Callable[[], None]:
+def _cpu_runs(kernel: TorchKernel, table: np.ndarray) -> Callable[[], None]:
     """One run: the (bands, pixels) table's labels, split over one thread per core."""
     parts = np.array_split(np.arange(table.shape[1]), os.cpu_count() or 1)
 
@@ -98,7 +98,7 @@ def _cpu_runs(kernel: FusedKernel, table: np.ndarray) -> Callable[[], None]:
     return run
 
 
-def _cuda_runs(kernel: FusedKernel, table: np.ndarray) -> Callable[[], None]:
+def _cuda_runs(kernel: TorchKernel, table: np.ndarray) -> Callable[[], None]:
     """One run: the table's labels from GPU memory, synchronised, as the engine computes them
     there: uint16 as int16 bits, the fused kernel where Triton runs it, and in fp32 the
     certifying cascade (the fused kernel's bound, then the torch kernel's on the few in doubt).

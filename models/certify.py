@@ -72,14 +72,15 @@ class LabelBound:
 
 def doubtful(logits: torch.Tensor, error: torch.Tensor) -> torch.Tensor:
     """Bool (n,): whether an evaluation whose (K, n) logits are within `error` of these could
-    pick another label. Exact ties are always doubtful."""
+    pick another label. Exact ties are always doubtful, and so are non-finite logits or errors
+    (an overflow, a NaN): then no class, or every one, is a contender."""
     if logits.shape[0] < 2:
         return torch.zeros(logits.shape[1], dtype=torch.bool, device=logits.device)
     # Each class's gap to the best, exact for close contenders (Sterbenz); the best counts
     # itself. Several times faster on a GPU than topk along the class axis.
     gaps = torch.amax(logits, dim=0) - logits
     contenders = (gaps <= error * (2 * SLACK) + UNDERFLOW).sum(dim=0)
-    return contenders > 1
+    return contenders != 1
 
 
 def label_bound(

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 from bandfusion.models.checkpoint import ModelMetadata, TrainedModel, load_model, save_model
+from bandfusion.models.devices import resolve_device
 from bandfusion.models.fusion import Activation, Norm
 from bandfusion.models.indices import append_indices, resolve_roles
 from bandfusion.models.training import FitSettings, fit_pixels, predict_logits
@@ -121,7 +122,7 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
                 if self.class_weight is None
                 else compute_class_weight(self.class_weight, classes=classes, y=y[train])
             ),
-            device=_torch_device(self.device),
+            device=resolve_device(self.device),
         )
         self.net_ = fit.net
         self.history_ = fit.history
@@ -141,7 +142,7 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
     def _logits(self, X: Any) -> torch.Tensor:
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float32)
-        device = _torch_device(self.device)
+        device = resolve_device(self.device)
         return predict_logits(self.net_.to(device), self._inputs(X), device)
 
     def _input_names(self) -> list[str]:
@@ -250,13 +251,6 @@ def _holdout(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.
     is_val = np.zeros(len(y), dtype=bool)
     is_val[val] = True
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
-
-
-def _torch_device(device: str) -> torch.device:
-    """'auto' → CUDA when present, else CPU; anything else as torch names it."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _stored_class_weight(value: object) -> str | dict[Any, float] | None:

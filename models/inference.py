@@ -1,4 +1,4 @@
-"""The inference kernel: a trained `SpectralFusionNet` folded into a few fused GEMMs.
+"""The torch kernel: a trained `SpectralFusionNet` folded into a few GEMMs, run by torch.
 
 In eval mode standardisation and batch norm are affine maps next to a linear layer, so they fold
 into its weights and bias: each layer becomes one `torch.addmm` (bias fused) and an in-place
@@ -53,7 +53,7 @@ def cpu_runs_bf16() -> bool:
 
 
 @dataclass(frozen=True)
-class FusedLayer:
+class FoldedLayer:
     """One folded layer: `x @ weight + bias`, then layer norm (if any), then the activation."""
 
     weight: torch.Tensor  # (c_in, c_out): addmm's right operand, in the layer's dtype
@@ -62,7 +62,7 @@ class FusedLayer:
     activation: str | None  # "relu", "gelu", or None for the logits
 
 
-class FusedKernel:
+class TorchKernel:
     """Logits, class indices and probabilities of a folded network over (pixels, bands) tables.
 
     Inputs are cast and centred in fp32; every layer then runs in `precision`.
@@ -70,7 +70,7 @@ class FusedKernel:
 
     def __init__(
         self,
-        layers: list[FusedLayer],
+        layers: list[FoldedLayer],
         band_mean: torch.Tensor,
         precision: Precision,
         device: torch.device,
@@ -93,7 +93,7 @@ class FusedKernel:
         precision: Precision = "fp32",
         device: torch.device | str = "cpu",
         sub_batch: int | None = None,
-    ) -> FusedKernel:
+    ) -> TorchKernel:
         """Fold `net`'s standardisation and eval-mode batch norm into its conv weights.
 
         Folding is done in float64 and rounded once to the kernel's precision. `sub_batch` is
@@ -109,7 +109,7 @@ class FusedKernel:
         weights, mean = _folded(net)
         dtype = _DTYPES[precision]
         layers = [
-            FusedLayer(
+            FoldedLayer(
                 weight=weight.T.contiguous().to(target, dtype),
                 bias=bias.to(target, dtype),
                 layer_norm=_moved(layer_norm, target, dtype),
@@ -119,11 +119,11 @@ class FusedKernel:
         ]
         return cls(layers, mean.to(target, torch.float32), precision, target, sub_batch)
 
-    def to(self, device: torch.device | str) -> FusedKernel:
+    def to(self, device: torch.device | str) -> TorchKernel:
         """The same kernel (weights, precision, sub-batch) on `device`."""
         target = torch.device(device)
         layers = [
-            FusedLayer(
+            FoldedLayer(
                 weight=layer.weight.to(target),
                 bias=layer.bias.to(target),
                 layer_norm=_moved(layer.layer_norm, target, layer.weight.dtype),
@@ -131,13 +131,13 @@ class FusedKernel:
             )
             for layer in self.layers
         ]
-        return FusedKernel(
+        return TorchKernel(
             layers, self.band_mean.to(target), self.precision, target, self.sub_batch
         )
 
-    def with_sub_batch(self, sub_batch: int) -> FusedKernel:
+    def with_sub_batch(self, sub_batch: int) -> TorchKernel:
         """The same kernel (its weights shared) with GEMMs of `sub_batch` rows."""
-        return FusedKernel(self.layers, self.band_mean, self.precision, self.device, sub_batch)
+        return TorchKernel(self.layers, self.band_mean, self.precision, self.device, sub_batch)
 
     def logits(self, table: torch.Tensor) -> torch.Tensor:
         """(M, C) pixels on the kernel's device → (M, K) logits in the kernel's precision."""
@@ -211,7 +211,7 @@ class FusedKernel:
                     inputs.append(_apply(layer, inputs[-1], out))
                 yield start, stop, inputs[:-1], inputs[-1][:, : stop - start]
 
-    def _output_buffer(self, layer: FusedLayer) -> torch.Tensor:
+    def _output_buffer(self, layer: FoldedLayer) -> torch.Tensor:
         """A layer's output buffer for one sub-batch: (n, c_out), or (K, n) for the logits."""
         c_out = layer.weight.shape[1]
         shape = (c_out, self.sub_batch) if layer.activation is None else (self.sub_batch, c_out)
@@ -223,7 +223,7 @@ class FusedKernel:
 
 
 def _label_bound(
-    layers: list[FusedLayer], precision: Precision, device: torch.device
+    layers: list[FoldedLayer], precision: Precision, device: torch.device
 ) -> LabelBound | None:
     """The rounding bound that certifies fp32 labels, for ReLU layers without layer norm.
 
@@ -242,7 +242,7 @@ def _label_bound(
     )
 
 
-def _apply(layer: FusedLayer, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+def _apply(layer: FoldedLayer, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """One folded layer on an (n, c_in) sub-batch, written into `out`.
 
     The logits layer computes (K, n) = Wᵀ·xᵀ: with few classes (10 columns) the GEMM runs about

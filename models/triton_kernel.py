@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 from bandfusion.models.certify import SLACK, UNDERFLOW, half_precision_bound
-from bandfusion.models.inference import FusedKernel
+from bandfusion.models.inference import TorchKernel
 
 BLOCK_PIXELS = 128
 """Pixels a program carries through the layers: a (128, 64) fp32 activation fills 64 registers
@@ -37,7 +37,8 @@ HALF_MAX_EXPONENT = 14
 overflow (65504) and keeping small weights above the subnormals."""
 
 INPUT_MASKS = {torch.int16: 0xFFFF, torch.int32: 0xFFFFFFFF}
-"""Carriers of unsigned pixels (see `bandfusion.gpu`): the kernel widens and masks them back."""
+"""Carriers of unsigned pixels (see `bandfusion.engine.cuda`): the kernel widens and masks them
+back."""
 
 EXACT_INPUTS = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.float16, torch.float32)
 """Pixel dtypes whose fp32 conversion and centring the kernel does exactly as the CPU does."""
@@ -48,8 +49,10 @@ def triton_available() -> bool:
     return importlib.util.find_spec("triton") is not None
 
 
-def unsupported(kernel: FusedKernel) -> str | None:
-    """Why `kernel`'s network cannot run as one Triton kernel, or None if it can."""
+def unsupported(kernel: TorchKernel) -> str | None:
+    """Why `kernel`'s network cannot run as one Triton kernel here, or None if it can."""
+    if not triton_available():
+        return "Triton is not installed"
     layers = kernel.layers
     if len(layers) < 2:
         return "it has no hidden layer"
@@ -77,7 +80,7 @@ class FusedTritonClassifier:
 
     @classmethod
     def from_kernel(
-        cls, kernel: FusedKernel, *, dtype: torch.dtype, certify: bool
+        cls, kernel: TorchKernel, *, dtype: torch.dtype, certify: bool
     ) -> FusedTritonClassifier:
         """The fused form of `kernel` on its device, with later layers in `dtype` (fp16/bf16).
 

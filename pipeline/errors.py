@@ -28,5 +28,9 @@ class OutputError(BandfusionError):
     """An output path cannot be written (missing directory, read-only, disk full)."""
 
 
+class DeviceError(BandfusionError):
+    """A device that is not one, or CUDA asked for where this machine has none."""
+
+
 class BandfusionWarning(UserWarning):
     """Something worth knowing that does not stop the job (no CRS, all-nodata scene)."""

@@ -1,19 +1,27 @@
-"""`bandfusion info`: describe a raster or a model."""
+"""`bandfusion info`: describe a raster or a model, and which kernel the model would run."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
-from bandfusion.cli.options import quiet_option
+from bandfusion.cli.options import device_callback, quiet_option
 from bandfusion.display.raster_info import describe_raster
+from bandfusion.engine.guard import KERNEL_NAMES
+from bandfusion.engine.kernels import kernel_plan
+from bandfusion.errors import BandfusionError
 from bandfusion.models.checkpoint import describe, load_model
 
 
 @click.command("info")
 @click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--device",
+    callback=device_callback,
+    help="Also say which kernel the model would run on this device here (auto, cpu, cuda).",
+)
 @quiet_option
-def info_command(path: Path, quiet: bool) -> None:
+def info_command(path: Path, device: str | None, quiet: bool) -> None:
     """Describe a raster (bands, dtype, grid, CRS, nodata, blocks) or a model directory.
 
     It reads only metadata, so it never shows progress (--quiet is accepted for symmetry).
@@ -21,6 +29,15 @@ def info_command(path: Path, quiet: bool) -> None:
     \b
     Example:
       bandfusion info data/sen1floods11_spain/Spain_7370579_S2Hand.tif
-      bandfusion info water-model
+      bandfusion info water-model --device auto
     """
-    click.echo(describe(load_model(path)) if path.is_dir() else describe_raster(path))
+    if not path.is_dir():
+        if device is not None:
+            raise BandfusionError(f"{path}: --device tells a model's kernel; this is no model")
+        click.echo(describe_raster(path))
+        return
+    model = load_model(path)
+    click.echo(describe(model))
+    if device is not None:
+        plan = kernel_plan(model, device)
+        click.echo(f"kernel: {plan.device}: {KERNEL_NAMES[plan.kernel]} ({plan.reason})")

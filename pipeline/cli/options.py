@@ -8,9 +8,11 @@ from typing import Any, TypeVar
 
 import click
 import xarray as xr
+from bandfusion.errors import DeviceError
 from bandfusion.io.grid import Grid
 from bandfusion.io.labels import Labels, read_labels
 from bandfusion.io.scene import RESAMPLING_METHODS, open_scene
+from bandfusion.models.devices import resolve_device
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -76,10 +78,24 @@ model_option = click.option(
 )
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+
+
+def device_callback(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """click callback: a device this machine has, kept as named ('auto' is resolved where the
+    model runs, a batch worker perhaps); else the engine's error with the flag's name."""
+    if value is not None:
+        try:
+            resolve_device(value)
+        except DeviceError as exc:
+            raise DeviceError(f"--device {exc}") from None
+    return value
+
+
 device_option = click.option(
     "--device",
     default="auto",
     show_default=True,
+    callback=device_callback,
     help="auto (CUDA when present), cpu, cuda or cuda:N.",
 )
 

@@ -15,6 +15,10 @@ fp32 labels are certified (see `bandfusion.models.certify`) in a cascade: the fu
 in fp16 with its bound, the torch kernel recomputes in fp32 the few labels that bound leaves in
 doubt, with its own, tighter bound, and the CPU kernel in the producing thread the very few left.
 So the map is bit-identical to a CPU run's at about the fused kernel's speed.
+
+Which of the device's kernels runs is the guard's choice (`bandfusion.engine.guard`): `labels`
+runs one of them alone, for it to check. On a CPU device (the tests, with Triton's interpreter)
+the same consumer thread runs without streams or pinned memory.
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ from typing import Any
 import numpy as np
 import torch
 from bandfusion.errors import BandfusionWarning
-from bandfusion.models.inference import FusedKernel
-from bandfusion.models.triton_kernel import FusedTritonClassifier, triton_available, unsupported
+from bandfusion.models.inference import TorchKernel
+from bandfusion.models.triton_kernel import FusedTritonClassifier, unsupported
 
 UNSIGNED_CARRIERS = {
     torch.uint16: (torch.int16, torch.int32, 0xFFFF),
@@ -52,22 +56,35 @@ million pixels, so a few hide every transfer; more only pin more memory."""
 
 Carrier = tuple[torch.dtype, torch.dtype, int]
 
+FUSED, TORCH = "fused", "torch"
+"""The device's kernels, in the order the engine prefers them: the fused Triton kernel (with the
+torch kernel rechecking its doubtful labels), then the torch kernel alone."""
+
 
 @dataclass(frozen=True)
 class DeviceKernels:
     """What the consumer thread runs: the torch kernel on the device and, where Triton runs
     this network, its fused form and the torch kernel that rechecks its doubtful labels."""
 
-    torch: FusedKernel
+    torch: TorchKernel
     fused: FusedTritonClassifier | None = None
-    recheck: FusedKernel | None = None
+    recheck: TorchKernel | None = None
 
     @classmethod
-    def of(cls, kernel: FusedKernel) -> DeviceKernels:
+    def of(cls, kernel: TorchKernel) -> DeviceKernels:
         """The kernels for `kernel` (on its GPU), the fused one compiled now if it can be."""
         fused = _fused(kernel)
         recheck = kernel.with_sub_batch(RECHECK_SUB_BATCH) if fused else None
         return cls(kernel, fused, recheck)
+
+    @property
+    def names(self) -> list[str]:
+        """The kernels held, best first: `FUSED` (if built), then `TORCH`."""
+        return [FUSED, TORCH] if self.fused is not None else [TORCH]
+
+    def only(self, name: str) -> DeviceKernels:
+        """These kernels as the one named runs them: `TORCH` drops the fused kernel."""
+        return self if name == FUSED else DeviceKernels(self.torch)
 
 
 Work = Callable[[DeviceKernels, torch.Tensor, Carrier | None], tuple[np.ndarray, ...]]
@@ -85,11 +102,12 @@ class CudaRunner:
 
     `kernel` may live on the CPU: the consumer moves it. `reference` is the CPU fp32 kernel
     that recomputes doubtful labels (None: bf16 and fp16 kernels, approximate by choice, and
-    fp32 kernels of networks the bound does not cover).
+    fp32 kernels of networks the bound does not cover). `classify` runs the kernel named by
+    `use` (default: the best built).
     """
 
     def __init__(
-        self, kernel: FusedKernel, reference: FusedKernel | None, device: torch.device
+        self, kernel: TorchKernel, reference: TorchKernel | None, device: torch.device
     ) -> None:
         self.kernel = kernel
         self.reference = reference
@@ -100,9 +118,11 @@ class CudaRunner:
         for _ in range(STAGING_BUFFERS):
             self._staging.put(torch.empty(0, dtype=torch.uint8))
         self._started = threading.Event()
+        self._names: list[str] = []  # filled by the consumer, once started
+        self._chosen: str | None = None
         consumer = threading.Thread(
             target=_consume,
-            args=(self._jobs, self._staging, kernel, device, self._started),
+            args=(self._jobs, self._staging, kernel, device, self._started, self._names),
             name="bandfusion-cuda",
             daemon=True,
         )
@@ -117,10 +137,29 @@ class CudaRunner:
     def __setstate__(self, state: dict[str, Any]) -> None:
         CudaRunner.__init__(self, state["kernel"], state["reference"], state["device"])
 
+    @property
+    def names(self) -> list[str]:
+        """The device kernels built, best first (`FUSED`, `TORCH`); waits for CUDA to start.
+
+        A start that failed leaves `TORCH`, whose every call then raises the failure.
+        """
+        self._started.wait()
+        return self._names or [TORCH]
+
+    def use(self, name: str) -> None:
+        """Run the device kernel `name` (one of `names`) from now on."""
+        self._chosen = name
+
+    def labels(self, table: torch.Tensor, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(M, C) host pixels → (M,) class indices and (M,) bool doubt of the device kernel
+        `name`, as it gives them: nothing is recomputed on the CPU (no doubt: all False)."""
+        certify = self.reference is not None
+        labels, doubt = self._submit(partial(_classify, self.index_dtype, certify, name), table)
+        return labels, doubt if certify else np.zeros(len(labels), dtype=bool)
+
     def classify(self, table: torch.Tensor) -> np.ndarray:
         """(M, C) host pixels → (M,) class indices, the CPU kernel's wherever it is fp32."""
-        certify = self.reference is not None
-        labels, doubtful = self._submit(partial(_classify, self.index_dtype, certify), table)
+        labels, doubtful = self.labels(table, self._chosen or self.names[0])
         result = labels.astype(np.int64)
         recompute = np.flatnonzero(doubtful)
         if self.reference is not None and len(recompute):
@@ -143,7 +182,8 @@ class CudaRunner:
         buffer = self._staging.get()
         if buffer.numel() < needed:
             self._started.wait()  # pin once CUDA is up, not while it starts
-            buffer = torch.empty(needed, dtype=torch.uint8, pin_memory=True)
+            pin = self.device.type == "cuda"
+            buffer = torch.empty(needed, dtype=torch.uint8, pin_memory=pin)
         staged = buffer[:needed].view(bands_major.dtype).view(bands_major.shape)
         staged.copy_(bands_major)
         done: Future[tuple[np.ndarray, ...]] = Future()
@@ -154,20 +194,23 @@ class CudaRunner:
 def _consume(
     jobs: queue.Queue[Job | None],
     staging: queue.Queue[torch.Tensor],
-    kernel: FusedKernel,
+    kernel: TorchKernel,
     device: torch.device,
     started: threading.Event,
+    names: list[str],
 ) -> None:
     """The GPU thread: start CUDA, then run queued jobs one after another until told to stop.
 
-    A failure to start is every job's failure, so no producer waits forever.
+    A failure to start is every job's failure, so no producer waits forever. `names` receives
+    the kernels built.
     """
     failure: BaseException | None = None
     try:
         on_device = kernel.to(device)
         on_device.classify(torch.zeros((1, kernel.in_bands), device=device))  # cuBLAS up
         kernels = DeviceKernels.of(on_device)
-        stream = torch.cuda.Stream(device)
+        names.extend(kernels.names)
+        stream = torch.cuda.Stream(device) if device.type == "cuda" else None
     except BaseException as error:  # handed to every job's producer
         failure = error
     finally:
@@ -179,8 +222,9 @@ def _consume(
             if failure is not None:
                 raise failure
             with torch.cuda.stream(stream):
-                pixels = staged.to(device, non_blocking=True)
-                stream.synchronize()
+                pixels = staged.to(device, non_blocking=True, copy=True)  # CPU: not the buffer
+                if stream is not None:
+                    stream.synchronize()
                 staging.put(buffer)  # free for the next producer while this one computes
                 returned = True
                 done.set_result(work(kernels, pixels, carrier))
@@ -191,13 +235,13 @@ def _consume(
                 staging.put(buffer)
 
 
-def _fused(kernel: FusedKernel) -> FusedTritonClassifier | None:
+def _fused(kernel: TorchKernel) -> FusedTritonClassifier | None:
     """`kernel` as one Triton kernel, compiled now (while the first reads run), if it can be.
 
     fp32 kernels run fused in fp16 with the certifying bound. Without Triton, or for networks
     it does not cover, None: the torch kernel runs. A compiler failure says so and falls back.
     """
-    if not triton_available() or unsupported(kernel) is not None:
+    if unsupported(kernel) is not None:
         return None
     certify = kernel.bound is not None
     dtype = torch.bfloat16 if kernel.precision == "bf16" else torch.float16
@@ -207,9 +251,9 @@ def _fused(kernel: FusedKernel) -> FusedTritonClassifier | None:
         warm_up = torch.zeros((kernel.in_bands, 1), dtype=torch.int16, device=kernel.device)
         fused.classify(warm_up, unsigned=True)
     except Exception as error:  # a Triton or driver too old for the kernel: run the torch one
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
         warnings.warn(
-            f"the fused CUDA kernel failed to build ({message}); running the torch kernel instead",
+            f"the fused Triton kernel failed to build ({error_line(error)}); "
+            "running the torch kernel instead",
             BandfusionWarning,
             stacklevel=1,
         )
@@ -217,15 +261,23 @@ def _fused(kernel: FusedKernel) -> FusedTritonClassifier | None:
     return fused
 
 
+def error_line(error: BaseException) -> str:
+    """The first line of an error's message, or its type's name where it has none."""
+    text = str(error)
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def _classify(
     index_dtype: torch.dtype,
     certify: bool,
+    name: str,
     kernels: DeviceKernels,
     pixels: torch.Tensor,
     carrier: Carrier | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`labels_on_device`, copied to the host (no doubt mask when not certifying)."""
-    labels, doubt = labels_on_device(kernels, pixels, carrier, index_dtype, certify)
+    """`labels_on_device` of the kernel `name`, copied to the host (no doubt mask when not
+    certifying)."""
+    labels, doubt = labels_on_device(kernels.only(name), pixels, carrier, index_dtype, certify)
     mask = doubt.cpu().numpy() if certify else np.zeros(0, dtype=bool)
     return labels.cpu().numpy(), mask
 

@@ -17,17 +17,19 @@ import numpy as np
 import torch
 import xarray as xr
 from bandfusion.engine.cuda import CudaRunner
+from bandfusion.engine.guard import KernelGuard, probe_block
 from bandfusion.errors import BandfusionError, SceneError
 from bandfusion.io.grid import Grid
 from bandfusion.io.nodata import band_nodata, valid_mask
 from bandfusion.io.sources import scene_sources
 from bandfusion.models.checkpoint import TrainedModel
+from bandfusion.models.devices import resolve_device
 from bandfusion.models.indices import append_indices, resolve_roles
 from bandfusion.models.inference import (
     CUDA_SUB_BATCH_PIXELS,
     PRECISIONS,
-    FusedKernel,
     Precision,
+    TorchKernel,
     cpu_runs_bf16,
 )
 
@@ -36,19 +38,6 @@ DEFAULT_BATCH_PIXELS = 1 << 20
 
 The kernel cuts each call into fixed-size GEMMs, so this bounds memory and never changes a label.
 """
-
-
-def resolve_device(device: str) -> torch.device:
-    """'auto' → CUDA when torch sees a GPU, else CPU; 'cuda' without a GPU is a user error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as exc:
-        raise BandfusionError(f"--device {device}: not a device (use auto, cpu or cuda)") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise BandfusionError(f"--device {device}: CUDA is not available on this machine")
-    return resolved
 
 
 def class_map_encoding(class_ids: list[int]) -> tuple[np.dtype[Any], int]:
@@ -84,8 +73,11 @@ def align_bands(scene: xr.DataArray, model: TrainedModel) -> xr.DataArray:
 
 
 class PixelClassifier:
-    """Runs a trained model's fused kernel on the valid pixels of one (band, y, x) block,
+    """Runs a trained model's kernel on the valid pixels of one (band, y, x) block,
     after computing the spectral indices the model declares from those pixels' bands.
+
+    On a GPU the kernel runs behind the guard (`bandfusion.engine.guard`), which checks it
+    against the CPU kernel on the first block's pixels and falls back when it fails.
 
     Picklable and tokenized by its weights, so dask ships one copy per graph and caches by model.
     """
@@ -100,12 +92,16 @@ class PixelClassifier:
         self.device = device
         self.precision = check_precision(precision, device)
         # Built on the CPU: a GPU runner moves it in its own thread, while the reads start.
-        self.kernel = FusedKernel.from_net(
+        self.kernel = TorchKernel.from_net(
             model.net.eval(),
             precision=self.precision,
             sub_batch=CUDA_SUB_BATCH_PIXELS if device.type == "cuda" else None,
         )
-        self.cuda = _cuda_runner(model, self.kernel, device) if device.type == "cuda" else None
+        self.token = _weights_digest(model)
+        self.cuda = None
+        if device.type == "cuda":
+            key = (self.token, str(device), self.precision)
+            self.cuda = _guarded_runner(model, self.kernel, device, key)
         # Whole kernel sub-batches: the kernel pads each call's last one, so smaller calls
         # would compute mostly padding.
         self.batch_pixels = -(-batch_pixels // self.kernel.sub_batch) * self.kernel.sub_batch
@@ -114,7 +110,6 @@ class PixelClassifier:
         self.band_roles = resolve_roles(meta.indices, meta.bands, meta.band_roles)
         self.class_ids = np.asarray(model.meta.class_ids)
         self.dtype, self.nodata = class_map_encoding(model.meta.class_ids)
-        self.token = _weights_digest(model)
 
     def __dask_tokenize__(self) -> tuple[str, str, int, str]:
         return (self.token, str(self.device), self.batch_pixels, self.precision)
@@ -124,7 +119,9 @@ class PixelClassifier:
         valid, table = self._inputs(block, nodata)
         out = np.full(valid.shape, self.nodata, dtype=self.dtype)
         if len(table):
-            classify = self.cuda.classify if self.cuda else _on_host(self.kernel.classify)
+            classify = _on_host(self.kernel.classify)
+            if self.cuda:
+                classify = partial(self.cuda.classify, probe=partial(self._probe, block, nodata))
             out[valid] = self.class_ids[self._batched(classify, table)]
         return out
 
@@ -133,7 +130,9 @@ class PixelClassifier:
         valid, table = self._inputs(block, nodata)
         out = np.full((len(self.class_ids), *valid.shape), np.nan, dtype=np.float32)
         if len(table):
-            proba = self.cuda.proba if self.cuda else _on_host(self.kernel.proba)
+            proba = _on_host(self.kernel.proba)
+            if self.cuda:
+                proba = partial(self.cuda.proba, probe=partial(self._probe, block, nodata))
             out[:, valid] = self._batched(proba, table).T
         return out
 
@@ -146,6 +145,15 @@ class PixelClassifier:
             derived = append_indices(table.numpy(), self.bands, self.indices, self.band_roles)
             table = torch.from_numpy(derived)
         return valid, table
+
+    def _probe(
+        self, block: np.ndarray, nodata: tuple[float | None, ...]
+    ) -> tuple[torch.Tensor, int]:
+        """The guard's probe from `block`, as the kernels read it, and its real pixels' count."""
+        pixels, real = probe_block(block, nodata)
+        with np.errstate(all="ignore"):  # extreme values overflow indices, as in any pixel
+            _, table = self._inputs(pixels, nodata)
+        return table, real
 
     def _batched(
         self, method: Callable[[torch.Tensor], np.ndarray], table: torch.Tensor
@@ -162,14 +170,16 @@ def _on_host(method: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.
     return lambda table: method(table).numpy()
 
 
-def _cuda_runner(model: TrainedModel, kernel: FusedKernel, device: torch.device) -> CudaRunner:
-    """The kernel's runner on `device`; fp32 labels in doubt are recomputed by a CPU kernel."""
-    reference = None
-    if kernel.bound is not None:
-        # Not `kernel` itself: that one has the GPU's sub-batch, and only the CPU engine's
-        # sub-batch (the default) reproduces the CPU map's rounding.
-        reference = FusedKernel.from_net(model.net.eval(), precision="fp32", device="cpu")
-    return CudaRunner(kernel, reference, device)
+def _guarded_runner(
+    model: TrainedModel, kernel: TorchKernel, device: torch.device, key: tuple[str, ...]
+) -> KernelGuard:
+    """The kernel's runner on `device` behind the guard; the CPU fp32 kernel is the guard's
+    reference and, where the bound certifies labels, recomputes those in doubt."""
+    # Not `kernel` itself: that one has the GPU's sub-batch, and only the CPU engine's
+    # sub-batch (the default) reproduces the CPU map's rounding.
+    reference = TorchKernel.from_net(model.net.eval(), precision="fp32", device="cpu")
+    runner = CudaRunner(kernel, reference if kernel.bound is not None else None, device)
+    return KernelGuard(runner, reference, key)
 
 
 def _valid_table(

@@ -14,13 +14,13 @@ import numpy as np
 import xarray as xr
 from bandfusion import __version__
 from bandfusion.engine.evaluate import EvaluationReport, evaluate
-from bandfusion.engine.predict import resolve_device
 from bandfusion.engine.sampling import sample_pixels, spatial_block_split
 from bandfusion.errors import LabelError, ModelFileError, SceneError
 from bandfusion.io.grid import Grid
 from bandfusion.io.labels import Labels, read_labels
 from bandfusion.io.sources import scene_sources
 from bandfusion.models.checkpoint import ModelMetadata, TrainedModel
+from bandfusion.models.devices import resolve_device
 from bandfusion.models.fusion import SpectralFusionNet
 from bandfusion.models.indices import append_indices, resolve_roles
 from bandfusion.models.training import FitSettings, fit_pixels

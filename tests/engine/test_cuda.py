@@ -8,15 +8,19 @@ from __future__ import annotations
 import pickle
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
 import torch
-from bandfusion.engine import cuda as gpu
+from bandfusion.engine import guard
 from bandfusion.engine.cuda import CudaRunner, DeviceKernels
+from bandfusion.engine.kernels import kernel_plan
 from bandfusion.engine.predict import predict_proba_scene, predict_scene
+from bandfusion.errors import BandfusionWarning
+from bandfusion.models import triton_kernel
 from bandfusion.models.fusion import SpectralFusionNet
-from bandfusion.models.inference import CUDA_SUB_BATCH_PIXELS, FusedKernel
+from bandfusion.models.inference import CUDA_SUB_BATCH_PIXELS, TorchKernel
 from bandfusion.models.triton_kernel import FusedTritonClassifier, triton_available
 
 from tests.engine.test_predict import model, scene  # noqa: F401 (fixtures)
@@ -47,8 +51,8 @@ def near_ties(pixels: int, seed: int = 0) -> tuple[SpectralFusionNet, torch.Tens
 
 def test_certified_labels_equal_the_cpu_kernel_where_raw_gpu_labels_do_not() -> None:
     net, table = near_ties(1 << 20)
-    cpu = FusedKernel.from_net(net).classify(table).numpy()
-    gpu = FusedKernel.from_net(net, device="cuda")
+    cpu = TorchKernel.from_net(net).classify(table).numpy()
+    gpu = TorchKernel.from_net(net, device="cuda")
     raw = gpu.classify(table.to(torch.int32).cuda()).cpu().numpy()
     certified = runner(net).classify(table)
     assert (raw != cpu).any(), "these near-ties should split GPU and CPU rounding"
@@ -56,11 +60,11 @@ def test_certified_labels_equal_the_cpu_kernel_where_raw_gpu_labels_do_not() -> 
 
 
 def test_without_triton_the_runner_certifies_the_torch_kernels_labels(monkeypatch) -> None:
-    monkeypatch.setattr(gpu, "triton_available", lambda: False)
+    monkeypatch.setattr(triton_kernel, "triton_available", lambda: False)
     net, table = near_ties(1 << 16, seed=4)
     used = runner(net)
-    np.testing.assert_array_equal(used.classify(table), FusedKernel.from_net(net).classify(table))
-    assert DeviceKernels.of(FusedKernel.from_net(net, device="cuda")).fused is None
+    np.testing.assert_array_equal(used.classify(table), TorchKernel.from_net(net).classify(table))
+    assert DeviceKernels.of(TorchKernel.from_net(net, device="cuda")).fused is None
 
 
 @pytest.mark.skipif(not triton_available(), reason="needs Triton")
@@ -72,7 +76,7 @@ def test_the_fused_kernels_bound_holds_on_the_gpus_tensor_cores(hidden) -> None:
     generator = torch.Generator().manual_seed(0)
     table = torch.randint(0, 20000, (1 << 20, 12), generator=generator).to(torch.uint16)
     classifier = FusedTritonClassifier.from_kernel(
-        FusedKernel.from_net(net, device="cuda"), dtype=torch.float16, certify=True
+        TorchKernel.from_net(net, device="cuda"), dtype=torch.float16, certify=True
     )
     bits = table.T.contiguous().view(torch.int16).cuda()
     logits, bound = classifier.logits_and_bound(bits, unsigned=True)
@@ -80,20 +84,20 @@ def test_the_fused_kernels_bound_holds_on_the_gpus_tensor_cores(hidden) -> None:
     exact = exact_logits(net, table.int())
     assert ((logits.cpu().double() - exact).abs().amax(dim=1) <= bound.cpu()).all()
     clear = ~doubt.cpu().numpy()
-    cpu = FusedKernel.from_net(net).classify(table).numpy()
+    cpu = TorchKernel.from_net(net).classify(table).numpy()
     np.testing.assert_array_equal(labels.cpu().numpy()[clear], cpu[clear])
     assert clear.mean() > 0.5
 
 
 def runner(net: SpectralFusionNet) -> CudaRunner:
     """The engine's runner for `net`: fp32 on the GPU, doubtful labels recomputed on the CPU."""
-    on_gpu = FusedKernel.from_net(net, sub_batch=CUDA_SUB_BATCH_PIXELS)
-    return CudaRunner(on_gpu, FusedKernel.from_net(net), torch.device("cuda"))
+    on_gpu = TorchKernel.from_net(net, sub_batch=CUDA_SUB_BATCH_PIXELS)
+    return CudaRunner(on_gpu, TorchKernel.from_net(net), torch.device("cuda"))
 
 
 def test_many_threads_share_the_runner_and_get_the_cpu_labels() -> None:
     net, table = near_ties(1 << 18, seed=1)
-    cpu = FusedKernel.from_net(net).classify(table).numpy()
+    cpu = TorchKernel.from_net(net).classify(table).numpy()
     shared = runner(net)
     parts = np.array_split(np.arange(len(table)), 8)
     results: dict[int, np.ndarray] = {}
@@ -149,3 +153,16 @@ def test_half_precision_maps_keep_almost_every_label(scene, model, precision) ->
     cpu = predict_scene(scene, model, device="cpu").values
     half = predict_scene(scene, model, device="cuda", precision=precision).values
     assert (half == cpu).mean() >= 0.999
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_the_guard_trusts_this_cards_kernels(scene, model, precision, monkeypatch) -> None:  # noqa: F811
+    """On real hardware the planned kernel passes its check unwarned, and keeps running."""
+    monkeypatch.setattr(guard, "_CHOSEN", {})
+    cpu = predict_scene(scene, model, device="cpu").values
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BandfusionWarning)
+        gpu = predict_scene(scene, model, device="cuda", precision=precision).values
+    assert list(guard._CHOSEN.values()) == [kernel_plan(model, "cuda").kernel]
+    if precision == "fp32":
+        np.testing.assert_array_equal(gpu, cpu)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from bandfusion.models.certify import FP32_UNIT_ROUNDOFF, label_bound
+from bandfusion.models.certify import FP32_UNIT_ROUNDOFF, doubtful, label_bound
 from bandfusion.models.fusion import SpectralFusionNet
-from bandfusion.models.inference import FusedKernel, _folded
+from bandfusion.models.inference import TorchKernel, _folded
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,7 +26,7 @@ def exact_logits(net: SpectralFusionNet, table: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def logits_and_error(kernel: FusedKernel, table: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def logits_and_error(kernel: TorchKernel, table: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """The kernel's (M, K) logits and its bound on how far other evaluations' can be."""
     assert kernel.bound is not None
     logits, errors = [], []
@@ -48,13 +48,13 @@ def test_labels_cleared_by_the_bound_agree_with_float64_and_other_tilings(
 ) -> None:
     net = make_net(seed=seed, norm=norm, hidden=hidden)
     table = torch.rand(3000, 6, generator=torch.Generator().manual_seed(seed)) * scale
-    kernel = FusedKernel.from_net(net, sub_batch=512)
+    kernel = TorchKernel.from_net(net, sub_batch=512)
     assert kernel.bound is not None
     labels, doubt = kernel.classify_with_doubt(table)
     exact = exact_logits(net, table)
     logits, error = logits_and_error(kernel, table)
     assert ((logits.double() - exact).abs().amax(dim=1) <= error).all()
-    other = FusedKernel.from_net(net, sub_batch=2048).classify(table)
+    other = TorchKernel.from_net(net, sub_batch=2048).classify(table)
     clear = ~doubt
     assert torch.equal(labels[clear], exact.argmax(dim=1)[clear])
     assert torch.equal(labels[clear], other[clear])
@@ -68,18 +68,25 @@ def test_exact_ties_are_always_in_doubt() -> None:
         last.weight[1] = last.weight[0]
         last.bias[1] = last.bias[0] + 1e-3  # class 1 always leads, by a thousandth
     table = torch.rand(1000, 6) * 100
-    labels, doubt = FusedKernel.from_net(net).classify_with_doubt(table)
+    labels, doubt = TorchKernel.from_net(net).classify_with_doubt(table)
     assert (labels == 1).all()
     assert not doubt.any()  # 1e-3 is far above the bound for inputs of this size
     with torch.no_grad():
         last.bias[1] = last.bias[0]
-    labels, doubt = FusedKernel.from_net(net).classify_with_doubt(table)
+    labels, doubt = TorchKernel.from_net(net).classify_with_doubt(table)
     assert doubt.all()
 
 
+def test_non_finite_logits_or_errors_are_always_in_doubt() -> None:
+    inf, nan = float("inf"), float("nan")
+    logits = torch.tensor([[nan, inf, 2.0, 2.0], [1.0, 0.0, 0.0, 0.0]])
+    error = torch.tensor([0.0, 0.0, 0.0, inf])
+    assert doubtful(logits, error).tolist() == [True, True, False, True]
+
+
 def test_a_trained_model_leaves_few_labels_in_doubt(water_net, water_pixels) -> None:  # noqa: F811
-    labels, doubt = FusedKernel.from_net(water_net).classify_with_doubt(water_pixels)
-    assert torch.equal(labels, FusedKernel.from_net(water_net).classify(water_pixels))
+    labels, doubt = TorchKernel.from_net(water_net).classify_with_doubt(water_pixels)
+    assert torch.equal(labels, TorchKernel.from_net(water_net).classify(water_pixels))
     assert doubt.double().mean().item() < 0.001  # 23 of 262,144 pixels here
 
 
@@ -92,7 +99,7 @@ def test_a_trained_model_leaves_few_labels_in_doubt(water_net, water_pixels) -> 
     ],
 )
 def test_kernels_the_bound_does_not_cover_refuse_to_certify(arch, precision) -> None:
-    kernel = FusedKernel.from_net(make_net(**arch), precision=precision)
+    kernel = TorchKernel.from_net(make_net(**arch), precision=precision)
     assert kernel.bound is None
     with pytest.raises(ValueError, match="no label bound"):
         kernel.classify_with_doubt(torch.zeros(4, 6))

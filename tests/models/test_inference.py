@@ -9,7 +9,7 @@ import pytest
 import torch
 from bandfusion.io.scene import open_scene
 from bandfusion.models.fusion import SpectralFusionNet
-from bandfusion.models.inference import FusedKernel
+from bandfusion.models.inference import TorchKernel
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -55,7 +55,7 @@ def test_folded_logits_equal_the_module_up_to_rounding(arch: dict[str, object]) 
     table = torch.randn(5000, 6) * 10 + 50
     with torch.no_grad():
         expected = net(table)
-    kernel = FusedKernel.from_net(net, sub_batch=1000)  # several sub-batches, one padded
+    kernel = TorchKernel.from_net(net, sub_batch=1000)  # several sub-batches, one padded
     torch.testing.assert_close(kernel.logits(table), expected, rtol=1e-4, atol=1e-4)
     assert torch.equal(kernel.classify(table), kernel.logits(table).argmax(dim=1))
 
@@ -63,7 +63,7 @@ def test_folded_logits_equal_the_module_up_to_rounding(arch: dict[str, object]) 
 def test_folding_leaves_the_network_untouched() -> None:
     net = make_net(hidden=(8,), norm="layer", activation="gelu")
     before = {name: value.clone() for name, value in net.state_dict().items()}
-    FusedKernel.from_net(net, precision="bf16")
+    TorchKernel.from_net(net, precision="bf16")
     after = net.state_dict()
     assert all(torch.equal(before[name], after[name]) for name in before)
     assert all(
@@ -74,7 +74,7 @@ def test_folding_leaves_the_network_untouched() -> None:
 def test_water_chip_labels_and_probabilities_match_the_module(water_net, water_pixels) -> None:
     with torch.inference_mode():
         logits = water_net(water_pixels.float())
-    kernel = FusedKernel.from_net(water_net)
+    kernel = TorchKernel.from_net(water_net)
     same = (kernel.classify(water_pixels) == logits.argmax(dim=1)).double().mean().item()
     assert same >= 0.9999
     torch.testing.assert_close(
@@ -83,8 +83,8 @@ def test_water_chip_labels_and_probabilities_match_the_module(water_net, water_p
 
 
 def test_bf16_gives_the_same_label_on_nearly_every_pixel(water_net, water_pixels) -> None:
-    exact = FusedKernel.from_net(water_net).classify(water_pixels)
-    fast = FusedKernel.from_net(water_net, precision="bf16").classify(water_pixels)
+    exact = TorchKernel.from_net(water_net).classify(water_pixels)
+    fast = TorchKernel.from_net(water_net, precision="bf16").classify(water_pixels)
     assert (fast == exact).double().mean().item() >= 0.999
 
 
@@ -97,11 +97,11 @@ def test_bf16_gives_the_same_label_on_nearly_every_pixel(water_net, water_pixels
 def test_logits_do_not_depend_on_which_pixels_come_along(threads, start, length) -> None:
     net = make_net(in_bands=12, n_classes=10, hidden=(64, 64))
     table = torch.randn(20_000, 12) * 10 + 50
-    reference = FusedKernel.from_net(net).logits(table)
+    reference = TorchKernel.from_net(net).logits(table)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        logits = FusedKernel.from_net(net).logits(table[start : start + length])
+        logits = TorchKernel.from_net(net).logits(table[start : start + length])
     finally:
         torch.set_num_threads(previous)
     assert torch.equal(logits, reference[start : start + length])
@@ -110,13 +110,13 @@ def test_logits_do_not_depend_on_which_pixels_come_along(threads, start, length)
 def test_bad_precision_and_table_are_refused() -> None:
     net = make_net()
     with pytest.raises(ValueError, match="precision"):
-        FusedKernel.from_net(net, precision="fp8")  # type: ignore[arg-type]
+        TorchKernel.from_net(net, precision="fp8")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"\(pixels, 6\)"):
-        FusedKernel.from_net(net).classify(torch.zeros(10, 5))
+        TorchKernel.from_net(net).classify(torch.zeros(10, 5))
 
 
 def test_empty_table_gives_empty_results() -> None:
-    kernel = FusedKernel.from_net(make_net())
+    kernel = TorchKernel.from_net(make_net())
     assert kernel.classify(torch.zeros(0, 6)).shape == (0,)
     assert kernel.proba(torch.zeros(0, 6)).shape == (0, 4)
 
@@ -126,8 +126,8 @@ def test_empty_table_gives_empty_results() -> None:
 def test_cuda_kernel_matches_the_cpu(water_net, water_pixels, precision) -> None:
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
-    cpu = FusedKernel.from_net(water_net).classify(water_pixels)
-    cuda = FusedKernel.from_net(water_net, precision=precision, device="cuda")
+    cpu = TorchKernel.from_net(water_net).classify(water_pixels)
+    cuda = TorchKernel.from_net(water_net, precision=precision, device="cuda")
     labels = cuda.classify(water_pixels.float().cuda()).cpu()
     assert (labels == cpu).double().mean().item() >= (1.0 if precision == "fp32" else 0.999)
 
@@ -135,7 +135,7 @@ def test_cuda_kernel_matches_the_cpu(water_net, water_pixels, precision) -> None
 def test_a_moved_kernel_computes_the_same_logits() -> None:
     net = make_net()
     table = torch.randn(3000, 6) * 10 + 50
-    kernel = FusedKernel.from_net(net, sub_batch=1024)
+    kernel = TorchKernel.from_net(net, sub_batch=1024)
     moved = kernel.to("cpu")
     assert moved.sub_batch == 1024 and moved.precision == "fp32" and moved.bound is not None
     assert torch.equal(moved.logits(table), kernel.logits(table))

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import torch
-from bandfusion.engine.cuda import DeviceKernels, _classify
+from bandfusion.engine.cuda import FUSED, DeviceKernels, _classify
 from bandfusion.models import triton_kernel
-from bandfusion.models.inference import FusedKernel
+from bandfusion.models.inference import TorchKernel
 from bandfusion.models.triton_kernel import FusedTritonClassifier, unsupported
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -38,7 +38,7 @@ def big_blocks_when_interpreted() -> Iterator[None]:
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def fused(kernel: FusedKernel, certify: bool = True) -> FusedTritonClassifier:
+def fused(kernel: TorchKernel, certify: bool = True) -> FusedTritonClassifier:
     return FusedTritonClassifier.from_kernel(kernel, dtype=torch.float16, certify=certify)
 
 
@@ -60,23 +60,23 @@ def test_certified_labels_are_the_cpu_kernels_and_the_bound_holds(
     net = make_net(seed=seed, norm=norm, hidden=hidden)
     generator = torch.Generator().manual_seed(seed)
     table = torch.randint(0, top + 1, (1000, 6), generator=generator).to(torch.uint16)
-    kernel = FusedKernel.from_net(net, device=DEVICE)
+    kernel = TorchKernel.from_net(net, device=DEVICE)
     classifier = fused(kernel)
     labels, doubt = classifier.classify(carried(table), unsigned=True)
     logits, bound = classifier.logits_and_bound(carried(table), unsigned=True)
     exact = exact_logits(net, table.int())
     assert ((logits.cpu().double() - exact).abs().amax(dim=1) <= bound.cpu()).all()
     clear = ~doubt.cpu()
-    cpu = FusedKernel.from_net(net).classify(table).numpy()
+    cpu = TorchKernel.from_net(net).classify(table).numpy()
     np.testing.assert_array_equal(labels.cpu().numpy()[clear], cpu[clear])
     np.testing.assert_array_equal(cpu[clear], exact.argmax(dim=1).numpy()[clear])
 
 
 def test_a_trained_model_leaves_few_labels_in_doubt(water_net, water_pixels) -> None:  # noqa: F811
     table = water_pixels[:: len(water_pixels) // 16384][:16384]
-    kernel = FusedKernel.from_net(water_net, device=DEVICE)
+    kernel = TorchKernel.from_net(water_net, device=DEVICE)
     labels, doubt = fused(kernel).classify(carried(table), unsigned=True)
-    cpu = FusedKernel.from_net(water_net).classify(table).numpy()
+    cpu = TorchKernel.from_net(water_net).classify(table).numpy()
     clear = ~doubt.cpu().numpy()
     assert doubt.float().mean() < 0.01
     np.testing.assert_array_equal(labels.cpu().numpy()[clear], cpu[clear])
@@ -94,11 +94,11 @@ def test_the_gpu_cascade_gives_the_cpu_labels() -> None:
         last.bias[1] = last.bias[0]
     table = torch.randint(0, 4000, (4096, 6), generator=torch.Generator().manual_seed(3))
     table = table.to(torch.uint16)
-    on_device = FusedKernel.from_net(net, device=DEVICE)
+    on_device = TorchKernel.from_net(net, device=DEVICE)
     kernels = DeviceKernels(on_device, fused(on_device), on_device.with_sub_batch(1000))
     carrier = (torch.int16, torch.int32, 0xFFFF)
-    labels, doubt = _classify(torch.uint8, True, kernels, carried(table), carrier)
-    reference = FusedKernel.from_net(net)
+    labels, doubt = _classify(torch.uint8, True, FUSED, kernels, carried(table), carrier)
+    reference = TorchKernel.from_net(net)
     labels = labels.astype(np.int64)
     labels[doubt] = reference.classify(table[torch.from_numpy(doubt)]).numpy()
     np.testing.assert_array_equal(labels, reference.classify(table).numpy())
@@ -117,10 +117,10 @@ def test_unsigned_32_bit_pixels_are_widened_as_the_cpu_reads_them() -> None:
     net.set_standardisation(torch.full((6,), 2.0**31 + 2500), torch.full((6,), 1000.0))
     generator = torch.Generator().manual_seed(5)
     values = 2**31 + torch.randint(0, 5000, (1000, 6), generator=generator)
-    kernel = FusedKernel.from_net(net, device=DEVICE)
+    kernel = TorchKernel.from_net(net, device=DEVICE)
     bits = values.to(torch.int32).T.contiguous().to(DEVICE)  # wraps, as the uint32 carrier does
     labels, doubt = fused(kernel).classify(bits, unsigned=True)
-    cpu = FusedKernel.from_net(net).classify(values).numpy()
+    cpu = TorchKernel.from_net(net).classify(values).numpy()
     clear = ~doubt.cpu().numpy()
     assert clear.mean() > 0.9
     np.testing.assert_array_equal(labels.cpu().numpy()[clear], cpu[clear])
@@ -131,7 +131,7 @@ def test_pixels_that_overflow_or_are_not_numbers_are_doubtful() -> None:
     net = make_net(seed=7, hidden=(16, 16))
     table = torch.rand(1000, 6) * 100
     table[:5] = torch.tensor([np.nan, np.inf, -np.inf, 1e30, 3e38])[:, None]
-    kernel = FusedKernel.from_net(net, device=DEVICE)
+    kernel = TorchKernel.from_net(net, device=DEVICE)
     _, doubt = fused(kernel).classify(table.T.contiguous().to(DEVICE))
     assert doubt[:5].all()
     assert not doubt[5:].all()
@@ -146,7 +146,7 @@ def test_pixels_that_overflow_or_are_not_numbers_are_doubtful() -> None:
     ],
 )
 def test_networks_the_kernel_does_not_cover_say_why(arch: dict, reason: str) -> None:
-    kernel = FusedKernel.from_net(make_net(**arch))
+    kernel = TorchKernel.from_net(make_net(**arch))
     assert reason in str(unsupported(kernel))
     with pytest.raises(ValueError, match="cannot be fused"):
         fused(kernel)
@@ -156,9 +156,9 @@ def test_certifying_needs_fp32_weights_and_fp16_layers() -> None:
     net = make_net(hidden=(16,))
     with pytest.raises(ValueError, match="fp32 kernel and fp16"):
         FusedTritonClassifier.from_kernel(
-            FusedKernel.from_net(net), dtype=torch.bfloat16, certify=True
+            TorchKernel.from_net(net), dtype=torch.bfloat16, certify=True
         )
-    classifier = fused(FusedKernel.from_net(net))
+    classifier = fused(TorchKernel.from_net(net))
     assert not classifier.reads(torch.float64)
     with pytest.raises(ValueError, match="float64"):
         classifier.classify(torch.zeros(6, 10, dtype=torch.float64))
