@@ -9,7 +9,7 @@ differ by at most |W|·((1 + γ)E + 2γ|x|) + 2γ|b|, with x either side's input
 1-Lipschitz, and the centred input is computed identically everywhere (E = 0). So one extra GEMM
 a layer, on absolute values, bounds how far any other fp32 evaluation's logits can be from
 these: a label whose two best logits are further apart than twice that is the same in all of
-them. On trained models about one label in 10,000 is left in doubt; the engine recomputes those
+them. On trained models few labels are left in doubt; the engine recomputes those
 where its reference runs.
 
 The fused GPU kernel multiplies fp16 copies W̃ of the weights by fp16 copies of the activations

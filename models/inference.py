@@ -3,8 +3,8 @@
 In eval mode standardisation and batch norm are affine maps next to a linear layer, so they fold
 into its weights and bias: each layer becomes one `torch.addmm` (bias fused) and an in-place
 activation. Pixels run in sub-batches small enough that every layer's input and output stay in
-cache, through output buffers allocated once per call: on a 2-core CPU this runs the model at
-about half the sgemm peak, against ~15 % for the module's forward over large batches.
+cache, through output buffers allocated once per call, which keeps the kernel near the GEMM
+peak, far above the module's forward over large batches (docs/engine.md).
 
 Every GEMM has the same shape whatever the number of pixels, so a pixel's result does not depend
 on how pixels are batched or tiled. They differ from the module's forward only by the
@@ -45,8 +45,8 @@ CUDA_SUB_BATCH_PIXELS = 1 << 20
 def cpu_runs_bf16() -> bool:
     """Whether this CPU multiplies bfloat16 natively (AVX-512 or AMX, as oneDNN needs).
 
-    Without it oneDNN emulates bf16 GEMMs: the kernel then runs ~15× slower than in fp32
-    (0.16 against 2.4 Mpx/s a thread on an AVX2-only EPYC). Unknown to this torch: assumed yes.
+    Without it oneDNN emulates bf16 GEMMs and the kernel runs many times slower than in fp32
+    (docs/engine.md). Unknown to this torch: assumed yes.
     """
     probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
     return True if probe is None else bool(probe())
@@ -245,8 +245,8 @@ def _label_bound(
 def _apply(layer: FoldedLayer, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """One folded layer on an (n, c_in) sub-batch, written into `out`.
 
-    The logits layer computes (K, n) = Wᵀ·xᵀ: with few classes (10 columns) the GEMM runs about
-    3× faster this way round, and the argmax then reads contiguous rows.
+    The logits layer computes (K, n) = Wᵀ·xᵀ: with few classes the GEMM runs faster this
+    way round, and the argmax then reads contiguous rows.
     """
     if layer.activation is None:
         return torch.addmm(layer.bias[:, None], layer.weight.T, x.T, out=out)

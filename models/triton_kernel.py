@@ -1,7 +1,7 @@
 """The whole folded network as one Triton kernel: band-major pixels in, labels out, on a GPU.
 
 The torch kernel runs each layer as its own GEMM and elementwise passes, so a pixel's activations
-travel through GPU memory several times (about 1 KB a pixel for 12→64→64→10). Here each program
+travel through GPU memory several times (every layer's activations). Here each program
 keeps a block of pixels in registers through every layer: it reads the scene's own integers (24
 bytes a pixel for 12 uint16 bands) and writes a label byte and a doubt byte.
 

@@ -5,7 +5,7 @@ buffer and queues them; a single consumer thread owns the device, uploads each t
 blocking, runs the kernel and copies the labels back. Reads, transfers and compute overlap, the
 queue is bounded by the pinned buffers (back-pressure, bounded memory), and only one thread pays
 for a cuBLAS handle. The consumer starts when the runner is made, so CUDA's start-up (context,
-weights, cuBLAS; about half a second on an H200 machine) overlaps the first reads.
+weights, cuBLAS) overlaps the first reads.
 
 Pixels travel in the scene's own dtype (uint16: half the bytes of float32) and are cast on the
 device; labels come back as one byte a pixel. Where Triton runs the network, the consumer runs it
@@ -47,12 +47,12 @@ UNSIGNED_CARRIERS = {
 the same width and are widened and masked back to their values on the device."""
 
 RECHECK_SUB_BATCH = 1 << 14
-"""Rows of the torch kernel's GEMMs when it rechecks the fused kernel's doubtful labels (under 1 %
-of a chunk): its bound certifies whatever the row count, so they need no whole sub-batch."""
+"""Rows of the torch kernel's GEMMs when it rechecks the fused kernel's doubtful labels (a small
+share of a chunk): its bound certifies whatever the row count, so they need no whole sub-batch."""
 
 STAGING_BUFFERS = 4
-"""Pinned input buffers: tables staged ahead of the GPU. The GPU takes about a millisecond for a
-million pixels, so a few hide every transfer; more only pin more memory."""
+"""Pinned input buffers: tables staged ahead of the GPU. The GPU classifies a chunk far faster than
+threads decode one, so a few hide every transfer; more only pin more memory."""
 
 Carrier = tuple[torch.dtype, torch.dtype, int]
 
