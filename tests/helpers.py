@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -51,6 +52,15 @@ def random_model(
         architecture=net.config(),
     )
     return TrainedModel(net.eval(), meta)
+
+
+def run_python(code: str) -> str:
+    """stdout of `code` run in a fresh interpreter, which must succeed: what a clean start loads."""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
 
 
 def no_cluster() -> None:

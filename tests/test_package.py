@@ -3,25 +3,15 @@ dask.distributed, and the lazily exported names still work however the package w
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from bandfusion.io.scene import open_scene
 from bandfusion.models.checkpoint import save_model
 
-from tests.helpers import random_model
+from tests.helpers import random_model, run_python
 
 HEAVY = ("sklearn", "matplotlib", "distributed", "fiona")
 S2 = "sen1floods11_spain/Spain_7370579_S2Hand.tif"
-
-
-def run_python(code: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
 
 
 def test_the_predict_path_imports_no_heavy_optional_packages() -> None:

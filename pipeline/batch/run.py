@@ -325,38 +325,6 @@ class BatchResult:
     def failed(self) -> list[SceneRecord]:
         return [record for record in self.records if record.status == "failed"]
 
-    def format_summary(self) -> str:
-        """A human table (one row a scene) and a totals line, as `bandfusion batch` prints."""
-        header = ("status", "output", "seconds", "pixels", "worker / error")
-        lines = _table([header, *(_summary_row(record) for record in self.records)], {2, 3})
-        rate = len(self.records) / self.seconds if self.seconds > 0 else 0.0
-        counts = ", ".join(f"{self.count(s)} {s}" for s in ("done", "skipped", "failed"))
-        lines.append(
-            f"{len(self.records)} scenes in {self.seconds:.1f} s ({rate:.2f} scenes/s): "
-            f"{counts}; manifest: {self.manifest}"
-        )
-        return "\n".join(lines)
-
-
-def _table(rows: list[tuple[str, ...]], right: set[int]) -> list[str]:
-    """Rows as aligned text columns (`right`: right-aligned ones); the last column is free."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    lines = []
-    for row in rows:
-        cells = [
-            cell.rjust(width) if i in right else cell.ljust(width)
-            for i, (cell, width) in enumerate(zip(row[:-1], widths, strict=True))
-        ]
-        lines.append("  ".join([*cells, row[-1]]).rstrip())
-    return lines
-
-
-def _summary_row(record: SceneRecord) -> tuple[str, str, str, str, str]:
-    seconds = "-" if record.duration_s is None else f"{record.duration_s:.2f}"
-    pixels = "-" if record.pixels is None else f"{sum(record.pixels.values()):,}"
-    note = record.error if record.status == "failed" else record.worker
-    return record.status, record.output, seconds, pixels, note or "-"
-
 
 @contextmanager
 def local_client(

@@ -20,6 +20,7 @@ from bandfusion.batch.run import (
     run_batch,
 )
 from bandfusion.cli.options import device_option, parse_names, quiet_option, scene_options
+from bandfusion.display.tables import batch_summary
 from bandfusion.engine.predict import DEFAULT_BATCH_PIXELS
 from distributed import Client
 from tqdm.auto import tqdm
@@ -150,7 +151,7 @@ def batch_command(
             events=progress,
             start_client=start_client,
         )
-    click.echo(result.format_summary())
+    click.echo(batch_summary(result))
     if result.failed:
         raise BatchError(
             f"{len(result.failed)} of {len(result.records)} scenes failed; "

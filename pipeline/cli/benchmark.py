@@ -18,6 +18,8 @@ from bandfusion.cli.options import (
     seed_option,
     widths_callback,
 )
+from bandfusion.display.files import write_benchmark
+from bandfusion.display.tables import benchmark_report
 from bandfusion.engine.compare import PROTOCOLS, Protocol, available_methods, run_benchmark
 from bandfusion.errors import OutputError
 from bandfusion.io.hyperspectral import is_mat_file, read_mat_scene
@@ -186,8 +188,8 @@ def benchmark_command(
         threads=threads,
         progress=not quiet,
     )
-    click.echo(bench.format_report())
-    for path in bench.write(output):
+    click.echo(benchmark_report(bench))
+    for path in write_benchmark(bench, output):
         click.echo(f"wrote {path}")
 
 

@@ -16,6 +16,7 @@ from bandfusion.cli.options import (
     scene_options,
 )
 from bandfusion.display.progress import TaskProgress
+from bandfusion.display.tables import evaluation_table
 from bandfusion.engine.evaluate import evaluate
 from bandfusion.engine.train import held_out_blocks
 from bandfusion.errors import ModelFileError
@@ -67,7 +68,7 @@ def evaluate_command(
     with TaskProgress("evaluate", disable=quiet):
         report = evaluate(model, scene, labels, where=where, device=device)
     click.echo(f"{split} pixels of {labels_path}:")
-    click.echo(report.format_table())
+    click.echo(evaluation_table(report))
     click.echo("confusion matrix (rows: reference, columns: predicted):")
     click.echo(np.array2string(report.confusion))
     if json_path is not None:

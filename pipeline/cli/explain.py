@@ -16,7 +16,9 @@ from bandfusion.cli.options import (
     scene_options,
     seed_option,
 )
+from bandfusion.display.files import write_explanation
 from bandfusion.display.progress import TaskProgress
+from bandfusion.display.tables import importance_table
 from bandfusion.engine.explain import explain
 from bandfusion.models.checkpoint import load_model
 from sklearn.metrics import get_scorer
@@ -105,6 +107,6 @@ def explain_command(
             seed=seed,
         )
     click.echo(f"{split} pixels of {labels_path}:")
-    click.echo(explanation.format_table())
-    for path in explanation.write(output):
+    click.echo(importance_table(explanation))
+    for path in write_explanation(explanation, output):
         click.echo(f"wrote {path}")

@@ -15,6 +15,7 @@ from bandfusion.cli.options import (
     seed_option,
     widths_callback,
 )
+from bandfusion.display.tables import evaluation_table
 from bandfusion.engine.train import TrainingSettings, train
 from bandfusion.models.checkpoint import check_model_path, save_model
 from bandfusion.models.indices import INDICES
@@ -176,5 +177,5 @@ def train_command(
     path = save_model(result.model, output)
     if result.validation is not None:
         click.echo("validation (spatially disjoint blocks):")
-        click.echo(result.validation.format_table())
+        click.echo(evaluation_table(result.validation))
     click.echo(f"epochs: {len(result.history)}   model: {path}")

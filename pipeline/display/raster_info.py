@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from bandfusion.display.tables import align
 from bandfusion.io.scene import inspect_raster
 from rasterio.io import DatasetReader
 
@@ -26,12 +27,16 @@ def describe_raster(path: str | os.PathLike[str]) -> str:
             f"overviews:   {dataset.overviews(1) or 'none'}",
             "bands:",
         ]
-        for index in dataset.indexes:
-            description = dataset.descriptions[index - 1] or f"b{index}"
-            lines.append(
-                f"  {index:>3} {description:<16} {dataset.dtypes[index - 1]:<8} "
-                f"nodata={dataset.nodatavals[index - 1]}"
-            )
+        bands = [
+            [
+                str(index),
+                dataset.descriptions[index - 1] or f"b{index}",
+                dataset.dtypes[index - 1],
+                f"nodata={dataset.nodatavals[index - 1]}",
+            ]
+            for index in dataset.indexes
+        ]
+        lines.extend(align(bands, right={0}, indent="  "))
         if entries := _colormap_size(dataset):
             lines.append(f"colour map:  {entries} entries")
     return "\n".join(lines)

@@ -97,24 +97,6 @@ class EvaluationReport:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
-    def format_table(self) -> str:
-        """A plain-text report for terminals, like scikit-learn's classification_report."""
-        width = max(12, *(len(n) for n in self.class_names))
-        lines = [
-            f"{'class':>{width}}  {'id':>5} {'precision':>9} {'recall':>7} {'f1':>6} "
-            f"{'iou':>6} {'support':>9}"
-        ]
-        for i, (cid, name) in enumerate(zip(self.class_ids, self.class_names, strict=True)):
-            lines.append(
-                f"{name:>{width}}  {cid:>5} {self.precision[i]:9.3f} {self.recall[i]:7.3f} "
-                f"{self.f1[i]:6.3f} {self.iou[i]:6.3f} {int(self.support[i]):9d}"
-            )
-        lines.append(
-            f"\noverall accuracy {self.overall_accuracy:.4f}   kappa {self.kappa:.4f}   "
-            f"macro F1 {self.macro_f1:.4f}   pixels {self.n_pixels}"
-        )
-        return "\n".join(lines)
-
 
 def _ratio(numerator: float, denominator: float) -> float:
     return float(numerator) / float(denominator) if denominator else 0.0

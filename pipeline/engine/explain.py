@@ -8,22 +8,17 @@ are comparable across bands; signatures show the class means (± std) the model 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 from bandfusion.engine.sampling import sample_pixels
 from bandfusion.errors import LabelError, SceneError
-from bandfusion.io.geotiff import atomic_output
 from bandfusion.io.labels import Labels
 from bandfusion.io.sources import scene_sources
 from bandfusion.models.checkpoint import TrainedModel
 from bandfusion.models.estimator import SpectralFusionClassifier
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import get_scorer
 
@@ -51,15 +46,6 @@ class Explanation:
         """Bands from most to least important (ties keep the band order)."""
         order = np.argsort(-self.importance_mean, kind="stable")
         return [self.bands[k] for k in order]
-
-    def format_table(self) -> str:
-        """Rank, band and importance ± std, most important first."""
-        lines = [f"permutation importance ({self.scoring} lost; unshuffled {self.score:.4f}):"]
-        for rank, band in enumerate(self.ranking(), start=1):
-            k = self.bands.index(band)
-            mean, std = self.importance_mean[k], self.importance_std[k]
-            lines.append(f"{rank:>4}  {band:<16} {mean:8.4f} ± {std:.4f}")
-        return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: importance per band, the ranking, mixing weights and signatures."""
@@ -92,70 +78,6 @@ class Explanation:
                 )
             },
         }
-
-    def importance_figure(self) -> Figure:
-        """Horizontal bars of importance ± std, most important at the top."""
-        ranking = self.ranking()
-        index = [self.bands.index(b) for b in ranking]
-        figure = Figure(figsize=(6.0, 1.5 + 0.25 * len(self.bands)), dpi=100)
-        axes = figure.add_subplot()
-        positions = np.arange(len(ranking))[::-1]
-        axes.barh(
-            positions, self.importance_mean[index], xerr=self.importance_std[index], capsize=2
-        )
-        axes.set_yticks(positions, ranking, fontsize=8)
-        axes.set_xlabel(f"{self.scoring} lost when the band is shuffled")
-        axes.set_title("Permutation importance on held-out pixels", fontsize=10)
-        figure.tight_layout()
-        return figure
-
-    def mixing_figure(self) -> Figure:
-        """Heat map of the first layer's weights: one row per input band, one column per channel."""
-        weights = self.mixing_weights.T
-        limit = float(np.abs(weights).max()) or 1.0
-        figure = Figure(figsize=(2.5 + 0.12 * weights.shape[1], 1.5 + 0.25 * len(self.inputs)))
-        axes = figure.add_subplot()
-        image = axes.imshow(weights, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
-        axes.set_yticks(np.arange(len(self.inputs)), self.inputs, fontsize=8)
-        axes.set_xlabel("first-layer channel")
-        axes.set_title("Learned band mixing (weights on standardised bands)", fontsize=10)
-        figure.colorbar(image, ax=axes, shrink=0.8)
-        figure.tight_layout()
-        return figure
-
-    def signature_figure(self) -> Figure:
-        """Mean ± std value of every band, one line per class, in the class colours."""
-        figure = Figure(figsize=(2.0 + 0.4 * len(self.bands), 4.5), dpi=100)
-        axes = figure.add_subplot()
-        x = np.arange(len(self.bands))
-        for k, name in enumerate(self.class_names):
-            color = tuple(c / 255 for c in self.class_colors[k])
-            mean, std = self.signature_mean[k], self.signature_std[k]
-            axes.plot(x, mean, color=color, marker="o", markersize=3, label=name)
-            axes.fill_between(x, mean - std, mean + std, color=color, alpha=0.2)
-        axes.set_xticks(x, self.bands, rotation=90, fontsize=8)
-        axes.set_ylabel("band value (mean ± std)")
-        axes.set_title("Spectral signatures per class", fontsize=10)
-        axes.legend(fontsize=8)
-        figure.tight_layout()
-        return figure
-
-    def write(self, directory: str | Path) -> list[Path]:
-        """explanation.json, importance.png, mixing-weights.png, signatures.png in `directory`."""
-        directory = Path(directory)
-        json_path = directory / "explanation.json"
-        with atomic_output(json_path) as tmp:
-            tmp.write_text(json.dumps(self.to_dict(), indent=2))
-        paths = [json_path]
-        for name, figure in (
-            ("importance", self.importance_figure()),
-            ("mixing-weights", self.mixing_figure()),
-            ("signatures", self.signature_figure()),
-        ):
-            paths.append(directory / f"{name}.png")
-            with atomic_output(paths[-1]) as tmp:
-                FigureCanvasAgg(figure).print_png(tmp)
-        return paths
 
 
 def explain(

@@ -312,17 +312,10 @@ def test_value_counts_count_every_value(dtype: str):
     assert _value_counts(block) == dict(zip(values.tolist(), sizes.tolist(), strict=True))
 
 
-def test_summary_lists_every_scene_and_the_totals(done: SceneRecord):
+def test_result_counts_and_lists_the_failed_scenes(done: SceneRecord):
     bad = replace(
         pending_like(done), output="bad.tif", status="failed", error="bad.tif: not a raster"
     )
     result = BatchResult((done, replace(done, status="skipped"), bad), Path("m.json"), 2.0)
-    lines = result.format_summary().splitlines()
-    assert lines[0].split() == ["status", "output", "seconds", "pixels", "worker", "/", "error"]
-    assert lines[1].split() == ["done", "out.tif", "0.50", "4", "tcp://127.0.0.1:1"]
-    assert lines[3].split()[:4] == ["failed", "bad.tif", "-", "-"]
-    assert lines[3].endswith("bad.tif: not a raster")
-    assert lines[4] == (
-        "3 scenes in 2.0 s (1.50 scenes/s): 1 done, 1 skipped, 1 failed; manifest: m.json"
-    )
+    assert [result.count(s) for s in ("done", "skipped", "failed")] == [1, 1, 1]
     assert [r.output for r in result.failed] == ["bad.tif"]
