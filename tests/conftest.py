@@ -1,5 +1,6 @@
 """Shared fixtures: paths to the bundled real data, a small dask.distributed cluster, one torch
-thread for modules that train tiny networks, and bf16 prediction on any CPU.
+thread for modules that train tiny networks, bf16 prediction on any CPU, and the scratch
+directory and base GeoTIFFs of the fuzz tests.
 
 Without a GPU, Triton kernels run under Triton's CPU interpreter, which must be chosen before
 Triton is first imported."""
@@ -17,6 +18,7 @@ from bandfusion.engine import predict as predict_module
 from distributed import Client
 
 from tests.helpers import REPO
+from tests.strategies import BASES, write_base
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
@@ -50,3 +52,15 @@ def bf16_on_any_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let bf16 prediction run on a CPU that only emulates bf16: slowly, with the same labels, so
     its code path is tested on every machine (users of such a CPU are refused; tested too)."""
     monkeypatch.setattr(predict_module, "cpu_runs_bf16", lambda: True)
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One directory per fuzz module; tests.fuzzing.case_dir makes one per example inside it."""
+    return tmp_path_factory.mktemp("fuzz")
+
+
+@pytest.fixture(scope="module")
+def bases(scratch: Path) -> dict[str, bytes]:
+    """The bytes of every `BASES` GeoTIFF, the files the mutation fuzzers start from."""
+    return {name: write_base(scratch / f"{name}.tif", o).read_bytes() for name, o in BASES.items()}
