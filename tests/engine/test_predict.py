@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -15,23 +13,10 @@ from bandfusion.engine.predict import (
     resolve_device,
 )
 from bandfusion.errors import BandfusionError, SceneError
-from bandfusion.io.scene import open_scene
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import random_model
-
-S2 = "sen1floods11_spain/Spain_7370579_S2Hand.tif"
-
-
-@pytest.fixture(scope="module")
-def scene(data_dir: Path):
-    return open_scene(data_dir / S2)
-
-
-@pytest.fixture(scope="module")
-def model(scene):
-    return random_model(scene, [1, 2, 3, 4, 8])
 
 
 @pytest.fixture(scope="module")
