@@ -1,6 +1,6 @@
 """Shared fixtures: paths to the bundled real data, a small dask.distributed cluster, one torch
-thread for modules that train tiny networks, bf16 prediction on any CPU, and the scratch
-directory and base GeoTIFFs of the fuzz tests.
+thread for modules that train tiny networks, bf16 prediction on any CPU, the water chip as a
+scene, and the scratch directory and base GeoTIFFs of the fuzz tests.
 
 Without a GPU, Triton kernels run under Triton's CPU interpreter, which must be chosen before
 Triton is first imported."""
@@ -15,6 +15,7 @@ import pytest
 import torch
 from bandfusion.batch import run as batch
 from bandfusion.engine import predict as predict_module
+from bandfusion.io.scene import open_scene
 from distributed import Client
 
 from tests.helpers import REPO
@@ -29,6 +30,12 @@ DATA = REPO / "data"
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA
+
+
+@pytest.fixture(scope="module")
+def scene(data_dir: Path):
+    """The Sen1Floods11 water chip (13 Sentinel-2 bands, 512 x 512), opened once per module."""
+    return open_scene(data_dir / "sen1floods11_spain/Spain_7370579_S2Hand.tif")
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,14 @@ REPO = Path(__file__).resolve().parent.parent
 BANDFUSION = Path(sys.executable).with_name("bandfusion")
 """The `bandfusion` command of the environment the tests run in."""
 
+QUICK_TRAINING: dict[str, Any] = {
+    "epochs": 8,
+    "hidden": (16, 16),
+    "per_class_cap": 3000,
+    "patience": 4,
+}
+"""Settings of `bandfusion.engine.train` for a model trained in seconds on the water chip."""
+
 
 def random_model(
     scene: xr.DataArray,
