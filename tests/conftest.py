@@ -1,5 +1,6 @@
 """Shared fixtures: paths to the bundled real data, a small dask.distributed cluster, one torch
-thread for modules that train tiny networks, and bf16 prediction on any CPU.
+thread for modules that train tiny networks, bf16 prediction on any CPU, the water chip as a
+scene, and the scratch directory and base GeoTIFFs of the fuzz tests.
 
 Without a GPU, Triton kernels run under Triton's CPU interpreter, which must be chosen before
 Triton is first imported."""
@@ -14,9 +15,11 @@ import pytest
 import torch
 from bandfusion.batch import run as batch
 from bandfusion.engine import predict as predict_module
+from bandfusion.io.scene import open_scene
 from distributed import Client
 
 from tests.helpers import REPO
+from tests.strategies import BASES, write_base
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
@@ -27,6 +30,12 @@ DATA = REPO / "data"
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA
+
+
+@pytest.fixture(scope="module")
+def scene(data_dir: Path):
+    """The Sen1Floods11 water chip (13 Sentinel-2 bands, 512 x 512), opened once per module."""
+    return open_scene(data_dir / "sen1floods11_spain/Spain_7370579_S2Hand.tif")
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +59,15 @@ def bf16_on_any_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let bf16 prediction run on a CPU that only emulates bf16: slowly, with the same labels, so
     its code path is tested on every machine (users of such a CPU are refused; tested too)."""
     monkeypatch.setattr(predict_module, "cpu_runs_bf16", lambda: True)
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One directory per fuzz module; tests.fuzzing.case_dir makes one per example inside it."""
+    return tmp_path_factory.mktemp("fuzz")
+
+
+@pytest.fixture(scope="module")
+def bases(scratch: Path) -> dict[str, bytes]:
+    """The bytes of every `BASES` GeoTIFF, the files the mutation fuzzers start from."""
+    return {name: write_base(scratch / f"{name}.tif", o).read_bytes() for name, o in BASES.items()}

@@ -1,10 +1,12 @@
-"""Test helpers: untrained-but-realistic models built without a training run, and the waits,
-manifest reads and worker kills that the batch tests on a real cluster share."""
+"""Test helpers: untrained-but-realistic models built without a training run; for the batch
+tests, models and stacked rasters of the bundled On Cloud N chips, and the waits, manifest reads
+and worker kills that the tests on a real cluster share."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,9 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rasterio
 import torch
 import xarray as xr
-from bandfusion.models.checkpoint import ModelMetadata, TrainedModel
+from bandfusion.batch.manifest import SceneRecord, file_sha256
+from bandfusion.engine.maps import write_model_output
+from bandfusion.engine.predict import predict_scene
+from bandfusion.io.scene import open_scene
+from bandfusion.models.checkpoint import ModelMetadata, TrainedModel, load_model, save_model
 from bandfusion.models.fusion import SpectralFusionNet
 from distributed import Client
 
@@ -25,6 +32,14 @@ REPO = Path(__file__).resolve().parent.parent
 
 BANDFUSION = Path(sys.executable).with_name("bandfusion")
 """The `bandfusion` command of the environment the tests run in."""
+
+QUICK_TRAINING: dict[str, Any] = {
+    "epochs": 8,
+    "hidden": (16, 16),
+    "per_class_cap": 3000,
+    "patience": 4,
+}
+"""Settings of `bandfusion.engine.train` for a model trained in seconds on the water chip."""
 
 
 def random_model(
@@ -63,6 +78,46 @@ def run_python(code: str) -> str:
     return result.stdout.strip()
 
 
+CHIPS = REPO / "data" / "oncloudn_s2"
+CHIP_BANDS = ("B02", "B03", "B04", "B08")
+
+
+def chip_bands(chip: str) -> list[Path]:
+    """The band files of a bundled On Cloud N chip ("adwp" or "akny")."""
+    return [CHIPS / chip / f"{band}.tif" for band in CHIP_BANDS]
+
+
+def save_chip_model(path: Path, seed: int = 0) -> Path:
+    """A small random-weight model over the chips' four bands, saved at `path`; with seed 0
+    its maps of both chips hold all three classes."""
+    scene = open_scene(chip_bands("adwp"))
+    return save_model(random_model(scene, [1, 2, 3], hidden=(8,), seed=seed), path)
+
+
+def stack_chip(chip: str, path: Path, tiles: tuple[int, int] = (1, 1)) -> Path:
+    """The chip's bands as one multi-band GeoTIFF (band names kept), tiled `tiles` times."""
+    data = np.tile(open_scene(chip_bands(chip)).values, (1, *tiles))
+    with rasterio.open(chip_bands(chip)[0]) as src:
+        profile = {**src.profile, "count": 4, "height": data.shape[1], "width": data.shape[2]}
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+        for index, band in enumerate(CHIP_BANDS, start=1):
+            dst.set_band_description(index, band)
+    return path
+
+
+def predict_sha256(inputs: list[Path], model_dir: Path, path: Path) -> str:
+    """sha256 of the map `bandfusion predict` writes for `inputs` (written at `path`)."""
+    model = load_model(model_dir)
+    write_model_output(predict_scene(open_scene(inputs), model), path, model)
+    return file_sha256(path)
+
+
+def pending_like(record: SceneRecord) -> SceneRecord:
+    """The pending record a new run makes for the same output, inputs and model as `record`."""
+    return SceneRecord(record.output, record.inputs, record.model_sha256)
+
+
 def no_cluster() -> None:
     """A start_client for runs that must not start one."""
     raise AssertionError("a cluster was started")
@@ -93,3 +148,8 @@ def kill_busy_worker(client: Client) -> str:
     pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]
     os.kill(pid, signal.SIGKILL)
     return str(busy[0])
+
+
+def copy_model(saved: Path, directory: Path) -> Path:
+    """A copy of the model directory `saved` at DIRECTORY/model, to spoil without touching it."""
+    return Path(shutil.copytree(saved, directory / "model"))

@@ -23,9 +23,7 @@ from bandfusion.models.fusion import SpectralFusionNet
 from bandfusion.models.inference import CUDA_SUB_BATCH_PIXELS, TorchKernel
 from bandfusion.models.triton_kernel import FusedTritonClassifier, triton_available
 
-from tests.engine.test_predict import model, scene  # noqa: F401 (fixtures)
-from tests.models.test_certify import exact_logits
-from tests.models.test_fusion import make_net
+from tests.nets import exact_logits, make_net
 
 pytestmark = [
     pytest.mark.gpu,
@@ -135,28 +133,28 @@ def test_runner_pickles_without_its_streams() -> None:
     np.testing.assert_array_equal(copy.classify(table), original.classify(table))
 
 
-def test_cuda_scene_map_is_bit_identical_for_every_chunking(scene, model) -> None:  # noqa: F811
+def test_cuda_scene_map_is_bit_identical_for_every_chunking(scene, model) -> None:
     cpu = predict_scene(scene, model, device="cpu").values
     for chunks in ({"y": -1, "x": -1}, {"y": 100, "x": 37}):
         gpu = predict_scene(scene.chunk(chunks), model, device="cuda").values
         np.testing.assert_array_equal(gpu, cpu)
 
 
-def test_cuda_probabilities_agree_with_the_cpu(scene, model) -> None:  # noqa: F811
+def test_cuda_probabilities_agree_with_the_cpu(scene, model) -> None:
     cpu = predict_proba_scene(scene, model, device="cpu").values
     gpu = predict_proba_scene(scene, model, device="cuda").values
     np.testing.assert_allclose(gpu, cpu, atol=1e-6, equal_nan=True)
 
 
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
-def test_half_precision_maps_keep_almost_every_label(scene, model, precision) -> None:  # noqa: F811
+def test_half_precision_maps_keep_almost_every_label(scene, model, precision) -> None:
     cpu = predict_scene(scene, model, device="cpu").values
     half = predict_scene(scene, model, device="cuda", precision=precision).values
     assert (half == cpu).mean() >= 0.999
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
-def test_the_guard_trusts_this_cards_kernels(scene, model, precision, monkeypatch) -> None:  # noqa: F811
+def test_the_guard_trusts_this_cards_kernels(scene, model, precision, monkeypatch) -> None:
     """On real hardware the planned kernel passes its check unwarned, and keeps running."""
     monkeypatch.setattr(guard, "_CHOSEN", {})
     cpu = predict_scene(scene, model, device="cpu").values

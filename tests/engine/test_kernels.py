@@ -8,7 +8,7 @@ from bandfusion.engine.kernels import KernelPlan, kernel_plan
 from bandfusion.models import triton_kernel
 from bandfusion.models.checkpoint import ModelMetadata, TrainedModel
 
-from tests.models.test_fusion import make_net
+from tests.nets import make_net
 
 
 def model(**arch: object) -> TrainedModel:

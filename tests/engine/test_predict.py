@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from bandfusion.engine import predict as predict_module
 from bandfusion.engine.predict import (
+    PixelClassifier,
     class_map_encoding,
     predict_proba_scene,
     predict_scene,
 )
 from bandfusion.errors import BandfusionError, SceneError
-from bandfusion.io.scene import open_scene
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import random_model
-
-S2 = "sen1floods11_spain/Spain_7370579_S2Hand.tif"
-
-
-@pytest.fixture(scope="module")
-def scene(data_dir: Path):
-    return open_scene(data_dir / S2)
-
-
-@pytest.fixture(scope="module")
-def model(scene):
-    return random_model(scene, [1, 2, 3, 4, 8])
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +160,29 @@ def test_cuda_map_is_bit_identical_to_cpu(scene, model, reference_map):
         pytest.skip("needs CUDA")
     result = predict_scene(scene, model, device="cuda").values
     np.testing.assert_array_equal(result, reference_map)
+
+
+@pytest.fixture(scope="module")
+def classifier(scene) -> PixelClassifier:
+    return PixelClassifier(random_model(scene, [0, 1]), torch.device("cpu"))
+
+
+def test_only_valid_pixels_reach_the_kernel(scene, classifier, monkeypatch) -> None:
+    block = scene.values.copy()
+    block[:, :200] = 0  # nodata rows
+    seen: list[int] = []
+    classify = classifier.kernel.classify
+
+    def spy(table: torch.Tensor) -> torch.Tensor:
+        seen.append(len(table))
+        return classify(table)
+
+    monkeypatch.setattr(classifier.kernel, "classify", spy)
+    nodata = (0.0,) * 13
+    out = classifier.classify_block(block, nodata)
+    valid = (block != 0).all(axis=0)
+    assert seen == [int(valid.sum())]
+    assert (out[~valid] == classifier.nodata).all()
+    seen.clear()
+    empty = classifier.classify_block(np.zeros_like(block), nodata)
+    assert seen == [] and (empty == classifier.nodata).all()

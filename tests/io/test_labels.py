@@ -1,4 +1,4 @@
-"""read_labels and legends: real label rasters and polygons on scene grids; every user error."""
+"""read_labels: real label rasters and polygons on scene grids; every user error."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from affine import Affine
 from bandfusion.errors import LabelError
 from bandfusion.io.grid import Grid
 from bandfusion.io.labels import Labels, read_labels
-from bandfusion.io.legend import PALETTE, default_legend, load_legend, parse_color
+from bandfusion.io.legend import load_legend
 from fiona.transform import transform_geom
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
@@ -322,45 +322,3 @@ def test_bad_legend_files(
     with pytest.raises(LabelError, match=problem) as caught:
         read_labels(data_dir / LULC_TIF, lulc_grid, legend=legend)
     assert str(caught.value).startswith(f"{legend}: ")
-
-
-# --- legends ------------------------------------------------------------------------------------
-
-
-def test_plain_mapping_legend_gets_default_colours(tmp_path: Path) -> None:
-    path = tmp_path / "legend.json"
-    path.write_text(json.dumps({"8": "urban", "1": "crops"}))
-    legend = load_legend(path)
-    assert legend.ids == (1, 8)
-    assert legend.names == ("crops", "urban")
-    assert legend.colors == PALETTE[:2]
-
-
-def test_colormap_restrict_and_lookups(data_dir: Path) -> None:
-    legend = load_legend(data_dir / "eolearn_slovenia/legend.json")
-    assert legend.colormap()[2] == (31, 122, 31, 255)
-    forest_and_urban = legend.restrict([8, 2])
-    assert forest_and_urban.ids == (2, 8)
-    assert forest_and_urban.names == ("forest", "artificial surface")
-    with pytest.raises(KeyError):
-        legend.name_of(5)
-
-
-def test_default_legend_colours_are_distinct() -> None:
-    legend = default_legend(range(0, 200, 10))
-    assert legend.names[3] == "class 30"
-    assert len(set(legend.colors)) == 20
-
-
-@pytest.mark.parametrize(
-    ("text", "rgb"),
-    [("#1f7a1f", (31, 122, 31)), ("#FFF", (255, 255, 255)), ([0, 128, 255], (0, 128, 255))],
-)
-def test_parse_color(text: Any, rgb: tuple[int, int, int]) -> None:
-    assert parse_color(text) == rgb
-
-
-@pytest.mark.parametrize("text", ["1f7a1f", "#1f7a1", [0, 0, 256], [0, 0], "#ggg"])
-def test_parse_color_rejects(text: Any) -> None:
-    with pytest.raises(ValueError, match="colour"):
-        parse_color(text)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import re
+import struct
 import warnings
 from pathlib import Path
 
@@ -13,8 +16,10 @@ from affine import Affine
 from bandfusion.errors import BandfusionError, BandfusionWarning, SceneError
 from bandfusion.io.grid import Grid
 from bandfusion.io.nodata import band_nodata
-from bandfusion.io.scene import open_scene
+from bandfusion.io.scene import MAX_SCENE_SIDE, open_scene
 from rasterio.enums import Resampling
+
+from tests.strategies import BASES, ifd_entries, write_base
 
 S2 = "sen1floods11_spain/Spain_7370579_S2Hand.tif"
 
@@ -177,3 +182,104 @@ def test_scene_is_picklable_for_distributed_workers(data_dir: Path):
 def _write_text(path: Path) -> Path:
     path.write_text("this is not a GeoTIFF\n")
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# hostile headers and values (the first regressions fuzzing found: docs/hostile-inputs.md)
+
+COMPLEX_DTYPES = ("complex_int16", "complex64", "complex128")
+
+
+@pytest.mark.parametrize("dtype", COMPLEX_DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 1, 17), (300, 5, 1)])
+def test_complex_rasters_are_refused(tmp_path: Path, dtype: str, shape: tuple[int, int, int]):
+    path = tmp_path / f"{dtype}.tif"
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        count=shape[0],
+        height=shape[1],
+        width=shape[2],
+        dtype=dtype,
+        crs="EPSG:4326",
+        transform=Affine(0.1, 0, 5, 0, -0.1, 50),
+    ) as dst:
+        if dtype != "complex_int16":  # numpy has no such dtype; GDAL fills the file with zeros
+            dst.write(np.ones(shape, dtype=dtype))
+    with pytest.raises(SceneError, match=re.escape(f"{path}: unsupported data type {dtype} ")):
+        open_scene(path)
+
+
+def test_a_crs_that_is_not_utf8_is_a_scene_error(tmp_path: Path):
+    path = write_base(tmp_path / "base.tif", BASES["striped-raw-int16"])
+    data = path.read_bytes()
+    # Without its ProjectedCSTypeGeoKey (3072) the CRS is a LOCAL_CS named by the citation...
+    key = struct.pack("<HHHH", 3072, 0, 1, 32633)
+    data = data.replace(key, struct.pack("<HHHH", 3106, 0, 1, 32633))
+    # ... which is not UTF-8 here: rasterio.open raised UnicodeDecodeError.
+    data = data.replace(b"WGS 84 / UTM zone 33N", b"WGS 84 / U\xd5M zone 33N")
+    path.write_bytes(data)
+    with pytest.raises(SceneError, match="not a raster GDAL can read"):
+        open_scene(path)
+
+
+def test_a_geotransform_with_nan_is_a_scene_error(tmp_path: Path):
+    path = write_base(tmp_path / "base.tif", BASES["striped-raw-int16"])
+    data = bytearray(path.read_bytes())
+    entries, _ = ifd_entries(data)
+    pixel_scale = next(e for e in entries if struct.unpack_from("<H", data, e)[0] == 33550)
+    struct.pack_into("<d", data, struct.unpack_from("<I", data, pixel_scale + 8)[0], math.nan)
+    path.write_bytes(bytes(data))
+    with pytest.raises(SceneError, match=r"geotransform .* is not finite"):
+        open_scene(path)  # said 'does not overlap the other band files' before
+
+
+@pytest.mark.parametrize("bands", [1, 2])
+def test_a_nan_scale_is_a_scene_error(tmp_path: Path, bands: int):
+    path = write_base(tmp_path / "base.tif", {"count": bands, "dtype": "int16", "scale": 1e-4})
+    with rasterio.open(path, "r+") as dst:
+        dst.scales = (math.nan,) * bands
+    with pytest.raises(SceneError, match=r"scale nan or offset -0\.1 is not finite"):
+        open_scene(path)  # 1 band: an all-nodata map; 2: 'bands differ in nodata, scale ...'
+
+
+@pytest.mark.parametrize("side", [MAX_SCENE_SIDE + 1, 0x7FFFFFFF])
+@pytest.mark.parametrize("tag", [256, 257])
+def test_a_header_with_an_enormous_side_is_refused_before_allocating(
+    tmp_path: Path, tag: int, side: int
+):
+    path = write_base(tmp_path / "base.tif", BASES["striped-raw-int16"])
+    data = bytearray(path.read_bytes())
+    entries, _ = ifd_entries(data)
+    entry = next(e for e in entries if struct.unpack_from("<H", data, e)[0] == tag)
+    struct.pack_into("<HII", data, entry + 2, 4, 1, side)  # ImageWidth/Length as a LONG
+    path.write_bytes(bytes(data))
+    with pytest.raises(SceneError, match="header claims"):
+        open_scene(path)  # allocated 16 GiB of pixel coordinates (MemoryError or OOM) before
+
+
+def many_band_tiff(bands: int) -> bytes:
+    """A 1 x 1 uncompressed TIFF of `bands` uint8 samples, built by hand: GDAL takes ~1 ms a
+    band to write one."""
+    tags = [(256, 1), (257, 1), (258, 8), (259, 1), (262, 1), (273, 0), (277, bands),
+            (278, 1), (279, bands), (284, 1)]  # fmt: skip
+    pixels_at = 8 + 2 + 12 * len(tags) + 4
+    entries = b"".join(
+        struct.pack("<HHII", tag, 4 if tag in (273, 279) else 3, 1, pixels_at if tag == 273 else v)
+        for tag, v in tags
+    )
+    ifd = struct.pack("<H", len(tags)) + entries + struct.pack("<I", 0)
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + bytes(bands)
+
+
+def test_many_band_names_are_checked_in_linear_time(tmp_path: Path):
+    path = tmp_path / "many.tif"
+    path.write_bytes(many_band_tiff(20000))
+    names = [f"n{i}" for i in range(20000)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scene = open_scene(path, band_names=names)  # was quadratic: 4 s here, 40 s at 65535
+        assert scene.sizes["band"] == 20000
+        with pytest.raises(BandfusionError, match=r"repeated: n7$"):
+            open_scene(path, band_names=[*names[:-1], "n7"])

@@ -6,24 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 from bandfusion.models.certify import FP32_UNIT_ROUNDOFF, doubtful, label_bound
-from bandfusion.models.fusion import SpectralFusionNet
-from bandfusion.models.inference import TorchKernel, _folded
+from bandfusion.models.inference import TorchKernel
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.models.test_fusion import make_net
-from tests.models.test_inference import water_net, water_pixels  # noqa: F401 (fixtures)
-
-
-def exact_logits(net: SpectralFusionNet, table: torch.Tensor) -> torch.Tensor:
-    """The folded network in float64: the reference both fp32 evaluations are bounded against."""
-    layers, mean = _folded(net)
-    x = table.double() - mean
-    for weight, bias, _, activation in layers:
-        x = x @ weight.T + bias
-        if activation == "relu":
-            x = torch.relu(x)
-    return x
+from tests.nets import exact_logits, make_net
 
 
 def logits_and_error(kernel: TorchKernel, table: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -84,7 +71,7 @@ def test_non_finite_logits_or_errors_are_always_in_doubt() -> None:
     assert doubtful(logits, error).tolist() == [True, True, False, True]
 
 
-def test_a_trained_model_leaves_few_labels_in_doubt(water_net, water_pixels) -> None:  # noqa: F811
+def test_a_trained_model_leaves_few_labels_in_doubt(water_net, water_pixels) -> None:
     labels, doubt = TorchKernel.from_net(water_net).classify_with_doubt(water_pixels)
     assert torch.equal(labels, TorchKernel.from_net(water_net).classify(water_pixels))
     assert doubt.double().mean().item() < 0.001  # 23 of 262,144 pixels here

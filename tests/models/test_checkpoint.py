@@ -24,6 +24,8 @@ from bandfusion.models import (
 )
 from safetensors.torch import load_file, save_file
 
+from tests.helpers import copy_model
+
 BANDS = ["B02", "B03", "B04", "B08"]
 CLASS_IDS = [0, 1, 8, 255]
 
@@ -493,3 +495,15 @@ def test_weights_whose_header_length_starts_with_0x80_are_not_taken_for_a_pickle
         lead_bytes.add(weights.read_bytes()[0])
         load_model(model_dir)
     assert 0x80 in lead_bytes
+
+
+def test_an_enormous_architecture_is_refused_before_it_is_built(tmp_path: Path, saved_model):
+    """Hidden widths of 2**31: torch allocated (and initialised) 34 GB before the check."""
+    model = copy_model(saved_model, tmp_path)
+    doc = json.loads((model / "model.json").read_text())
+    doc["architecture"]["hidden"] = [2**31, 8]
+    (model / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(
+        ModelFileError, match=r"architecture has .* parameters, the weights hold .* values"
+    ):
+        load_model(model)

@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 from bandfusion.models import (
     SpectralFusionClassifier,
-    append_indices,
     load_model,
 )
-from bandfusion.models.indices import resolve_roles
 from sklearn.base import clone
 from sklearn.datasets import make_classification
 from sklearn.inspection import permutation_importance
@@ -122,23 +120,7 @@ def test_class_weight_takes_the_scikit_learn_forms() -> None:
         SpectralFusionClassifier(**FAST, class_weight={99: 1.0}).fit(x, y)
 
 
-def test_indices_are_normalised_differences_of_the_named_roles() -> None:
-    x = np.array([[100.0, 300.0, 50.0], [0.0, 0.0, 7.0]], dtype=np.float32)
-    bands = ["green", "nir", "swir"]
-    roles = resolve_roles(
-        ("NDWI", "MNDWI"), bands, {"green": "green", "nir": "nir", "swir1": "swir"}
-    )
-    out = append_indices(x, bands, ("NDWI", "MNDWI"), roles)
-    assert out.dtype == np.float32 and out.shape == (2, 5)
-    np.testing.assert_allclose(out[0, 3:], [(100 - 300) / 400, (100 - 50) / 150], rtol=1e-6)
-    np.testing.assert_array_equal(out[1, 3:], [0.0, -1.0])  # 0/0 → 0
-
-
-def test_indices_need_their_bands() -> None:
-    with pytest.raises(ValueError, match="role 'swir1'"):
-        resolve_roles(("MNDWI",), ["B3", "B8"])
-    with pytest.raises(ValueError, match="unknown spectral index 'EVI'"):
-        resolve_roles(("EVI",), ["B3", "B8"])
+def test_an_estimator_with_indices_needs_their_bands() -> None:
     x, y = pixels()
     with pytest.raises(ValueError, match="role 'green'"):
         SpectralFusionClassifier(**FAST, indices=("NDWI",)).fit(x, y)

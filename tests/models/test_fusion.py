@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
 import pytest
 import torch
@@ -13,27 +12,7 @@ from bandfusion.models import SpectralFusionNet
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-ARCHS = [
-    {"hidden": (16, 16)},
-    {"hidden": (128, 32, 128)},
-    {"hidden": (24,), "norm": "layer", "activation": "gelu"},
-    {"hidden": (8, 8), "norm": "none", "dropout": 0.3},
-    {"hidden": ()},
-]
-
-
-def make_net(
-    in_bands: int = 6, n_classes: int = 4, seed: int = 0, **arch: Any
-) -> SpectralFusionNet:
-    """A net with random weights, standardisation and (for batch norm) running statistics."""
-    torch.manual_seed(seed)
-    net = SpectralFusionNet(in_bands, n_classes, **arch)
-    net.set_standardisation(torch.rand(in_bands) * 100, torch.rand(in_bands) * 10 + 0.5)
-    net.train()
-    with torch.no_grad():
-        for _ in range(3):
-            net(torch.randn(64, in_bands) * 10 + 50)
-    return net.eval()
+from tests.nets import ARCHS, make_net
 
 
 def as_table(tiles: torch.Tensor) -> torch.Tensor:

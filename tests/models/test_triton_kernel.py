@@ -16,9 +16,7 @@ from bandfusion.models.triton_kernel import FusedTritonClassifier, unsupported
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.models.test_certify import exact_logits
-from tests.models.test_fusion import make_net
-from tests.models.test_inference import water_net, water_pixels  # noqa: F401 (fixtures)
+from tests.nets import exact_logits, make_net
 
 pytest.importorskip("triton")
 
@@ -72,7 +70,7 @@ def test_certified_labels_are_the_cpu_kernels_and_the_bound_holds(
     np.testing.assert_array_equal(cpu[clear], exact.argmax(dim=1).numpy()[clear])
 
 
-def test_a_trained_model_leaves_few_labels_in_doubt(water_net, water_pixels) -> None:  # noqa: F811
+def test_a_trained_model_leaves_few_labels_in_doubt(water_net, water_pixels) -> None:
     table = water_pixels[:: len(water_pixels) // 16384][:16384]
     kernel = TorchKernel.from_net(water_net, device=DEVICE)
     labels, doubt = fused(kernel).classify(carried(table), unsigned=True)

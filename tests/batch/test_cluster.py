@@ -23,13 +23,17 @@ from bandfusion.batch.run import BatchEvents, SceneRecord, run_batch
 from bandfusion.cli import main
 from distributed import Client
 
-from tests.batch.test_batch import chip_bands, predict_sha256, save_chip_model, stack_chip
-from tests.helpers import BANDFUSION, kill_busy_worker, manifest_scenes, no_cluster, wait_for
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_chip_model(tmp_path_factory.mktemp("model") / "chip-model")
+from tests.helpers import (
+    BANDFUSION,
+    chip_bands,
+    kill_busy_worker,
+    manifest_scenes,
+    no_cluster,
+    predict_sha256,
+    save_chip_model,
+    stack_chip,
+    wait_for,
+)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Training on real labels, and evaluation scores that agree with scikit-learn's."""
+"""Training on real labels (bandfusion.engine.train): it learns water on held-out blocks,
+repeats with its seed, records what a rerun needs, and recomputes declared indices."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from bandfusion.cli.options import parse_widths
-from bandfusion.engine.evaluate import evaluate, report_from_pixels
+from bandfusion.engine.evaluate import evaluate
 from bandfusion.engine.predict import predict_scene
 from bandfusion.engine.sampling import spatial_block_split
 from bandfusion.engine.train import held_out_blocks, train
@@ -17,28 +17,8 @@ from bandfusion.io.grid import Grid
 from bandfusion.io.labels import read_labels
 from bandfusion.io.scene import open_scene
 from bandfusion.models import SpectralFusionClassifier, load_model, save_model
-from sklearn.metrics import cohen_kappa_score, f1_score, jaccard_score, precision_score
 
-WATER = "sen1floods11_spain"
-QUICK = {"epochs": 8, "hidden": (16, 16), "per_class_cap": 3000, "patience": 4}
-
-
-@pytest.fixture(scope="module")
-def water(data_dir: Path):
-    scene = open_scene(data_dir / WATER / "Spain_7370579_S2Hand.tif")
-    labels = read_labels(
-        data_dir / WATER / "Spain_7370579_LabelHand.tif",
-        Grid.of(scene),
-        unlabelled=-1,
-        legend=data_dir / WATER / "legend.json",
-    )
-    return scene, labels
-
-
-@pytest.fixture(scope="module")
-def trained(water):
-    scene, labels = water
-    return train(scene, labels, seed=3, **QUICK)
+from tests.helpers import QUICK_TRAINING
 
 
 def test_training_learns_water_from_the_held_out_blocks(trained):
@@ -66,11 +46,11 @@ def test_validation_is_measured_on_blocks_training_never_saw(water, trained):
 
 def test_same_seed_same_model_other_seed_other_model(water, trained):
     scene, labels = water
-    twin = train(scene, labels, seed=3, **QUICK)
+    twin = train(scene, labels, seed=3, **QUICK_TRAINING)
     mine, theirs = twin.model.net.state_dict(), trained.model.net.state_dict()
     for name, tensor in mine.items():
         assert torch.equal(tensor, theirs[name]), name
-    other = train(scene, labels, seed=4, **QUICK)
+    other = train(scene, labels, seed=4, **QUICK_TRAINING)
     first = other.model.net.first_layer_weights()
     assert not torch.equal(first, trained.model.net.first_layer_weights())
 
@@ -88,7 +68,7 @@ def test_model_metadata_records_what_a_rerun_needs(trained):
 def test_non_contiguous_class_ids_are_kept(data_dir: Path):
     scene = open_scene(data_dir / "eolearn_slovenia/ndvi_stack.tif")
     labels = read_labels(data_dir / "eolearn_slovenia/lulc.tif", Grid.of(scene))
-    result = train(scene, labels, seed=0, block_size=16, **QUICK)
+    result = train(scene, labels, seed=0, block_size=16, **QUICK_TRAINING)
     assert set(result.model.meta.class_ids) <= {1, 2, 3, 4, 8}
     assert {2, 3} <= set(result.model.meta.class_ids)
     values = np.unique(predict_scene(scene, result.model).values)
@@ -102,50 +82,12 @@ def test_a_single_class_cannot_be_trained(water):
         labels.values, labels.labelled & (labels.values == 1), labels.legend, labels.source
     )
     with pytest.raises(LabelError, match="two classes"):
-        train(scene, one_class, seed=0, **QUICK)
-
-
-def test_report_scores_equal_scikit_learns():
-    rng = np.random.default_rng(0)
-    truth = rng.choice([1, 2, 8], size=2000, p=[0.5, 0.3, 0.2])
-    predicted = np.where(rng.random(2000) < 0.7, truth, rng.choice([1, 2, 8], size=2000))
-    report = report_from_pixels(truth, predicted, [1, 2, 8], ["a", "b", "c"])
-    ids = [1, 2, 8]
-    assert report.kappa == pytest.approx(cohen_kappa_score(truth, predicted))
-    np.testing.assert_allclose(report.f1, f1_score(truth, predicted, labels=ids, average=None))
-    np.testing.assert_allclose(
-        report.precision, precision_score(truth, predicted, labels=ids, average=None)
-    )
-    np.testing.assert_allclose(
-        report.iou, jaccard_score(truth, predicted, labels=ids, average=None)
-    )
-    assert report.macro_f1 == pytest.approx(f1_score(truth, predicted, average="macro"))
-    assert report.overall_accuracy == pytest.approx((truth == predicted).mean())
-
-
-def test_evaluation_over_chunks_equals_one_pass(water, trained):
-    scene, labels = water
-    whole = evaluate(trained.model, scene.chunk({"y": -1, "x": -1}), labels)
-    tiled = evaluate(trained.model, scene.chunk({"y": 100, "x": 130}), labels)
-    np.testing.assert_array_equal(whole.confusion, tiled.confusion)
-    assert whole.n_pixels == labels.labelled.sum() - 0  # the chip has no nodata pixels
-
-
-@pytest.mark.parametrize(
-    ("text", "widths"), [("64,64", (64, 64)), ("128,32,128", (128, 32, 128)), ("none", ())]
-)
-def test_width_lists_parse(text, widths):
-    assert parse_widths(text) == widths
-
-
-def test_bad_width_lists_are_refused():
-    with pytest.raises(ValueError, match="positive"):
-        parse_widths("64,0")
+        train(scene, one_class, seed=0, **QUICK_TRAINING)
 
 
 def test_declared_indices_are_recomputed_by_every_prediction_path(water, tmp_path: Path):
     scene, labels = water
-    result = train(scene, labels, seed=3, indices=("NDWI", "MNDWI"), **QUICK)
+    result = train(scene, labels, seed=3, indices=("NDWI", "MNDWI"), **QUICK_TRAINING)
     path = save_model(result.model, tmp_path / "indices-model")
     model = load_model(path)
     assert model.meta.bands == [str(b) for b in scene["band"].values]
@@ -168,4 +110,4 @@ def test_declared_indices_are_recomputed_by_every_prediction_path(water, tmp_pat
 def test_indices_need_bands_for_their_roles(water):
     scene, labels = water
     with pytest.raises(SceneError, match="no band for role 'nir'"):
-        train(scene, labels, indices=("NDVI",), band_roles={"nir": "B99"}, **QUICK)
+        train(scene, labels, indices=("NDVI",), band_roles={"nir": "B99"}, **QUICK_TRAINING)

@@ -1,20 +1,18 @@
-"""The batch job's inputs, manifest and planning, without a cluster (see test_batch_cluster.py).
-
-Also home of the helpers both batch test files use: a small model for the On Cloud N chips,
-multi-band copies of the chips, and the map `bandfusion predict` writes for a scene.
-"""
+"""The batch job's two manifests (bandfusion.batch.manifest): the scenes it is given (files,
+globs, directories, CSV and JSON scene lists), output names that stay inside the output dir, and
+the record in DIR/manifest.json that tells a rerun what is done."""
 
 from __future__ import annotations
 
-import itertools
+import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
 from bandfusion.batch.manifest import (
+    STATUSES,
     InputStamp,
     Manifest,
     SceneRecord,
@@ -22,56 +20,13 @@ from bandfusion.batch.manifest import (
     collect_scenes,
     file_sha256,
     output_path,
+    read_scene_list,
 )
-from bandfusion.batch.run import BatchResult, _value_counts, row_groups, run_batch
-from bandfusion.cli import main
-from bandfusion.engine.maps import write_model_output
-from bandfusion.engine.predict import predict_scene
-from bandfusion.errors import BandfusionError, BandfusionWarning
-from bandfusion.io.scene import open_scene
-from bandfusion.models.checkpoint import load_model, save_model
+from bandfusion.errors import BandfusionError, BandfusionWarning, OutputError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tests.helpers import REPO, no_cluster, random_model
-
-CHIPS = REPO / "data" / "oncloudn_s2"
-BANDS = ("B02", "B03", "B04", "B08")
-
-
-def chip_bands(chip: str) -> list[Path]:
-    """The band files of a bundled On Cloud N chip ("adwp" or "akny")."""
-    return [CHIPS / chip / f"{band}.tif" for band in BANDS]
-
-
-def save_chip_model(path: Path, seed: int = 0) -> Path:
-    """A small random-weight model over the chips' four bands, saved at `path`; with seed 0
-    its maps of both chips hold all three classes."""
-    scene = open_scene(chip_bands("adwp"))
-    return save_model(random_model(scene, [1, 2, 3], hidden=(8,), seed=seed), path)
-
-
-def stack_chip(chip: str, path: Path, tiles: tuple[int, int] = (1, 1)) -> Path:
-    """The chip's bands as one multi-band GeoTIFF (band names kept), tiled `tiles` times."""
-    data = np.tile(open_scene(chip_bands(chip)).values, (1, *tiles))
-    with rasterio.open(chip_bands(chip)[0]) as src:
-        profile = {**src.profile, "count": 4, "height": data.shape[1], "width": data.shape[2]}
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data)
-        for index, band in enumerate(BANDS, start=1):
-            dst.set_band_description(index, band)
-    return path
-
-
-def predict_sha256(inputs: list[Path], model_dir: Path, path: Path) -> str:
-    """sha256 of the map `bandfusion predict` writes for `inputs` (written at `path`)."""
-    model = load_model(model_dir)
-    write_model_output(predict_scene(open_scene(inputs), model), path, model)
-    return file_sha256(path)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_chip_model(tmp_path_factory.mktemp("model") / "chip-model")
-
+from tests.helpers import pending_like
 
 # ---------------------------------------------------------------------------------------------
 # inputs
@@ -186,53 +141,8 @@ def test_output_names_may_use_subfolders(tmp_path: Path):
     assert output_path(tmp_path, "a/b/../c.tif") == tmp_path.resolve() / "a" / "c.tif"
 
 
-def test_run_refuses_an_escaping_name_before_any_work(tmp_path: Path, model_dir: Path):
-    scenes = tmp_path / "scenes.json"
-    scenes.write_text(json.dumps([{"inputs": "a.tif", "output": "../../evil.tif"}]))
-    with pytest.raises(BandfusionError, match=r"evil\.tif"):
-        run_batch(scenes, model_dir, tmp_path / "out", start_client=no_cluster)
-    assert not (tmp_path / "out" / "manifest.json").exists()
-
-
-def test_run_refuses_two_scenes_writing_one_output(tmp_path: Path, model_dir: Path):
-    specs = [SceneSpec(("a/x.tif",), "x.tif"), SceneSpec(("b/x.tif",), "./x.tif")]
-    with pytest.raises(BandfusionError, match=r"several scenes would write x\.tif"):
-        run_batch(specs, model_dir, tmp_path / "out", start_client=no_cluster)
-
-
-def test_cli_refuses_workers_with_a_scheduler(capsys: pytest.CaptureFixture[str]):
-    with pytest.raises(SystemExit) as info:
-        main(
-            ["batch", "x.tif", "-m", "m", "--out-dir", "o", "--scheduler", "h:1", "--workers", "2"]
-        )
-    assert info.value.code == 2
-    assert "local cluster only" in capsys.readouterr().err
-
-
 # ---------------------------------------------------------------------------------------------
 # the manifest: what counts as done
-
-
-@pytest.fixture
-def done(tmp_path: Path) -> SceneRecord:
-    """A finished record whose output and input exist in tmp_path."""
-    (tmp_path / "in.tif").write_bytes(b"input")
-    (tmp_path / "out.tif").write_bytes(b"map")
-    return SceneRecord(
-        output="out.tif",
-        inputs=(InputStamp.of(tmp_path / "in.tif"),),
-        model_sha256="m1",
-        status="done",
-        sha256=file_sha256(tmp_path / "out.tif"),
-        pixels={"1": 3, "nodata": 1},
-        duration_s=0.5,
-        worker="tcp://127.0.0.1:1",
-        parts=1,
-    )
-
-
-def pending_like(record: SceneRecord) -> SceneRecord:
-    return SceneRecord(record.output, record.inputs, record.model_sha256)
 
 
 def test_manifest_round_trips_and_skips_only_current_outputs(tmp_path: Path, done: SceneRecord):
@@ -287,35 +197,154 @@ def test_a_missing_input_is_stamped_without_size(tmp_path: Path):
     assert Path(stamp.path).is_absolute()
 
 
+def test_a_manifest_in_a_missing_directory_is_an_output_error(tmp_path: Path, done: SceneRecord):
+    manifest = Manifest(tmp_path / "gone" / "manifest.json", {}, {})
+    with pytest.raises(OutputError, match="cannot write manifest") as caught:
+        manifest.update(done)
+    assert str(caught.value).startswith(f"{tmp_path / 'gone' / 'manifest.json'}: ")
+    assert not (tmp_path / "gone").exists()
+
+
+def test_records_of_outputs_a_run_does_not_touch_are_kept(tmp_path: Path, done: SceneRecord):
+    other = replace(done, output="other.tif", status="failed", error="other.tif: broken")
+    first = Manifest(tmp_path / "manifest.json", {}, {"sha256": "m1"})
+    first.update(other)
+    first.update(done)
+    second = Manifest.load(tmp_path)
+    second.update(replace(done, duration_s=9.0))
+    second.flush()
+    records = Manifest.load(tmp_path).records
+    assert records == {"other.tif": other, "out.tif": replace(done, duration_s=9.0)}
+    doc = json.loads((tmp_path / "manifest.json").read_text())
+    assert doc["version"] == 1 and doc["model"] == {"sha256": "m1"}
+    assert doc["scenes"] == [other.to_json(), replace(done, duration_s=9.0).to_json()]
+
+
+def test_an_unknown_status_makes_the_manifest_unreadable(tmp_path: Path, done: SceneRecord):
+    entry = {**done.to_json(), "status": "finished"}
+    (tmp_path / "manifest.json").write_text(json.dumps({"scenes": [entry]}))
+    with pytest.warns(BandfusionWarning, match="unknown status 'finished'"):
+        assert Manifest.load(tmp_path).records == {}
+
+
+def test_plan_keeps_new_outputs_pending_and_skips_a_skipped_one_again(
+    tmp_path: Path, done: SceneRecord
+):
+    skipped = replace(done, status="skipped")
+    manifest = Manifest(tmp_path / "manifest.json", {"out.tif": skipped}, {})
+    new = SceneRecord("new.tif", done.inputs, "m1")
+    assert manifest.plan([new, pending_like(done)], tmp_path, force=False) == [new, skipped]
+
+
+def test_a_scene_of_band_files_is_named_after_their_folder(tmp_path: Path):
+    bands = [tmp_path / "S2A_tile" / f"B0{i}.tif" for i in (2, 3)]
+    assert SceneSpec.of(bands).output == "S2A_tile.tif"
+    assert SceneSpec.of(bands[0]).output == "B02.tif"
+    assert SceneSpec.of(bands, "mine.tif").inputs == tuple(str(b) for b in bands)
+    with pytest.raises(BandfusionError, match="at least one input file"):
+        SceneSpec.of([])
+
+
+def test_file_sha256_reads_files_larger_than_a_block(tmp_path: Path):
+    data = np.random.default_rng(0).bytes(5 << 19)  # two and a half blocks of 1 MiB
+    (tmp_path / "big.tif").write_bytes(data)
+    assert file_sha256(tmp_path / "big.tif") == hashlib.sha256(data).hexdigest()
+
+
 # ---------------------------------------------------------------------------------------------
-# splitting and reporting
+# properties: any record round-trips; any scene list is scenes or one line naming the list
 
-
-@pytest.mark.parametrize(
-    ("chunks", "parts"), [((4, 4, 4, 2), 2), ((4, 4, 4, 2), 8), ((7,), 3), ((2,) * 9, 4)]
+texts = st.text(max_size=12)
+stamps = st.builds(
+    InputStamp,
+    path=texts,
+    size=st.none() | st.integers(0, 2**50),
+    mtime_ns=st.none() | st.integers(0, 2**63),
 )
-def test_row_groups_cover_the_rows_in_whole_chunks(chunks: tuple[int, ...], parts: int):
-    groups = row_groups(chunks, parts)
-    bounds = set(np.cumsum((0, *chunks)).tolist())
-    assert len(groups) == min(parts, len(chunks))
-    assert groups[0][0] == 0 and groups[-1][1] == sum(chunks)
-    assert all(a[1] == b[0] for a, b in itertools.pairwise(groups))
-    assert all(start in bounds and stop in bounds and start < stop for start, stop in groups)
+records = st.builds(
+    SceneRecord,
+    output=st.text(min_size=1, max_size=12),
+    inputs=st.lists(stamps, max_size=3).map(tuple),
+    model_sha256=texts,
+    status=st.sampled_from(STATUSES),
+    sha256=st.none() | texts,
+    pixels=st.none() | st.dictionaries(texts, st.integers(0, 2**50), max_size=4),
+    duration_s=st.none() | st.floats(0, 1e9),
+    worker=st.none() | texts,
+    parts=st.none() | st.integers(1, 1024),
+    error=st.none() | texts,
+)
 
 
-@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "float32"])
-def test_value_counts_count_every_value(dtype: str):
-    block = np.array([[3, 3, 255, 0], [7, 3, 255, 1]]).astype(dtype)
-    if dtype == "int16":
-        block[0, 0] = -1
-    values, sizes = np.unique(block, return_counts=True)
-    assert _value_counts(block) == dict(zip(values.tolist(), sizes.tolist(), strict=True))
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    batch=st.lists(records, max_size=6, unique_by=lambda r: r.output),
+    model=st.dictionaries(texts, texts, max_size=2),
+)
+def test_any_records_round_trip_through_the_manifest_file(
+    tmp_path_factory: pytest.TempPathFactory, batch: list[SceneRecord], model: dict[str, str]
+):
+    out = tmp_path_factory.mktemp("manifest")
+    manifest = Manifest(out / "manifest.json", {}, model)
+    for record in batch:
+        manifest.update(record)
+    manifest.save()
+    loaded = Manifest.load(out)
+    assert list(loaded.records.values()) == batch
+    assert loaded.model == model
+    assert [p.name for p in out.iterdir()] == ["manifest.json"]
 
 
-def test_result_counts_and_lists_the_failed_scenes(done: SceneRecord):
-    bad = replace(
-        pending_like(done), output="bad.tif", status="failed", error="bad.tif: not a raster"
-    )
-    result = BatchResult((done, replace(done, status="skipped"), bad), Path("m.json"), 2.0)
-    assert [result.count(s) for s in ("done", "skipped", "failed")] == [1, 1, 1]
-    assert [r.output for r in result.failed] == ["bad.tif"]
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | texts,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(texts, children, max_size=3),
+    max_leaves=10,
+)
+scene_entries = (
+    texts
+    | st.lists(texts, max_size=3)
+    | st.dictionaries(st.sampled_from(["inputs", "output"]), json_values | texts | st.lists(texts))
+)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(
+    document=json_values
+    | st.lists(scene_entries, max_size=4)
+    | st.fixed_dictionaries({"scenes": st.lists(scene_entries, max_size=4)})
+)
+def test_any_json_scene_list_gives_scenes_or_one_line_naming_it(
+    tmp_path_factory: pytest.TempPathFactory, document: object
+):
+    path = tmp_path_factory.mktemp("lists") / "scenes.json"
+    path.write_text(json.dumps(document))
+    scenes_or_error(path)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(
+    lines=st.lists(
+        st.lists(
+            st.text(alphabet=st.sampled_from('ab.tif/;" ,\t\r\x00é'), max_size=8), max_size=3
+        ).map(",".join),
+        max_size=5,
+    ),
+    header=st.sampled_from(["inputs,output", "inputs", "output,inputs,notes", "files"]),
+)
+def test_any_csv_scene_list_gives_scenes_or_one_line_naming_it(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[str], header: str
+):
+    path = tmp_path_factory.mktemp("lists") / "scenes.csv"
+    path.write_text("\n".join([header, *lines]), encoding="utf-8")
+    scenes_or_error(path)
+
+
+def scenes_or_error(path: Path) -> None:
+    """read_scene_list(path): scenes with at least one input each, or a BandfusionError of one
+    line naming `path`; nothing else."""
+    try:
+        scenes = read_scene_list(path)
+    except BandfusionError as exc:
+        assert str(exc).startswith(f"{path}: ") and "\n" not in str(exc), str(exc)
+        return
+    assert scenes and all(scene.inputs and scene.output for scene in scenes)

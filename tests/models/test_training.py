@@ -1,0 +1,90 @@
+"""The training loop (bandfusion.models.training): seeded runs repeat exactly, early stopping
+keeps the best epoch's weights and stops `patience` epochs after it, and the network
+standardises on the training pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from bandfusion.models.training import FitSettings, fit_pixels, predict_logits
+from sklearn.metrics import f1_score
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+QUICK = FitSettings(hidden=(8,), epochs=6, batch_size=64, patience=100)
+
+
+def pixels(n: int, spread: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`n` pixels of 5 bands around three class centres (water, vegetation, bare soil) with
+    Gaussian noise of `spread`: small spreads give separable classes, large ones overlap."""
+    rng = np.random.default_rng(seed)
+    centres = np.array(
+        [[900, 700, 400, 200, 100], [500, 900, 600, 3000, 1500], [1400, 1600, 1800, 2200, 2600]]
+    )
+    y = rng.integers(0, 3, n)
+    return (centres[y] + rng.normal(0, spread, (n, 5))).astype(np.float32), y
+
+
+def weights(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: value.clone() for name, value in net.state_dict().items()}
+
+
+def test_the_same_seed_gives_the_same_network_and_history() -> None:
+    x, y = pixels(300, 400.0)
+    first = fit_pixels(x, y, n_classes=3, settings=QUICK)
+    again = fit_pixels(x, y, n_classes=3, settings=QUICK)
+    assert first.history == again.history
+    for name, value in weights(first.net).items():
+        torch.testing.assert_close(again.net.state_dict()[name], value, rtol=0, atol=0)
+    other = fit_pixels(x, y, n_classes=3, settings=FitSettings(**{**vars(QUICK), "seed": 1}))
+    pairs = zip(other.net.parameters(), first.net.parameters(), strict=True)
+    assert not all(torch.equal(a, b) for a, b in pairs)
+
+
+def test_training_stops_patience_epochs_after_the_best_one() -> None:
+    x, y = pixels(300, 50.0)  # separable: the score stops improving early
+    settings = FitSettings(hidden=(8,), epochs=100, batch_size=64, patience=3)
+    result = fit_pixels(x, y, n_classes=3, settings=settings)
+    scores = [epoch["val_macro_f1"] for epoch in result.history]
+    best = scores.index(max(scores))
+    assert len(scores) == best + 1 + settings.patience < settings.epochs
+    assert [epoch["epoch"] for epoch in result.history] == list(range(1, len(scores) + 1))
+
+
+def test_the_best_epochs_weights_are_kept() -> None:
+    x, y = pixels(400, 700.0, seed=1)
+    x_val, y_val = pixels(200, 700.0, seed=2)
+    settings = FitSettings(**{**vars(QUICK), "epochs": 12})
+    result = fit_pixels(x, y, n_classes=3, x_val=x_val, y_val=y_val, settings=settings)
+    scores = [epoch["val_macro_f1"] for epoch in result.history]
+    assert scores[-1] < max(scores)  # so the weights kept are not simply the last epoch's
+    predicted = predict_logits(result.net, x_val).argmax(1).numpy()
+    assert f1_score(y_val, predicted, average="macro", zero_division=0) == max(scores)
+    assert not result.net.training and next(result.net.parameters()).device.type == "cpu"
+
+
+def test_without_validation_pixels_each_epoch_is_scored_on_the_training_pixels() -> None:
+    x, y = pixels(300, 400.0)
+    alone = fit_pixels(x, y, n_classes=3, settings=QUICK)
+    scored_on_itself = fit_pixels(x, y, n_classes=3, x_val=x, y_val=y, settings=QUICK)
+    empty = fit_pixels(x, y, n_classes=3, x_val=x[:0], y_val=y[:0], settings=QUICK)
+    assert alone.history == scored_on_itself.history == empty.history
+
+
+def test_the_network_standardises_on_the_training_pixels() -> None:
+    x, y = pixels(300, 400.0)
+    net = fit_pixels(x, y, n_classes=3, settings=QUICK).net
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(net.band_mean.numpy(), x64.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(net.band_std.numpy(), x64.std(0), rtol=1e-6)
+
+
+def test_logits_agree_whatever_the_batch_size() -> None:
+    """Up to float32 rounding: the matrix products of other batch shapes round differently."""
+    x, y = pixels(300, 400.0)
+    net = fit_pixels(x, y, n_classes=3, settings=QUICK).net
+    whole = predict_logits(net, x)
+    assert whole.shape == (300, 3) and whole.dtype == torch.float32
+    torch.testing.assert_close(predict_logits(net, x, batch_pixels=7), whole)
+    assert predict_logits(net, x[:0]).shape == (0, 3)

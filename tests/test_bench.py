@@ -1,0 +1,23 @@
+"""The benchmark (`python -m bench`, the repository's bench/) runs end to end on a small scene."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import REPO
+
+
+@pytest.mark.slow
+def test_bench_runs_end_to_end_on_a_small_scene() -> None:
+    root = REPO
+    command = [sys.executable, "-m", "bench", "--size", "512", "--no-record", "--no-baseline"]
+    command += ["--repeats", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=root, timeout=600)
+    assert result.returncode == 0, result.stderr
+    lines = ("| io |", "| e2e fp32 |", "| model fp32 |", "e2e fp32 / (I/O floor")
+    lines += ("50 % nodata speed-up (median of 2 paired rounds)",)
+    for line in lines:
+        assert line in result.stdout
