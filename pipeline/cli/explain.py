@@ -16,7 +16,7 @@ from bandfusion.cli.options import (
     scene_options,
     seed_option,
 )
-from bandfusion.display.progress import TaskProgress
+from bandfusion.display.progress import ProgressDisplay
 from bandfusion.engine.explain import explain
 from bandfusion.models.checkpoint import load_model
 from sklearn.metrics import get_scorer
@@ -93,7 +93,7 @@ def explain_command(
     scene = load_scene(images, band_names, resampling)
     labels = load_labels(scene, labels_path, attribute, unlabelled, legend)
     where = held_out(model, labels, model_path) if split == "validation" else None
-    with TaskProgress("read pixels", disable=quiet):
+    with ProgressDisplay(quiet=quiet) as progress:
         explanation = explain(
             model,
             scene,
@@ -103,6 +103,7 @@ def explain_command(
             n_repeats=repeats,
             scoring=scoring,
             seed=seed,
+            progress=progress,
         )
     click.echo(f"{split} pixels of {labels_path}:")
     click.echo(explanation.format_table())

@@ -17,6 +17,7 @@ from bandfusion.io.grid import Grid
 from bandfusion.io.labels import read_labels
 from bandfusion.io.scene import open_scene
 from bandfusion.models import SpectralFusionClassifier, load_model, save_model
+from bandfusion.progress import Step
 from sklearn.metrics import cohen_kappa_score, f1_score, jaccard_score, precision_score
 
 WATER = "sen1floods11_spain"
@@ -129,6 +130,22 @@ def test_evaluation_over_chunks_equals_one_pass(water, trained):
     tiled = evaluate(trained.model, scene.chunk({"y": 100, "x": 130}), labels)
     np.testing.assert_array_equal(whole.confusion, tiled.confusion)
     assert whole.n_pixels == labels.labelled.sum() - 0  # the chip has no nodata pixels
+
+
+def test_training_and_evaluation_report_their_progress_as_steps(water, trained):
+    scene, labels = water
+    epochs: list[Step] = []
+    result = train(scene, labels, seed=3, progress=epochs.append, **QUICK)
+    assert [(s.stage, s.done, s.total, s.unit) for s in epochs] == [
+        ("train", 1, QUICK["epochs"], "epoch")
+    ] * len(result.history)
+    assert [s.info for s in epochs] == [
+        {"loss": row["loss"], "val_f1": row["val_macro_f1"]} for row in result.history
+    ]
+    tasks: list[Step] = []
+    evaluate(trained.model, scene.chunk({"y": 256, "x": 256}), labels, progress=tasks.append)
+    assert {(s.stage, s.unit) for s in tasks} == {("evaluate", "task")}
+    assert sum(s.done for s in tasks) == tasks[-1].total > 4  # every task of the graph
 
 
 @pytest.mark.parametrize(
