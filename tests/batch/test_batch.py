@@ -23,7 +23,9 @@ from bandfusion.batch.manifest import (
     file_sha256,
     output_path,
 )
-from bandfusion.batch.run import BatchResult, _value_counts, row_groups, run_batch
+from bandfusion.batch.run import BatchResult, run_batch
+from bandfusion.batch.tally import value_counts
+from bandfusion.batch.tasks import row_groups
 from bandfusion.cli import main
 from bandfusion.engine.maps import write_model_output
 from bandfusion.engine.predict import predict_scene
@@ -309,7 +311,7 @@ def test_value_counts_count_every_value(dtype: str):
     if dtype == "int16":
         block[0, 0] = -1
     values, sizes = np.unique(block, return_counts=True)
-    assert _value_counts(block) == dict(zip(values.tolist(), sizes.tolist(), strict=True))
+    assert value_counts(block) == dict(zip(values.tolist(), sizes.tolist(), strict=True))
 
 
 def test_summary_lists_every_scene_and_the_totals(done: SceneRecord):
