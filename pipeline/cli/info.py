@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 from bandfusion.cli.options import quiet_option
+from bandfusion.display.model_info import describe_model
 from bandfusion.display.raster_info import describe_raster
-from bandfusion.models.checkpoint import describe, load_model
+from bandfusion.models.checkpoint import load_model
 
 
 @click.command("info")
@@ -23,4 +24,4 @@ def info_command(path: Path, quiet: bool) -> None:
       bandfusion info data/sen1floods11_spain/Spain_7370579_S2Hand.tif
       bandfusion info water-model
     """
-    click.echo(describe(load_model(path)) if path.is_dir() else describe_raster(path))
+    click.echo(describe_model(load_model(path)) if path.is_dir() else describe_raster(path))
