@@ -36,8 +36,9 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from bandfusion import load_model, open_scene, predict_scene, read_labels, save_model
+from bandfusion.batch.cluster import local_client
 from bandfusion.batch.manifest import SceneSpec
-from bandfusion.batch.run import BatchResult, local_client, run_batch
+from bandfusion.batch.run import BatchResult, run_batch
 from bandfusion.engine.maps import write_model_output
 from bandfusion.engine.train import train
 from bandfusion.io.grid import Grid

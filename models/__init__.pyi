@@ -5,7 +5,6 @@ from .checkpoint import (
     FORMAT_VERSION,
     ModelMetadata,
     TrainedModel,
-    describe,
     load_model,
     save_model,
 )
@@ -25,7 +24,6 @@ __all__ = [
     "SpectralFusionNet",
     "TrainedModel",
     "append_indices",
-    "describe",
     "fit_pixels",
     "load_model",
     "make_baseline",

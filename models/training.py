@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from bandfusion.models.fusion import Activation, Norm, SpectralFusionNet
 from bandfusion.models.threads import one_thread_on_cpu
+from bandfusion.progress import Progress, Step
 from sklearn.metrics import f1_score
-from tqdm.auto import tqdm
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def fit_pixels(
     settings: FitSettings | None = None,
     class_weights: np.ndarray | None = None,
     device: torch.device | str = "cpu",
-    progress: bool = False,
+    progress: Progress | None = None,
 ) -> FitResult:
     """Train a SpectralFusionNet on float32 pixels `x` (n, bands) and class indices `y` (n,).
 
@@ -59,7 +59,7 @@ def fit_pixels(
     on (x_val, y_val), or on the training pixels when no validation is given; the weights of
     the best epoch are kept, and training stops after `patience` epochs without improvement.
     `class_weights` (one per class index) weight the cross-entropy. `settings.seed` seeds torch;
-    None takes the FitSettings defaults.
+    None takes the FitSettings defaults. `progress` is told of each epoch (stage "train").
     """
     settings = settings or FitSettings()
     torch.manual_seed(settings.seed)
@@ -97,7 +97,7 @@ def _train(
     settings: FitSettings,
     weight: torch.Tensor | None,
     device: torch.device,
-    progress: bool,
+    progress: Progress | None,
 ) -> list[dict[str, float]]:
     """Mini-batch AdamW; keeps the weights of the epoch with the best validation macro-F1."""
     loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
@@ -111,10 +111,7 @@ def _train(
     best: tuple[float, dict[str, torch.Tensor]] = (-1.0, copy.deepcopy(net.state_dict()))
     history: list[dict[str, float]] = []
     stale = 0
-    bar = tqdm(
-        range(settings.epochs), desc="train", unit="epoch", disable=not progress, leave=False
-    )
-    for epoch in bar:
+    for epoch in range(settings.epochs):
         net.train()
         order = torch.randperm(len(x_train), generator=generator).to(device)
         total = 0.0
@@ -131,7 +128,9 @@ def _train(
         score = _macro_f1(net, val, device)
         mean_loss = total / max(len(order), 1)
         history.append({"epoch": epoch + 1, "loss": mean_loss, "val_macro_f1": score})
-        bar.set_postfix(loss=f"{mean_loss:.4f}", val_f1=f"{score:.4f}")
+        if progress is not None:
+            info = {"loss": mean_loss, "val_f1": score}
+            progress(Step("train", 1, settings.epochs, "epoch", info))
         if score > best[0]:
             best, stale = (score, copy.deepcopy(net.state_dict())), 0
         else:

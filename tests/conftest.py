@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from bandfusion.batch import run as batch
+from bandfusion.batch.cluster import local_client
 from bandfusion.engine import predict as predict_module
 from bandfusion.io.scene import open_scene
 from distributed import Client
@@ -41,7 +41,7 @@ def scene(data_dir: Path):
 @pytest.fixture(scope="module")
 def client() -> Iterator[Client]:
     """Two single-thread worker processes, as on a 2-core machine, configured as users get them."""
-    with batch.local_client(workers=2, threads_per_worker=1) as client:
+    with local_client(workers=2, threads_per_worker=1) as client:
         yield client
 
 

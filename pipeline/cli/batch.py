@@ -3,61 +3,17 @@
 from __future__ import annotations
 
 import functools
-import sys
 from pathlib import Path
-from types import TracebackType
 
 import click
-from bandfusion.batch.run import (
-    BatchError,
-    BatchEvents,
-    BatchOptions,
-    SceneRecord,
-    collect_scenes,
-    connect,
-    dashboard_link,
-    local_client,
-    run_batch,
-)
+from bandfusion.batch.cluster import connect, local_client
+from bandfusion.batch.manifest import collect_scenes
+from bandfusion.batch.run import BatchError, run_batch
+from bandfusion.batch.tasks import BatchOptions
 from bandfusion.cli.options import device_option, parse_names, quiet_option, scene_options
 from bandfusion.display.tables import batch_summary
+from bandfusion.display.progress import ProgressDisplay
 from bandfusion.engine.predict import DEFAULT_BATCH_PIXELS
-from distributed import Client
-from tqdm.auto import tqdm
-
-
-class _Progress(BatchEvents):
-    """Bars over scenes and pixels on stderr, and log lines that stay with --quiet."""
-
-    def __init__(self, total: int, quiet: bool) -> None:
-        self.scenes = tqdm(total=total, desc="scenes", unit="scene", disable=quiet)
-        self.pixels = tqdm(desc="pixels", unit="px", unit_scale=True, disable=quiet)
-
-    def __enter__(self) -> _Progress:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.pixels.close()
-        self.scenes.close()
-
-    def client_ready(self, client: Client) -> None:
-        workers = client.nthreads()
-        link = dashboard_link(client)
-        self.scenes.write(
-            f"cluster: {len(workers)} workers, {sum(workers.values())} threads"
-            + (f"; dashboard: {link}" if link else ""),
-            file=sys.stderr,
-        )
-
-    def scene_done(self, record: SceneRecord) -> None:
-        self.scenes.update(1)
-        if record.status == "failed":
-            self.scenes.write(f"failed: {record.output}: {record.error}", file=sys.stderr)
-
-    def pixels_written(self, count: int) -> None:
-        self.pixels.update(count)
 
 
 @click.command("batch")
@@ -141,14 +97,14 @@ def batch_command(
         resampling=resampling,
         band_names=tuple(names) if (names := parse_names(band_names)) else None,
     )
-    with _Progress(len(scenes), quiet) as progress:
+    with ProgressDisplay(quiet=quiet) as progress:
         result = run_batch(
             scenes,
             model_path,
             out_dir,
             force=force,
             options=options,
-            events=progress,
+            progress=progress,
             start_client=start_client,
         )
     click.echo(batch_summary(result))

@@ -20,6 +20,7 @@ from bandfusion.cli.options import (
 )
 from bandfusion.display.files import write_benchmark
 from bandfusion.display.tables import benchmark_report
+from bandfusion.display.progress import ProgressDisplay
 from bandfusion.engine.compare import PROTOCOLS, Protocol, available_methods, run_benchmark
 from bandfusion.errors import OutputError
 from bandfusion.io.hyperspectral import is_mat_file, read_mat_scene
@@ -176,18 +177,19 @@ def benchmark_command(
     fusion: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if class_weight is not None:
         fusion["class_weight"] = "balanced" if class_weight else None
-    bench = run_benchmark(
-        scene,
-        labels,
-        dataset=", ".join(p.name for p in images),
-        protocol=chosen,
-        methods=methods,
-        seeds=range(seed, seed + runs),
-        per_class_cap=per_class_cap or None,
-        fusion_params={**fusion, "device": device},
-        threads=threads,
-        progress=not quiet,
-    )
+    with ProgressDisplay(quiet=quiet) as progress:
+        bench = run_benchmark(
+            scene,
+            labels,
+            dataset=", ".join(p.name for p in images),
+            protocol=chosen,
+            methods=methods,
+            seeds=range(seed, seed + runs),
+            per_class_cap=per_class_cap or None,
+            fusion_params={**fusion, "device": device},
+            threads=threads,
+            progress=progress,
+        )
     click.echo(benchmark_report(bench))
     for path in write_benchmark(bench, output):
         click.echo(f"wrote {path}")

@@ -15,7 +15,7 @@ from bandfusion.cli.options import (
     quiet_option,
     scene_options,
 )
-from bandfusion.display.progress import TaskProgress
+from bandfusion.display.progress import ProgressDisplay
 from bandfusion.display.tables import evaluation_table
 from bandfusion.engine.evaluate import evaluate
 from bandfusion.engine.train import held_out_blocks
@@ -65,8 +65,8 @@ def evaluate_command(
     scene = load_scene(images, band_names, resampling)
     labels = load_labels(scene, labels_path, attribute, unlabelled, legend)
     where = held_out(model, labels, model_path) if split == "validation" else None
-    with TaskProgress("evaluate", disable=quiet):
-        report = evaluate(model, scene, labels, where=where, device=device)
+    with ProgressDisplay(quiet=quiet) as progress:
+        report = evaluate(model, scene, labels, where=where, device=device, progress=progress)
     click.echo(f"{split} pixels of {labels_path}:")
     click.echo(evaluation_table(report))
     click.echo("confusion matrix (rows: reference, columns: predicted):")

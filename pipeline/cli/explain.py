@@ -17,7 +17,7 @@ from bandfusion.cli.options import (
     seed_option,
 )
 from bandfusion.display.files import write_explanation
-from bandfusion.display.progress import TaskProgress
+from bandfusion.display.progress import ProgressDisplay
 from bandfusion.display.tables import importance_table
 from bandfusion.engine.explain import explain
 from bandfusion.models.checkpoint import load_model
@@ -95,7 +95,7 @@ def explain_command(
     scene = load_scene(images, band_names, resampling)
     labels = load_labels(scene, labels_path, attribute, unlabelled, legend)
     where = held_out(model, labels, model_path) if split == "validation" else None
-    with TaskProgress("read pixels", disable=quiet):
+    with ProgressDisplay(quiet=quiet) as progress:
         explanation = explain(
             model,
             scene,
@@ -105,6 +105,7 @@ def explain_command(
             n_repeats=repeats,
             scoring=scoring,
             seed=seed,
+            progress=progress,
         )
     click.echo(f"{split} pixels of {labels_path}:")
     click.echo(importance_table(explanation))

@@ -10,7 +10,8 @@ from bandfusion.display.raster_info import describe_raster
 from bandfusion.engine.guard import KERNEL_NAMES
 from bandfusion.engine.kernels import kernel_plan
 from bandfusion.errors import BandfusionError
-from bandfusion.models.checkpoint import describe, load_model
+from bandfusion.display.model_info import describe_model
+from bandfusion.models.checkpoint import load_model
 
 
 @click.command("info")
@@ -37,7 +38,7 @@ def info_command(path: Path, device: str | None, quiet: bool) -> None:
         click.echo(describe_raster(path))
         return
     model = load_model(path)
-    click.echo(describe(model))
+    click.echo(describe_model(model))
     if device is not None:
         plan = kernel_plan(model, device)
         click.echo(f"kernel: {plan.device}: {KERNEL_NAMES[plan.kernel]} ({plan.reason})")

@@ -13,12 +13,13 @@ from bandfusion.cli.options import (
     quiet_option,
     scene_options,
 )
+from bandfusion.display.progress import ProgressDisplay
 from bandfusion.engine.maps import write_model_output
 from bandfusion.engine.predict import DEFAULT_BATCH_PIXELS, predict_proba_scene, predict_scene
 from bandfusion.io.geotiff import check_writable
 from bandfusion.models.checkpoint import TrainedModel, load_model
 from bandfusion.models.inference import PRECISIONS
-from tqdm.auto import tqdm
+from bandfusion.progress import Progress, counter
 
 
 @click.command("predict")
@@ -80,12 +81,13 @@ def predict_command(
     classes = predict_scene(
         scene, model, device=device, batch_pixels=batch_pixels, precision=precision
     )
-    _write(classes, output, model, cog=cog, quiet=quiet)
-    if probabilities is not None:
-        proba = predict_proba_scene(
-            scene, model, device=device, batch_pixels=batch_pixels, precision=precision
-        )
-        _write(proba, probabilities, model, cog=cog, quiet=quiet)
+    with ProgressDisplay(quiet=quiet) as progress:
+        _write(classes, output, model, cog=cog, progress=progress)
+        if probabilities is not None:
+            proba = predict_proba_scene(
+                scene, model, device=device, batch_pixels=batch_pixels, precision=precision
+            )
+            _write(proba, probabilities, model, cog=cog, progress=progress)
     if preview is not None:
         from bandfusion.display.preview import (
             write_preview,  # matplotlib: loaded only when a preview is asked
@@ -104,7 +106,9 @@ def predict_command(
             click.echo(f"{label}: {path}")
 
 
-def _write(array: xr.DataArray, path: Path, model: TrainedModel, *, cog: bool, quiet: bool) -> None:
+def _write(
+    array: xr.DataArray, path: Path, model: TrainedModel, *, cog: bool, progress: Progress
+) -> None:
     pixels = int(array.sizes["y"] * array.sizes["x"])
-    with tqdm(total=pixels, desc=str(array.name), unit="px", unit_scale=True, disable=quiet) as bar:
-        write_model_output(array, path, model, cog=cog, progress=bar.update)
+    count = counter(progress, str(array.name), total=pixels, unit="px")
+    write_model_output(array, path, model, cog=cog, progress=count)

@@ -16,6 +16,7 @@ from bandfusion.cli.options import (
     widths_callback,
 )
 from bandfusion.display.tables import evaluation_table
+from bandfusion.display.progress import ProgressDisplay
 from bandfusion.engine.train import TrainingSettings, train
 from bandfusion.models.checkpoint import check_model_path, save_model
 from bandfusion.models.indices import INDICES
@@ -153,27 +154,28 @@ def train_command(
     check_model_path(output)
     scene = load_scene(images, band_names, resampling)
     labels = load_labels(scene, labels_path, attribute, unlabelled, legend)
-    result = train(
-        scene,
-        labels,
-        device=device,
-        progress=not quiet,
-        hidden=hidden,
-        norm=norm,
-        activation=activation,
-        dropout=dropout,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=lr,
-        patience=patience,
-        per_class_cap=per_class_cap or None,
-        val_fraction=val_fraction,
-        block_size=block_size,
-        class_weight=class_weight,
-        indices=indices,
-        band_roles=band_roles,
-        seed=seed,
-    )
+    with ProgressDisplay(quiet=quiet) as progress:
+        result = train(
+            scene,
+            labels,
+            device=device,
+            progress=progress,
+            hidden=hidden,
+            norm=norm,
+            activation=activation,
+            dropout=dropout,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=lr,
+            patience=patience,
+            per_class_cap=per_class_cap or None,
+            val_fraction=val_fraction,
+            block_size=block_size,
+            class_weight=class_weight,
+            indices=indices,
+            band_roles=band_roles,
+            seed=seed,
+        )
     path = save_model(result.model, output)
     if result.validation is not None:
         click.echo("validation (spatially disjoint blocks):")

@@ -15,8 +15,10 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 from bandfusion.engine.predict import predict_scene
+from bandfusion.engine.task_steps import report_tasks
 from bandfusion.io.labels import Labels
 from bandfusion.models.checkpoint import TrainedModel
+from bandfusion.progress import Progress
 from sklearn.metrics import confusion_matrix
 
 
@@ -123,10 +125,12 @@ def evaluate(
     *,
     where: np.ndarray | None = None,
     device: str = "auto",
+    progress: Progress | None = None,
 ) -> EvaluationReport:
     """Compare the model's map of `scene` with `labels` on labelled (and `where`) pixels.
 
     Classes in the labels that the model never learnt are kept as rows: they count as errors.
+    `progress` is told of every finished dask task (stage "evaluate").
     """
     class_map = predict_scene(scene, model, device=device)
     ids = sorted(set(model.meta.class_ids) | set(labels.legend.ids))
@@ -142,7 +146,8 @@ def evaluate(
             strict=True,
         )
     ]
-    (matrices,) = dask.compute(parts)
+    with report_tasks(progress, "evaluate"):
+        (matrices,) = dask.compute(parts)
     return EvaluationReport(ids, names, np.sum(matrices, axis=0))
 
 

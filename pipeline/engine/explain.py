@@ -14,11 +14,13 @@ from typing import Any
 import numpy as np
 import xarray as xr
 from bandfusion.engine.sampling import sample_pixels
+from bandfusion.engine.task_steps import report_tasks
 from bandfusion.errors import LabelError, SceneError
 from bandfusion.io.labels import Labels
 from bandfusion.io.sources import scene_sources
 from bandfusion.models.checkpoint import TrainedModel
 from bandfusion.models.estimator import SpectralFusionClassifier
+from bandfusion.progress import Progress
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import get_scorer
 
@@ -90,20 +92,23 @@ def explain(
     n_repeats: int = 5,
     scoring: str = "f1_macro",
     seed: int = 0,
+    progress: Progress | None = None,
 ) -> Explanation:
     """Explain `model` on labelled pixels of `scene` (within `where`: pass held-out pixels).
 
     At most `per_class_cap` pixels per class of the model's classes are drawn; each band is
-    shuffled `n_repeats` times. `scoring` is a scikit-learn scorer name.
+    shuffled `n_repeats` times. `scoring` is a scikit-learn scorer name. `progress` is told of
+    every dask task that reads the pixels (stage "read pixels").
     """
     classifier = SpectralFusionClassifier.from_model(model)
-    x, y = sample_pixels(
-        _model_bands(scene, classifier.bands_),
-        labels,
-        where=where,
-        per_class_cap=per_class_cap,
-        seed=seed,
-    )
+    with report_tasks(progress, "read pixels"):
+        x, y = sample_pixels(
+            _model_bands(scene, classifier.bands_),
+            labels,
+            where=where,
+            per_class_cap=per_class_cap,
+            seed=seed,
+        )
     known = np.isin(y, classifier.classes_)
     x, y = x[known], y[known]
     if len(y) == 0:

@@ -5,12 +5,12 @@ One place, so `predict`, the batch job and notebooks write identical files.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import xarray as xr
 from bandfusion.io.geotiff import write_geotiff
 from bandfusion.models.checkpoint import TrainedModel
+from bandfusion.progress import Count
 
 
 def class_colormap(model: TrainedModel) -> dict[int, tuple[int, int, int, int]] | None:
@@ -28,7 +28,7 @@ def write_model_output(
     *,
     cog: bool = True,
     scheduler: str | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Count | None = None,
 ) -> Path:
     """Write a class map `(y, x)` or probabilities `(class, y, x)` from `predict_scene`.
 

@@ -24,6 +24,7 @@ from bandfusion.models.devices import resolve_device
 from bandfusion.models.fusion import SpectralFusionNet
 from bandfusion.models.indices import append_indices, resolve_roles
 from bandfusion.models.training import FitSettings, fit_pixels
+from bandfusion.progress import Progress
 from sklearn.utils.class_weight import compute_class_weight
 
 
@@ -70,13 +71,14 @@ def train(
     labels: Labels | str | os.PathLike[str],
     *,
     device: str = "auto",
-    progress: bool = False,
+    progress: Progress | None = None,
     **settings: Any,
 ) -> TrainingResult:
     """Fit a SpectralFusionNet on labelled pixels of `scene`; keywords are TrainingSettings fields.
 
     Validation pixels come from whole blocks of `block_size` px that training never sees, so
-    the report is not inflated by neighbouring, near-identical pixels.
+    the report is not inflated by neighbouring, near-identical pixels. `progress` is told of
+    each epoch.
     """
     config = TrainingSettings(**settings)
     if not isinstance(labels, Labels):

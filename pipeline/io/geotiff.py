@@ -28,7 +28,7 @@ import secrets
 import shutil
 import threading
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +47,7 @@ from bandfusion.io.grid import Grid
 from bandfusion.io.memory import release_freed_memory
 from bandfusion.io.nodata import valid_mask
 from bandfusion.io.overview import mode_2x2
+from bandfusion.progress import Count
 from dask.base import named_schedulers
 from dask.typing import SchedulerGetCallable
 from rasterio._err import CPLE_BaseError
@@ -125,7 +126,7 @@ def write_geotiff(
     overview_resampling: str = "nearest",
     blocksize: int = 512,
     scheduler: str | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Count | None = None,
     cache_mb: int = GDAL_CACHE_MB,
 ) -> Path:
     """Stream a map (y, x) or (band, y, x) into a compressed tiled GeoTIFF, by default a COG.
@@ -270,7 +271,7 @@ def _stream(
     metadata: _Metadata,
     levels: list[Path],
     get: SchedulerGetCallable,
-    progress: Callable[[int], None] | None,
+    progress: Count | None,
 ) -> bool:
     """Create the tiled GeoTIFF (and its streamed overview levels) and write the chunks into it
     as dask computes them.
@@ -465,7 +466,7 @@ class _WindowWriter:
         self,
         dst: rasterio.io.DatasetWriter,
         nodata: float | None,
-        progress: Callable[[int], None] | None,
+        progress: Count | None,
         levels: Sequence[rasterio.io.DatasetWriter] = (),
     ) -> None:
         self.lock = threading.Lock()

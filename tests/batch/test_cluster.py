@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from bandfusion.batch import run as batch
+from bandfusion.batch import tasks
 from bandfusion.batch.manifest import SceneSpec, file_sha256
-from bandfusion.batch.run import BatchEvents, SceneRecord, run_batch
+from bandfusion.batch.run import run_batch
 from bandfusion.cli import main
+from bandfusion.progress import Step
 from distributed import Client
 
 from tests.helpers import (
@@ -120,7 +121,7 @@ def test_a_failing_scene_is_recorded_and_the_others_complete(
               "--scheduler", client.scheduler.address])  # fmt: skip
     assert info.value.code == 2
     out, err = capsys.readouterr()
-    assert "scenes: 100%" in err and "3/3" in err and "pixels: 524k" in err
+    assert "\nscenes: 3/3 scene\npixels: 524,288 px\n" in err  # stderr is no terminal: no bars
     assert err.strip().splitlines()[-1] == (
         f"bandfusion: error: 1 of 3 scenes failed; reasons in {tmp_path / 'out' / 'manifest.json'}"
     )
@@ -196,7 +197,7 @@ def test_model_is_loaded_once_per_worker(
     shutil.copytree(model_dir, model)  # a path no earlier test has loaded
 
     def loads() -> int:
-        return batch._load_model_once.cache_info().misses
+        return tasks._load_model_once.cache_info().misses
 
     before = client.run(loads)
     result = run_batch(copies(tmp_path / "in", stacks, 6), model, tmp_path / "out", client)
@@ -211,23 +212,40 @@ def test_a_big_scene_is_split_across_workers_bit_identically(
 ):
     big = stack_chip("adwp", tmp_path / "big.tif", tiles=(3, 2))  # 1536 x 1024: 2 row chunks
     expected = predict_sha256([big], model_dir, tmp_path / "predict.tif")
-    result = run_batch(big, model_dir, tmp_path / "out", client)
+    steps: list[Step] = []
+    result = run_batch(big, model_dir, tmp_path / "out", client, progress=steps.append)
     [record] = result.records
     assert record.status == "done", record.error
     assert record.parts == 2
     assert record.sha256 == expected == file_sha256(tmp_path / "out" / "big.tif")
     assert sum(record.pixels.values()) == 1536 * 1024  # type: ignore[union-attr]
+    assert sum(s.done for s in steps if s.stage == "pixels") == 1536 * 1024  # as written
 
 
-class _KillWorker(BatchEvents):
-    """Kills a worker process running a scene (SIGKILL) when the first scene is done."""
+def test_progress_counts_scenes_and_pixels_and_notes_the_cluster(
+    tmp_path: Path, client: Client, model_dir: Path, stacks: Path
+):
+    steps: list[Step] = []
+    result = run_batch(copies(tmp_path / "in", stacks, 4), model_dir, tmp_path / "out", client,
+                       progress=steps.append)  # fmt: skip
+    scenes = [s for s in steps if s.stage == "scenes"]
+    assert [s.done for s in scenes if s.done] == [1] * 4 and {s.total for s in scenes} == {4}
+    [note] = [s.note for s in scenes if s.note]
+    assert note.startswith("cluster: 2 workers, 2 threads")
+    pixels = sum(s.done for s in steps if s.stage == "pixels")
+    assert pixels == sum(sum(r.pixels.values()) for r in result.records)  # type: ignore[union-attr]
+
+
+class _KillWorker:
+    """A progress callback that kills a worker process running a scene (SIGKILL) when the
+    first scene is done."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
         self.killed: str | None = None
 
-    def scene_done(self, record: SceneRecord) -> None:
-        if not self.killed:
+    def __call__(self, step: Step) -> None:
+        if step.stage == "scenes" and step.done and not self.killed:
             self.killed = kill_busy_worker(self.client)
 
 
@@ -237,7 +255,7 @@ def test_a_killed_worker_still_ends_with_every_map_correct(
 ):
     killer = _KillWorker(client)
     result = run_batch(copies(tmp_path / "in", stacks, 12), model_dir, tmp_path / "out", client,
-                       events=killer)  # fmt: skip
+                       progress=killer)  # fmt: skip
     assert killer.killed is not None
     assert [r.status for r in result.records] == ["done"] * 12
     assert_all_match_predict(tmp_path / "out", expected, 12)

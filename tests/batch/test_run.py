@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bandfusion.batch.manifest import SceneRecord, SceneSpec
-from bandfusion.batch.run import BatchResult, _value_counts, row_groups, run_batch
+from bandfusion.batch.run import BatchResult, run_batch
+from bandfusion.batch.tally import value_counts
+from bandfusion.batch.tasks import row_groups
 from bandfusion.errors import BandfusionError
 
 from tests.helpers import no_cluster, pending_like
@@ -54,7 +56,7 @@ def test_value_counts_count_every_value(dtype: str):
     if dtype == "int16":
         block[0, 0] = -1
     values, sizes = np.unique(block, return_counts=True)
-    assert _value_counts(block) == dict(zip(values.tolist(), sizes.tolist(), strict=True))
+    assert value_counts(block) == dict(zip(values.tolist(), sizes.tolist(), strict=True))
 
 
 def test_result_counts_and_lists_the_failed_scenes(done: SceneRecord):

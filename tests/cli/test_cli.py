@@ -48,6 +48,16 @@ def test_train_writes_a_safe_model_directory(water_model: Path):
     assert meta["metrics"]["validation"]["overall_accuracy"] > 0.85
 
 
+def test_progress_on_a_pipe_is_one_line_a_stage_and_quiet_is_silent(
+    tmp_path: Path, data_dir: Path, water_model: Path
+):
+    shown = run("predict", data_dir / S2, "-m", water_model, "-o", tmp_path / "a.tif")
+    quiet = run("predict", data_dir / S2, "-m", water_model, "-o", tmp_path / "b.tif", "--quiet")
+    assert shown.returncode == quiet.returncode == 0, shown.stderr + quiet.stderr
+    assert shown.stderr == "classes: 262,144/262,144 px\n"  # no carriage-return redraws
+    assert quiet.stderr == ""
+
+
 def test_predict_writes_a_georeferenced_cog_with_colours_and_names(
     tmp_path: Path, data_dir: Path, water_model: Path
 ):

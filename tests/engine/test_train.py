@@ -17,6 +17,7 @@ from bandfusion.io.grid import Grid
 from bandfusion.io.labels import read_labels
 from bandfusion.io.scene import open_scene
 from bandfusion.models import SpectralFusionClassifier, load_model, save_model
+from bandfusion.progress import Step
 
 from tests.helpers import QUICK_TRAINING
 
@@ -83,6 +84,22 @@ def test_a_single_class_cannot_be_trained(water):
     )
     with pytest.raises(LabelError, match="two classes"):
         train(scene, one_class, seed=0, **QUICK_TRAINING)
+
+
+def test_training_and_evaluation_report_their_progress_as_steps(water, trained):
+    scene, labels = water
+    epochs: list[Step] = []
+    result = train(scene, labels, seed=3, progress=epochs.append, **QUICK_TRAINING)
+    assert [(s.stage, s.done, s.total, s.unit) for s in epochs] == [
+        ("train", 1, QUICK_TRAINING["epochs"], "epoch")
+    ] * len(result.history)
+    assert [s.info for s in epochs] == [
+        {"loss": row["loss"], "val_f1": row["val_macro_f1"]} for row in result.history
+    ]
+    tasks: list[Step] = []
+    evaluate(trained.model, scene.chunk({"y": 256, "x": 256}), labels, progress=tasks.append)
+    assert {(s.stage, s.unit) for s in tasks} == {("evaluate", "task")}
+    assert sum(s.done for s in tasks) == tasks[-1].total > 4  # every task of the graph
 
 
 def test_declared_indices_are_recomputed_by_every_prediction_path(water, tmp_path: Path):

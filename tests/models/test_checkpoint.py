@@ -18,7 +18,6 @@ from bandfusion.models import (
     ModelMetadata,
     SpectralFusionNet,
     TrainedModel,
-    describe,
     load_model,
     save_model,
 )
@@ -196,21 +195,6 @@ def test_an_inconsistent_model_is_not_saved_and_the_old_one_survives(
         save_model(model, model_dir)
     assert load_model(model_dir).meta.architecture["hidden"] == [8, 4]
     assert [p.name for p in model_dir.parent.iterdir()] == ["model"]
-
-
-def test_describe_summarises_the_model(model_dir: Path) -> None:
-    text = describe(load_model(model_dir))
-    for fragment in [
-        "bands (4): B02, B03, B04, B08",
-        "    255  unknown  #808080",
-        "      8  cloud  #ffffff",
-        "architecture: 4 -> 8 -> 4 -> 4 (norm=batch, activation=relu, dropout=0)",
-        f"parameters: {sum(p.numel() for p in make_model().net.parameters()):,}",
-        f"FLOPs per pixel: {2 * (4 * 8 + 8 * 4 + 4 * 4)}",
-        "overall_accuracy: 0.9375",
-        'per_class_f1: {"water": 0.9}',
-    ]:
-        assert fragment in text
 
 
 # ---------------------------------------------------------------------------------------------

@@ -28,9 +28,9 @@ from bandfusion.engine.compare.results import Benchmark, MethodRun
 from bandfusion.engine.evaluate import report_from_pixels
 from bandfusion.engine.sampling import sample_pixels
 from bandfusion.io.labels import Labels
+from bandfusion.progress import Progress, Step, silent
 from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
 
 
 def run_benchmark(
@@ -44,13 +44,14 @@ def run_benchmark(
     per_class_cap: int | None = 20000,
     fusion_params: Mapping[str, Any] | None = None,
     threads: int = 1,
-    progress: bool = False,
+    progress: Progress | None = None,
 ) -> Benchmark:
     """Fit and score every method on every seed's split of the labelled pixels of `scene`.
 
     Each seed draws its own split and seeds every method; all methods fit on the same training
     pixels (at most `per_class_cap` per class, fewer for methods with a smaller cap) and are
     scored on every test pixel. `fusion_params` are SpectralFusionClassifier parameters.
+    `progress` is told of each fit as it starts (its seed and method) and ends (stage "fits").
     """
     protocol = protocol or Protocol()
     bands = [str(b) for b in scene["band"].values]
@@ -72,8 +73,9 @@ def run_benchmark(
         },
         environment=collect_environment(threads, str(fusion_params.get("device", "cpu"))),
     )
-    steps = tqdm(total=len(bench.seeds) * len(methods), disable=not progress, leave=False)
-    with _thread_limit(threads), steps:
+    report = progress or silent
+    total = len(bench.seeds) * len(methods)
+    with _thread_limit(threads):
         for seed in bench.seeds:
             train, test = protocol.split(labels, seed)
             x_train, y_train = sample_pixels(
@@ -81,7 +83,7 @@ def run_benchmark(
             )
             x_test, y_test = sample_pixels(scene, labels, where=test, per_class_cap=None)
             for method in methods:
-                steps.set_description(f"seed {seed} {method}")
+                report(Step("fits", 0, total, "fit", {"seed": seed, "method": method}))
                 estimator, cap = build_method(method, seed, bands, fusion_params)
                 x, y = cap_per_class(x_train, y_train, cap, seed)
                 bench.runs.append(
@@ -94,7 +96,7 @@ def run_benchmark(
                         bench,
                     )
                 )
-                steps.update()
+                report(Step("fits", 1, total, "fit"))
     bench.environment["load_average_end"] = list(os.getloadavg())
     return bench
 
