@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import importlib
+import os
 import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable
+from typing import NoReturn
 
 import click
 from bandfusion import __version__
@@ -100,14 +103,32 @@ def main(argv: list[str] | None = None) -> None:
             sys.unraisablehook = hook
 
 
+def _exit_interrupted() -> NoReturn:
+    """Say so and exit 130 once an interrupt has unwound the main thread (temp files are gone).
+
+    Worker threads (dask's pool, the writer's) cannot be interrupted, and one blocked on a queue
+    the main thread no longer serves would hold interpreter shutdown forever: where any is still
+    alive, the process ends at once rather than waiting for them.
+    """
+    click.echo("bandfusion: interrupted", err=True)
+    if any(
+        t.is_alive() and not t.daemon
+        for t in threading.enumerate()
+        if t is not threading.main_thread()
+    ):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(130)
+
+
 def _run(argv: list[str] | None, debug: bool) -> None:
     """Run the command line, turning each kind of failure into its message and exit code."""
     _interrupt_on_sigterm()
     try:
         cli.main(args=argv, prog_name="bandfusion", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("bandfusion: interrupted", err=True)
-        sys.exit(130)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _exit_interrupted()
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
@@ -116,9 +137,6 @@ def _run(argv: list[str] | None, debug: bool) -> None:
             raise
         click.echo(f"bandfusion: error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("bandfusion: interrupted", err=True)
-        sys.exit(130)
     except Exception as exc:
         if debug:
             raise

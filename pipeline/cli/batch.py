@@ -11,8 +11,8 @@ from bandfusion.batch.manifest import collect_scenes
 from bandfusion.batch.run import BatchError, run_batch
 from bandfusion.batch.tasks import BatchOptions
 from bandfusion.cli.options import device_option, parse_names, quiet_option, scene_options
-from bandfusion.display.tables import batch_summary
 from bandfusion.display.progress import ProgressDisplay
+from bandfusion.display.tables import batch_summary
 from bandfusion.engine.predict import DEFAULT_BATCH_PIXELS
 
 

@@ -19,8 +19,8 @@ from bandfusion.cli.options import (
     widths_callback,
 )
 from bandfusion.display.files import write_benchmark
-from bandfusion.display.tables import benchmark_report
 from bandfusion.display.progress import ProgressDisplay
+from bandfusion.display.tables import benchmark_report
 from bandfusion.engine.compare import PROTOCOLS, Protocol, available_methods, run_benchmark
 from bandfusion.errors import OutputError
 from bandfusion.io.hyperspectral import is_mat_file, read_mat_scene

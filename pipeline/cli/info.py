@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 from bandfusion.cli.options import device_callback, quiet_option
+from bandfusion.display.model_info import describe_model
 from bandfusion.display.raster_info import describe_raster
 from bandfusion.engine.guard import KERNEL_NAMES
 from bandfusion.engine.kernels import kernel_plan
 from bandfusion.errors import BandfusionError
-from bandfusion.display.model_info import describe_model
 from bandfusion.models.checkpoint import load_model
 
 

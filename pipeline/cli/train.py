@@ -15,8 +15,8 @@ from bandfusion.cli.options import (
     seed_option,
     widths_callback,
 )
-from bandfusion.display.tables import evaluation_table
 from bandfusion.display.progress import ProgressDisplay
+from bandfusion.display.tables import evaluation_table
 from bandfusion.engine.train import TrainingSettings, train
 from bandfusion.models.checkpoint import check_model_path, save_model
 from bandfusion.models.indices import INDICES
