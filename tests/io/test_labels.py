@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from bandfusion.colours import PALETTE
 from bandfusion.errors import LabelError
 from bandfusion.io.grid import Grid
 from bandfusion.io.labels import Labels, read_labels
-from bandfusion.io.legend import PALETTE, default_legend, load_legend, parse_color
+from bandfusion.io.legend import default_legend, load_legend, parse_color
 from fiona.transform import transform_geom
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
