@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 import xarray as xr
-from bandfusion.models.checkpoint import ModelMetadata, TrainedModel
+from bandfusion.models.checkpoint import TrainedModel
 from bandfusion.models.fusion import SpectralFusionNet
+from bandfusion.models.metadata import ModelMetadata
 from distributed import Client
 
 REPO = Path(__file__).resolve().parent.parent

@@ -38,8 +38,9 @@ from bandfusion.cli import main
 from bandfusion.engine.predict import class_map_encoding, predict_proba_scene, predict_scene
 from bandfusion.errors import BandfusionError, BandfusionWarning, ModelFileError, SceneError
 from bandfusion.io.scene import MAX_SCENE_SIDE, open_scene
-from bandfusion.models.checkpoint import ModelMetadata, TrainedModel, load_model, save_model
+from bandfusion.models.checkpoint import TrainedModel, load_model, save_model
 from bandfusion.models.fusion import SpectralFusionNet
+from bandfusion.models.metadata import ModelMetadata
 from hypothesis import HealthCheck, event, example, given, note, settings
 from hypothesis import strategies as st
 
