@@ -26,7 +26,7 @@ EXPECTED = [
 ]
 # What a notebook may import: bandfusion's public modules, the scientific stack (dask for
 # notebook 01's look at the task graph) and a little of the standard library.
-BANDFUSION_MODULES = {"bandfusion", "bandfusion.engine.maps", "bandfusion.models.baselines"}
+BANDFUSION_MODULES = {"bandfusion", "bandfusion.models.baselines"}
 OTHER_PACKAGES = {"dask", "matplotlib", "numpy", "sklearn", "xarray"}
 STANDARD_LIBRARY = {"pathlib", "shutil", "tempfile", "time"}
 CELL_TIMEOUT_S = 180

@@ -2,7 +2,7 @@
 
 Tasks carry paths, never the model: each worker process loads the model once (keyed by its
 directory and the digest of its files) and keeps it. A scene task runs `predict_scene`, the one
-engine, and writes through `write_model_output`, the writer `predict` uses, so the files are
+engine, and writes through `write_geotiff`, the writer `predict` uses, so the files are
 byte-identical to `bandfusion predict`'s. When the cluster has more threads than scenes, a
 scene's rows are split into groups of whole chunks computed by separate tasks, and the client
 streams them into one file with the same writer: the same chunks, the same bytes.
@@ -19,10 +19,9 @@ import functools
 import hashlib
 import itertools
 import os
-import re
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
@@ -33,6 +32,7 @@ import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
+from bandfusion.atomic import sweep_temporaries
 from bandfusion.batch.manifest import (
     MANIFEST_NAME,
     InputStamp,
@@ -44,19 +44,16 @@ from bandfusion.batch.manifest import (
     file_sha256,
     output_path,
 )
-from bandfusion.engine.maps import write_model_output
 from bandfusion.engine.predict import DEFAULT_BATCH_PIXELS, predict_scene
-from bandfusion.errors import BandfusionError, ModelFileError, OutputError
-from bandfusion.io.geotiff import check_writable
+from bandfusion.errors import BandfusionError, ModelFileError, OutputError, first_line
+from bandfusion.io.atomic import check_writable
+from bandfusion.io.geotiff import write_geotiff
 from bandfusion.io.scene import open_scene
 from bandfusion.models.checkpoint import METADATA_FILE, WEIGHTS_FILE, TrainedModel, load_model
 from distributed import Client, LocalCluster, as_completed, get_worker
 
 PARTS_PER_THREAD = 2
 """Row groups per cluster thread when scenes are split: a little slack for uneven workers."""
-
-# atomic_output's temporary names: ".<output name>.<12 hex digits>.<anything>"
-_TEMPORARY = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}\.")
 
 
 _LOCAL_WORKER_CONFIG = {
@@ -148,7 +145,7 @@ def run_scene(task: SceneTask) -> SceneRecord:
         model = worker_model(task.model)
         tally = _Tally()
         classes = tally.counted(task.classes(model))
-        write_model_output(classes, task.target, model, scheduler="synchronous")
+        write_geotiff(classes, task.target, scheduler="synchronous")
         return finished(task, start, worker, parts=1, pixels=tally.pixels())
     except Exception as exc:
         return failed(task.record, exc, start, worker)
@@ -189,17 +186,8 @@ def failed(
         pixels=None,
         duration_s=duration,
         worker=worker,
-        error=one_line(exc),
+        error=first_line(exc, typed=True),
     )
-
-
-def one_line(exc: BaseException) -> str:
-    """Our errors' own message; others prefixed with their type, as the CLI shows them."""
-    lines = str(exc).strip().splitlines()
-    text = lines[0] if lines else ""
-    if isinstance(exc, BandfusionError) and text:
-        return text
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class _Tally:
@@ -269,12 +257,12 @@ class _SplitScene:
         self.workers.add(worker)
         return block
 
-    def write(self, model: TrainedModel, on_pixels: Callable[[int], None]) -> SceneRecord:
+    def write(self, on_pixels: Callable[[int], None]) -> SceneRecord:
         """Stream the groups into the output as they arrive, through `predict`'s writer."""
         try:
             tally = _Tally()
             array = tally.counted(self.template.copy(data=self._assembled()))
-            write_model_output(array, self.task.target, model, progress=on_pixels)
+            write_geotiff(array, self.task.target, progress=on_pixels)
             workers, parts = self._worker_list(), len(self.rows)
             return finished(self.task, self.start, workers, parts, tally.pixels())
         except Exception as exc:
@@ -391,7 +379,8 @@ def connect(scheduler: str) -> Iterator[Client]:
     try:
         client = Client(**where, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
-        raise BandfusionError(f"scheduler {scheduler}: cannot connect ({one_line(exc)})") from exc
+        reason = first_line(exc, typed=True)
+        raise BandfusionError(f"scheduler {scheduler}: cannot connect ({reason})") from exc
     with client:
         yield client
 
@@ -455,7 +444,7 @@ def run_batch(
                     events.scene_done(record)
         finally:
             manifest.flush()
-    _remove_temporaries([*targets, manifest.path])  # even when all was done before a crash
+    sweep_temporaries([*targets, manifest.path])  # even when all was done before a crash
     return BatchResult(tuple(records.values()), manifest.path, time.perf_counter() - start)
 
 
@@ -541,16 +530,4 @@ def _run_split(
         except Exception as exc:  # the client could not open the scene
             yield failed(task.record, exc, start, None)
     for scene in split:
-        yield scene.write(model, events.pixels_written)
-
-
-def _remove_temporaries(targets: Sequence[Path]) -> None:
-    """Delete temporary files that killed writers left beside the outputs (never at them)."""
-    names: defaultdict[Path, set[str]] = defaultdict(set)
-    for target in targets:
-        names[target.parent].add(target.name)
-    for folder, outputs in names.items():
-        for entry in folder.iterdir():
-            match = _TEMPORARY.match(entry.name)
-            if match and match["name"] in outputs:
-                entry.unlink(missing_ok=True)
+        yield scene.write(events.pixels_written)

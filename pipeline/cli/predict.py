@@ -13,10 +13,10 @@ from bandfusion.cli.options import (
     quiet_option,
     scene_options,
 )
-from bandfusion.engine.maps import write_model_output
 from bandfusion.engine.predict import DEFAULT_BATCH_PIXELS, predict_proba_scene, predict_scene
-from bandfusion.io.geotiff import check_writable
-from bandfusion.models.checkpoint import TrainedModel, load_model
+from bandfusion.io.atomic import check_writable
+from bandfusion.io.geotiff import write_geotiff
+from bandfusion.models.checkpoint import load_model
 from bandfusion.models.inference import PRECISIONS
 from tqdm.auto import tqdm
 
@@ -80,12 +80,12 @@ def predict_command(
     classes = predict_scene(
         scene, model, device=device, batch_pixels=batch_pixels, precision=precision
     )
-    _write(classes, output, model, cog=cog, quiet=quiet)
+    _write(classes, output, cog=cog, quiet=quiet)
     if probabilities is not None:
         proba = predict_proba_scene(
             scene, model, device=device, batch_pixels=batch_pixels, precision=precision
         )
-        _write(proba, probabilities, model, cog=cog, quiet=quiet)
+        _write(proba, probabilities, cog=cog, quiet=quiet)
     if preview is not None:
         from bandfusion.display.preview import (
             write_preview,  # matplotlib: loaded only when a preview is asked
@@ -104,7 +104,7 @@ def predict_command(
             click.echo(f"{label}: {path}")
 
 
-def _write(array: xr.DataArray, path: Path, model: TrainedModel, *, cog: bool, quiet: bool) -> None:
+def _write(array: xr.DataArray, path: Path, *, cog: bool, quiet: bool) -> None:
     pixels = int(array.sizes["y"] * array.sizes["x"])
     with tqdm(total=pixels, desc=str(array.name), unit="px", unit_scale=True, disable=quiet) as bar:
-        write_model_output(array, path, model, cog=cog, progress=bar.update)
+        write_geotiff(array, path, cog=cog, progress=bar.update)

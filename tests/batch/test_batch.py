@@ -25,9 +25,9 @@ from bandfusion.batch.manifest import (
 )
 from bandfusion.batch.run import BatchResult, _value_counts, row_groups, run_batch
 from bandfusion.cli import main
-from bandfusion.engine.maps import write_model_output
 from bandfusion.engine.predict import predict_scene
 from bandfusion.errors import BandfusionError, BandfusionWarning
+from bandfusion.io.geotiff import write_geotiff
 from bandfusion.io.scene import open_scene
 from bandfusion.models.checkpoint import load_model, save_model
 
@@ -64,7 +64,7 @@ def stack_chip(chip: str, path: Path, tiles: tuple[int, int] = (1, 1)) -> Path:
 def predict_sha256(inputs: list[Path], model_dir: Path, path: Path) -> str:
     """sha256 of the map `bandfusion predict` writes for `inputs` (written at `path`)."""
     model = load_model(model_dir)
-    write_model_output(predict_scene(open_scene(inputs), model), path, model)
+    write_geotiff(predict_scene(open_scene(inputs), model), path)
     return file_sha256(path)
 
 
