@@ -546,3 +546,15 @@ def test_only_a_small_cog_intermediate_is_left_uncompressed() -> None:
     assert raw["compress"] == "NONE" and "predictor" not in raw
     large = {**profile, "width": 40000, "height": 40000}
     assert cog_steps.intermediate_profile(large) == large
+
+
+def test_metadata_left_out_is_taken_from_the_attrs_and_given_metadata_wins(tmp_path: Path):
+    array = _map(_classes())
+    array.attrs |= {"nodata": 255, "colormap": COLORMAP, "class_names": CLASS_NAMES}
+    array.attrs |= {"tags": {"SOURCE": "attrs"}}
+    path = write_geotiff(array, tmp_path / "map.tif", tags={"SOURCE": "given"})
+    with rasterio.open(path) as src:
+        assert src.nodata == 255
+        assert src.colormap(1)[1] == COLORMAP[1]
+        assert json.loads(src.tags()["CLASS_NAMES"]) == {"0": "water", "1": "forest", "2": "crops"}
+        assert src.tags()["SOURCE"] == "given"
