@@ -6,7 +6,7 @@ briefly on the Sen1Floods11 chip's B2, B3, B4 and B8. Each figure is the best of
 rounds after a warm-up round (workers started, torch imported, model loaded); a round runs
 every measurement once, in turn, so that all see the same load from other work:
 
-- loop: `open_scene` → `predict_scene` → `write_model_output` per scene in one process, which
+- loop: `open_scene` → `predict_scene` → `write_geotiff` per scene in one process, which
   is `bandfusion predict` without its process start: the floor the batch job is held to;
 - `run_batch` on a LocalCluster of 1 and of 2 single-thread worker processes; overhead is the
   1-worker time over the loop's (the same work on one core), speed-up 2 workers over 1;
@@ -35,11 +35,10 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from bandfusion import load_model, open_scene, predict_scene, read_labels, save_model
+from bandfusion import load_model, open_scene, predict_scene, read_labels, save_model, write_geotiff
 from bandfusion.batch.cluster import local_client
 from bandfusion.batch.manifest import SceneSpec
 from bandfusion.batch.run import BatchResult, run_batch
-from bandfusion.engine.maps import write_model_output
 from bandfusion.engine.train import train
 from bandfusion.io.grid import Grid
 from distributed import Client
@@ -66,7 +65,7 @@ COLUMNS = (
 INTRO = f"""
 `python -m bench.batch_scaling`: copies of the On Cloud N chips (512² px, 4 band files
 each), a 4 → 64 → 64 → 2 water model; each figure the best of 3 interleaved rounds
-(`--repeats`) after a warm-up round. *loop*: open_scene → predict_scene → write_model_output
+(`--repeats`) after a warm-up round. *loop*: open_scene → predict_scene → write_geotiff
 per scene in one process (`bandfusion predict` without its process start). *1 w / 2 w*:
 `run_batch` on a LocalCluster of 1 or 2 single-thread worker processes (client in the same
 process, manifest kept after each scene). Overhead: 1-worker time / loop time − 1 (same work,
@@ -191,7 +190,7 @@ def predict_loop(scenes: list[SceneSpec], model_dir: Path, out: Path) -> Timing:
     wall, cpu = time.perf_counter(), time.process_time()
     for scene in scenes:
         classes = predict_scene(open_scene(list(scene.inputs)), model)
-        write_model_output(classes, out / scene.output, model)
+        write_geotiff(classes, out / scene.output)
     return Timing(time.perf_counter() - wall, time.process_time() - cpu)
 
 

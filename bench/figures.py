@@ -22,7 +22,8 @@ import torch
 import xarray as xr
 from bandfusion.cli import main as bandfusion_main
 from bandfusion.engine.cuda import UNSIGNED_CARRIERS, DeviceKernels, labels_on_device
-from bandfusion.engine.maps import write_model_output
+from bandfusion.engine.predict import map_file_attrs
+from bandfusion.io.geotiff import write_geotiff
 from bandfusion.io.grid import Grid
 from bandfusion.io.nodata import band_nodata, valid_mask
 from bandfusion.io.scene import open_scene
@@ -49,9 +50,9 @@ def io_floor(args: argparse.Namespace) -> dict[str, Any]:
         stub,
         dims=("y", "x"),
         coords={"y": scene["y"], "x": scene["x"]},
-        attrs={**Grid.of(scene).to_attrs(), "nodata": 255},
+        attrs={**Grid.of(scene).to_attrs(), "nodata": 255, **map_file_attrs(model, class_map=True)},
     )
-    return _timed(lambda: write_model_output(classes, args.out, model))
+    return _timed(lambda: write_geotiff(classes, args.out))
 
 
 def _threshold_map(block: np.ndarray, nodata: tuple[float | None, ...]) -> np.ndarray:

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import torch
-from bandfusion.models.checkpoint import ModelMetadata, TrainedModel, save_model
+from bandfusion.models.checkpoint import TrainedModel, save_model
 from bandfusion.models.fusion import SpectralFusionNet
+from bandfusion.models.metadata import ModelMetadata
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 

@@ -1,7 +1,7 @@
 """The spectral-fusion network, its kernels, checkpoint format and estimators.
 
-It imports nothing of bandfusion but its error and progress types (bandfusion.errors,
-bandfusion.progress), so it can be used, and tested, alone.
+It imports nothing of bandfusion but the root modules every layer shares (`errors`, `progress`,
+`atomic`, `colours`), so it can be used, and tested, alone.
 Its public names load on first use (those built on scikit-learn cost about 100 MB).
 """
 

@@ -1,16 +1,11 @@
 """Public names of `bandfusion.models`, read by type checkers and `lazy_loader.attach_stub`."""
 
 from .baselines import BASELINES, make_baseline
-from .checkpoint import (
-    FORMAT_VERSION,
-    ModelMetadata,
-    TrainedModel,
-    load_model,
-    save_model,
-)
+from .checkpoint import TrainedModel, load_model, save_model
 from .estimator import SpectralFusionClassifier
 from .fusion import SpectralFusionNet
 from .indices import INDICES, append_indices
+from .metadata import FORMAT_VERSION, ModelMetadata
 from .training import FitResult, FitSettings, fit_pixels
 
 __all__ = [

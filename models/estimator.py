@@ -7,7 +7,6 @@ and loads from the same safetensors + JSON model directory as every other bandfu
 
 from __future__ import annotations
 
-import colorsys
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,10 +14,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from bandfusion.models.checkpoint import ModelMetadata, TrainedModel, load_model, save_model
+from bandfusion.colours import default_colours
+from bandfusion.models.checkpoint import TrainedModel, load_model, save_model
 from bandfusion.models.devices import resolve_device
 from bandfusion.models.fusion import Activation, Norm
 from bandfusion.models.indices import append_indices, resolve_roles
+from bandfusion.models.metadata import ModelMetadata
 from bandfusion.models.training import FitSettings, fit_pixels, predict_logits
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
@@ -183,7 +184,7 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
             bands=list(self.bands_),
             class_ids=ids,
             class_names=list(class_names or [f"class {i}" for i in ids]),
-            class_colors=list(class_colors or _palette(len(ids))),
+            class_colors=list(class_colors or default_colours(len(ids))),
             architecture=self.net_.config(),
             training=training,
             indices=list(self.indices),
@@ -260,9 +261,3 @@ def _stored_class_weight(value: object) -> str | dict[Any, float] | None:
     if isinstance(value, dict):
         return {json.loads(key): float(weight) for key, weight in value.items()}
     return None
-
-
-def _palette(n: int) -> list[tuple[int, int, int]]:
-    """n distinct colours around the hue circle, for models saved without a legend."""
-    rgb = (colorsys.hsv_to_rgb(k / n, 0.65, 0.85) for k in range(n))
-    return [(round(255 * r), round(255 * g), round(255 * b)) for r, g, b in rgb]

@@ -7,7 +7,9 @@ command pays only for the parts it touches: `bandfusion predict` never loads sci
 matplotlib or dask.distributed.
 
 The sub-packages are layered, each importing only those below it (import-linter checks it):
-`cli` → `display` → `batch` → `engine` → `io`; `models` stands apart and imports only `errors`.
+`cli` → `display` → `batch` → `engine` → `io`; `models` stands apart. Three modules at the root
+serve every layer and import nothing of bandfusion: `errors`, `atomic` (how outputs are
+replaced) and `colours` (the default palette and the colour table); `models` imports only them.
 """
 
 from __future__ import annotations

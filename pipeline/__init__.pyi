@@ -21,9 +21,10 @@ from .io.labels import Labels, read_labels
 from .io.legend import Legend, load_legend
 from .io.scene import open_scene
 from .models.baselines import make_baseline
-from .models.checkpoint import ModelMetadata, TrainedModel, load_model, save_model
+from .models.checkpoint import TrainedModel, load_model, save_model
 from .models.estimator import SpectralFusionClassifier
 from .models.fusion import SpectralFusionNet
+from .models.metadata import ModelMetadata
 
 __version__: str
 

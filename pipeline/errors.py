@@ -34,3 +34,18 @@ class DeviceError(BandfusionError):
 
 class BandfusionWarning(UserWarning):
     """Something worth knowing that does not stop the job (no CRS, all-nodata scene)."""
+
+
+def first_line(error: BaseException, *, typed: bool = False) -> str:
+    """The first line of `error`'s message, for one-line reasons; its type's name if it has none.
+
+    With `typed`, errors other than ours are prefixed with their type ("OSError: ..."), as the
+    CLI shows them: a bare "No such file" says less than it should outside our own messages.
+    """
+    text = str(error).strip()
+    line = text.splitlines()[0] if text else ""
+    if not line:
+        return type(error).__name__
+    if typed and not isinstance(error, BandfusionError):
+        return f"{type(error).__name__}: {line}"
+    return line

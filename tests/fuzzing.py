@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 from bandfusion.cli import main
 from bandfusion.errors import BandfusionError
-from bandfusion.models.checkpoint import ModelMetadata, TrainedModel, save_model
+from bandfusion.models.checkpoint import TrainedModel, save_model
+from bandfusion.models.metadata import ModelMetadata
 from bandfusion.models.fusion import SpectralFusionNet
 from hypothesis import HealthCheck, event, settings
 

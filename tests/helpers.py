@@ -20,11 +20,13 @@ import rasterio
 import torch
 import xarray as xr
 from bandfusion.batch.manifest import SceneRecord, file_sha256
-from bandfusion.engine.maps import write_model_output
 from bandfusion.engine.predict import predict_scene
 from bandfusion.io.scene import open_scene
-from bandfusion.models.checkpoint import ModelMetadata, TrainedModel, load_model, save_model
+from bandfusion.io.geotiff import write_geotiff
+from bandfusion.models.checkpoint import TrainedModel, load_model, save_model
+from bandfusion.models.metadata import ModelMetadata
 from bandfusion.models.fusion import SpectralFusionNet
+from bandfusion.models.metadata import ModelMetadata
 from distributed import Client
 
 REPO = Path(__file__).resolve().parent.parent
@@ -109,7 +111,7 @@ def stack_chip(chip: str, path: Path, tiles: tuple[int, int] = (1, 1)) -> Path:
 def predict_sha256(inputs: list[Path], model_dir: Path, path: Path) -> str:
     """sha256 of the map `bandfusion predict` writes for `inputs` (written at `path`)."""
     model = load_model(model_dir)
-    write_model_output(predict_scene(open_scene(inputs), model), path, model)
+    write_geotiff(predict_scene(open_scene(inputs), model), path)
     return file_sha256(path)
 
 

@@ -29,7 +29,6 @@ EXPECTED = [
 BANDFUSION_MODULES = {
     "bandfusion",
     "bandfusion.display.tables",
-    "bandfusion.engine.maps",
     "bandfusion.models.baselines",
 }
 OTHER_PACKAGES = {"dask", "matplotlib", "numpy", "sklearn", "xarray"}

@@ -8,8 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dask
-from bandfusion.batch.tasks import one_line
-from bandfusion.errors import BandfusionError
+from bandfusion.errors import BandfusionError, first_line
 from distributed import Client, LocalCluster
 
 _LOCAL_WORKER_CONFIG = {
@@ -51,7 +50,8 @@ def connect(scheduler: str) -> Iterator[Client]:
     try:
         client = Client(**where, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
-        raise BandfusionError(f"scheduler {scheduler}: cannot connect ({one_line(exc)})") from exc
+        reason = first_line(exc, typed=True)
+        raise BandfusionError(f"scheduler {scheduler}: cannot connect ({reason})") from exc
     with client:
         yield client
 

@@ -14,7 +14,6 @@ import glob
 import hashlib
 import json
 import os
-import secrets
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bandfusion.errors import BandfusionError, BandfusionWarning, OutputError
+from bandfusion.io.atomic import atomic_output
 
 PathLike = str | os.PathLike[str]
 RASTER_SUFFIXES = frozenset({".tif", ".tiff", ".jp2", ".vrt", ".img"})
@@ -281,14 +281,11 @@ class Manifest:
         start = time.monotonic()
         head = f'{{"version": {MANIFEST_VERSION}, "model": {json.dumps(self.model)}, "scenes": [\n'
         scenes = ",\n".join(self._line(record) for record in self.records.values())
-        tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(6)}.tmp")
         try:
-            tmp.write_text(f"{head}{scenes}\n]}}\n", encoding="utf-8")
-            tmp.replace(self.path)
+            with atomic_output(self.path) as tmp:
+                tmp.write_text(f"{head}{scenes}\n]}}\n", encoding="utf-8")
         except OSError as exc:
             raise OutputError(f"{self.path}: cannot write manifest ({exc.strerror})") from exc
-        finally:
-            tmp.unlink(missing_ok=True)
         self._unsaved = False
         self._next_save = time.monotonic() + 9 * (time.monotonic() - start)
 

@@ -10,15 +10,15 @@ scheduler elsewhere. When the cluster has more threads than scenes, scenes are s
 from __future__ import annotations
 
 import os
-import re
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from bandfusion.batch.cluster import describe_cluster, local_client
+from bandfusion.atomic import sweep_temporaries
 from bandfusion.batch.manifest import (
     MANIFEST_NAME,
     InputStamp,
@@ -31,16 +31,13 @@ from bandfusion.batch.manifest import (
 )
 from bandfusion.batch.tasks import BatchOptions, ModelRef, SceneTask, SplitScene, failed, run_scene
 from bandfusion.errors import BandfusionError, OutputError
-from bandfusion.io.geotiff import check_writable
+from bandfusion.io.atomic import check_writable
 from bandfusion.models.checkpoint import TrainedModel, load_model
 from bandfusion.progress import Count, Progress, Step, counter, silent
 from distributed import Client, as_completed
 
 PARTS_PER_THREAD = 2
 """Row groups per cluster thread when scenes are split: a little slack for uneven workers."""
-
-# atomic_output's temporary names: ".<output name>.<12 hex digits>.<anything>"
-_TEMPORARY = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}\.")
 
 
 class BatchError(BandfusionError):
@@ -121,7 +118,7 @@ def run_batch(
                     report(_scene_step(record, len(specs)))
         finally:
             manifest.flush()
-    _remove_temporaries([*targets, manifest.path])  # even when all was done before a crash
+    sweep_temporaries([*targets, manifest.path])  # even when all was done before a crash
     return BatchResult(tuple(records.values()), manifest.path, time.perf_counter() - start)
 
 
@@ -215,16 +212,4 @@ def _run_split(
         except Exception as exc:  # the client could not open the scene
             yield failed(task.record, exc, start, None)
     for scene in split:
-        yield scene.write(model, pixels)
-
-
-def _remove_temporaries(targets: Sequence[Path]) -> None:
-    """Delete temporary files that killed writers left beside the outputs (never at them)."""
-    names: defaultdict[Path, set[str]] = defaultdict(set)
-    for target in targets:
-        names[target.parent].add(target.name)
-    for folder, outputs in names.items():
-        for entry in folder.iterdir():
-            match = _TEMPORARY.match(entry.name)
-            if match and match["name"] in outputs:
-                entry.unlink(missing_ok=True)
+        yield scene.write(pixels)

@@ -2,7 +2,7 @@
 
 Tasks carry paths, never the model: each worker process loads the model once (keyed by its
 directory and the digest of its files) and keeps it. A scene task runs `predict_scene`, the one
-engine, and writes through `write_model_output`, the writer `predict` uses, so the files are
+engine, and writes through `write_geotiff`, the writer `predict` uses, so the files are
 byte-identical to `bandfusion predict`'s. A split scene's rows are cut into groups of whole
 chunks computed by separate tasks, and the client streams them into one file with the same
 writer: the same chunks, the same bytes. Every outcome is a SceneRecord; a failure is one with
@@ -25,9 +25,9 @@ import numpy as np
 import xarray as xr
 from bandfusion.batch.manifest import PathLike, SceneRecord, file_sha256
 from bandfusion.batch.tally import PixelTally
-from bandfusion.engine.maps import write_model_output
 from bandfusion.engine.predict import DEFAULT_BATCH_PIXELS, predict_scene
-from bandfusion.errors import BandfusionError, ModelFileError
+from bandfusion.errors import ModelFileError, first_line
+from bandfusion.io.geotiff import write_geotiff
 from bandfusion.io.scene import open_scene
 from bandfusion.models.checkpoint import METADATA_FILE, WEIGHTS_FILE, TrainedModel, load_model
 from bandfusion.progress import Count
@@ -113,7 +113,7 @@ def run_scene(task: SceneTask) -> SceneRecord:
         model = worker_model(task.model)
         tally = PixelTally()
         classes = tally.counted(task.classes(model))
-        write_model_output(classes, task.target, model, scheduler="synchronous")
+        write_geotiff(classes, task.target, scheduler="synchronous")
         return finished(task, start, worker, parts=1, pixels=tally.pixels())
     except Exception as exc:
         return failed(task.record, exc, start, worker)
@@ -154,17 +154,8 @@ def failed(
         pixels=None,
         duration_s=duration,
         worker=worker,
-        error=one_line(exc),
+        error=first_line(exc, typed=True),
     )
-
-
-def one_line(exc: BaseException) -> str:
-    """Our errors' own message; others prefixed with their type, as the CLI shows them."""
-    lines = str(exc).strip().splitlines()
-    text = lines[0] if lines else ""
-    if isinstance(exc, BandfusionError) and text:
-        return text
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def row_groups(chunks: tuple[int, ...], parts: int) -> list[tuple[int, int]]:
@@ -191,12 +182,12 @@ class SplitScene:
         self.workers.add(worker)
         return block
 
-    def write(self, model: TrainedModel, on_pixels: Count | None) -> SceneRecord:
+    def write(self, on_pixels: Count | None) -> SceneRecord:
         """Stream the groups into the output as they arrive, through `predict`'s writer."""
         try:
             tally = PixelTally()
             array = tally.counted(self.template.copy(data=self._assembled()))
-            write_model_output(array, self.task.target, model, progress=on_pixels)
+            write_geotiff(array, self.task.target, progress=on_pixels)
             workers, parts = self._worker_list(), len(self.rows)
             return finished(self.task, self.start, workers, parts, tally.pixels())
         except Exception as exc:

@@ -20,7 +20,7 @@ from bandfusion.display.tables import evaluation_table
 from bandfusion.engine.evaluate import evaluate
 from bandfusion.engine.train import held_out_blocks
 from bandfusion.errors import ModelFileError
-from bandfusion.io.geotiff import atomic_output, check_writable
+from bandfusion.io.atomic import check_writable, write_json
 from bandfusion.io.labels import Labels
 from bandfusion.models.checkpoint import TrainedModel, load_model
 
@@ -72,8 +72,7 @@ def evaluate_command(
     click.echo("confusion matrix (rows: reference, columns: predicted):")
     click.echo(np.array2string(report.confusion))
     if json_path is not None:
-        with atomic_output(json_path) as temporary:
-            temporary.write_text(report.to_json())
+        write_json(json_path, report.to_dict(), indent=2)
         click.echo(f"json: {json_path}")
 
 

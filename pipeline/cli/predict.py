@@ -14,10 +14,10 @@ from bandfusion.cli.options import (
     scene_options,
 )
 from bandfusion.display.progress import ProgressDisplay
-from bandfusion.engine.maps import write_model_output
 from bandfusion.engine.predict import DEFAULT_BATCH_PIXELS, predict_proba_scene, predict_scene
-from bandfusion.io.geotiff import check_writable
-from bandfusion.models.checkpoint import TrainedModel, load_model
+from bandfusion.io.atomic import check_writable
+from bandfusion.io.geotiff import write_geotiff
+from bandfusion.models.checkpoint import load_model
 from bandfusion.models.inference import PRECISIONS
 from bandfusion.progress import Progress, counter
 
@@ -82,12 +82,12 @@ def predict_command(
         scene, model, device=device, batch_pixels=batch_pixels, precision=precision
     )
     with ProgressDisplay(quiet=quiet) as progress:
-        _write(classes, output, model, cog=cog, progress=progress)
+        _write(classes, output, cog=cog, progress=progress)
         if probabilities is not None:
             proba = predict_proba_scene(
                 scene, model, device=device, batch_pixels=batch_pixels, precision=precision
             )
-            _write(proba, probabilities, model, cog=cog, progress=progress)
+            _write(proba, probabilities, cog=cog, progress=progress)
     if preview is not None:
         from bandfusion.display.preview import (
             write_preview,  # matplotlib: loaded only when a preview is asked
@@ -106,9 +106,7 @@ def predict_command(
             click.echo(f"{label}: {path}")
 
 
-def _write(
-    array: xr.DataArray, path: Path, model: TrainedModel, *, cog: bool, progress: Progress
-) -> None:
+def _write(array: xr.DataArray, path: Path, *, cog: bool, progress: Progress) -> None:
     pixels = int(array.sizes["y"] * array.sizes["x"])
     count = counter(progress, str(array.name), total=pixels, unit="px")
-    write_model_output(array, path, model, cog=cog, progress=count)
+    write_geotiff(array, path, cog=cog, progress=count)

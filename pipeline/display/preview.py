@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from bandfusion.io.geotiff import atomic_output, gdal_env
+from bandfusion.io.atomic import atomic_output
+from bandfusion.io.gdal_settings import gdal_env
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch

@@ -16,6 +16,7 @@ import dask.array as da
 import numpy as np
 import torch
 import xarray as xr
+from bandfusion.colours import colour_table
 from bandfusion.engine.cuda import CudaRunner
 from bandfusion.engine.guard import KernelGuard, probe_block
 from bandfusion.errors import BandfusionError, SceneError
@@ -227,12 +228,15 @@ def predict_scene(
     batch_pixels: int = DEFAULT_BATCH_PIXELS,
     precision: str = "fp32",
 ) -> xr.DataArray:
-    """A lazy class map `DataArray(y, x)` holding the model's class ids; nodata in attrs.
+    """A lazy class map `DataArray(y, x)` holding the model's class ids.
 
-    Nothing runs until the result is computed, plotted or written; each chunk of the scene
-    becomes one chunk of the map. `batch_pixels` is the pixels per kernel call (it bounds
-    memory and never changes a label); `precision` is "fp32" (default: bit-identical whatever
-    the tiling), "bf16" (CPU or CUDA) or "fp16" (CUDA), faster at the cost of a few labels.
+    Its attrs hold what a map file carries besides pixels (nodata, colour table, class names,
+    the model's bands as tags, "mode" overviews), so `write_geotiff(map, path)` writes the same
+    file as `bandfusion predict`. Nothing runs until the result is computed, plotted or
+    written; each chunk of the scene becomes one chunk of the map. `batch_pixels` is the
+    pixels per kernel call (it bounds memory and never changes a label); `precision` is "fp32"
+    (default: bit-identical whatever the tiling), "bf16" (CPU or CUDA) or "fp16" (CUDA),
+    faster at the cost of a few labels.
     """
     scene = align_bands(scene, model)
     classifier = PixelClassifier(model, resolve_device(device), batch_pixels, precision)
@@ -247,7 +251,9 @@ def predict_scene(
         meta=np.empty((0, 0), dtype=classifier.dtype),
         token="predict-classes",
     )
-    return _map_array(data, scene, ("y", "x"), nodata=classifier.nodata, name="classes")
+    array = _map_array(data, scene, ("y", "x"), nodata=classifier.nodata, name="classes")
+    array.attrs.update(map_file_attrs(model, class_map=True))
+    return array
 
 
 def predict_proba_scene(
@@ -258,7 +264,10 @@ def predict_proba_scene(
     batch_pixels: int = DEFAULT_BATCH_PIXELS,
     precision: str = "fp32",
 ) -> xr.DataArray:
-    """Lazy class probabilities `DataArray(class, y, x)` (float32, NaN on nodata pixels)."""
+    """Lazy class probabilities `DataArray(class, y, x)` (float32, NaN on nodata pixels).
+
+    Its attrs name each band after its class for `write_geotiff`, as `predict_scene`'s do.
+    """
     scene = align_bands(scene, model)
     classifier = PixelClassifier(model, resolve_device(device), batch_pixels, precision)
     n_classes = len(model.meta.class_ids)
@@ -272,6 +281,7 @@ def predict_proba_scene(
         token="predict-proba",
     )
     array = _map_array(data, scene, ("class", "y", "x"), nodata=float("nan"), name="probability")
+    array.attrs.update(map_file_attrs(model, class_map=False))
     return array.assign_coords({"class": list(model.meta.class_ids)})
 
 
@@ -298,3 +308,19 @@ def _map_array(
         attrs={**grid.to_attrs(), "nodata": nodata, "source": scene_sources(scene)},
         name=name,
     )
+
+
+def map_file_attrs(model: TrainedModel, *, class_map: bool) -> dict[str, Any]:
+    """The attrs that make `write_geotiff` write a model's map as `bandfusion predict` does:
+    class names and the model's bands always; for a
+    class map its colour table (where the ids can index one) and "mode" overviews, for
+    probabilities the class names as band names and "average" overviews."""
+    meta = model.meta
+    attrs: dict[str, Any] = {
+        "class_names": dict(zip(meta.class_ids, meta.class_names, strict=True)),
+        "tags": {"BANDFUSION_BANDS": ",".join(meta.bands)},
+    }
+    if not class_map:
+        return {**attrs, "band_names": list(meta.class_names), "overview_resampling": "average"}
+    table = colour_table(meta.class_ids, meta.class_colors)
+    return {**attrs, **({"colormap": table} if table else {}), "overview_resampling": "mode"}

@@ -19,10 +19,11 @@ from bandfusion.errors import LabelError, ModelFileError, SceneError
 from bandfusion.io.grid import Grid
 from bandfusion.io.labels import Labels, read_labels
 from bandfusion.io.sources import scene_sources
-from bandfusion.models.checkpoint import ModelMetadata, TrainedModel
+from bandfusion.models.checkpoint import TrainedModel
 from bandfusion.models.devices import resolve_device
 from bandfusion.models.fusion import SpectralFusionNet
 from bandfusion.models.indices import append_indices, resolve_roles
+from bandfusion.models.metadata import ModelMetadata
 from bandfusion.models.training import FitSettings, fit_pixels
 from bandfusion.progress import Progress
 from sklearn.utils.class_weight import compute_class_weight

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from bandfusion.io.tiff_blocks import block_place
 from rasterio.enums import Compression, Interleaving
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
@@ -55,7 +56,7 @@ class EmptyBlocks:
         if not self._remembered:
             return False
         for band, row, col in self._blocks(window, inside=False):
-            place = self._place(band, row, col)
+            place = block_place(self._dataset, band, row, col)
             if place is None or place[1] not in self._sizes:
                 return False
             if self._bytes(*place) not in self._remembered:
@@ -78,7 +79,7 @@ class EmptyBlocks:
             pixels = [data[b, rows, cols] for b in bands]
             if not _only(pixels[0][:1, :1], self.nodata):
                 continue  # a block holding data mostly tells at its first pixel
-            place = self._place(band, row, col)
+            place = block_place(self._dataset, band, row, col)
             if place is None or place[1] > MAX_BLOCK_BYTES:
                 continue
             compressed = self._bytes(*place)
@@ -102,12 +103,6 @@ class EmptyBlocks:
             for row in rows:
                 for col in cols:
                     yield band, row, col
-
-    def _place(self, band: int, row: int, col: int) -> tuple[int, int] | None:
-        """The block's offset and size in the file; None for one never written."""
-        tags = [f"BLOCK_{what}_{col}_{row}" for what in ("OFFSET", "SIZE")]
-        offset, size = (self._dataset.get_tag_item(tag, "TIFF", bidx=band) for tag in tags)
-        return (int(offset), int(size)) if offset and size else None
 
     def _bytes(self, offset: int, size: int) -> bytes:
         """A block's compressed bytes, read from the file itself: GDAL hands out only pixels."""

@@ -9,35 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bandfusion.colours import RGB, RGBA, colour_table, default_colours
 from bandfusion.errors import LabelError
 from rasterio.io import DatasetReader
-
-RGB = tuple[int, int, int]
-
-# Tableau's 20-colour qualitative palette, strong colours first, so that up to 10 classes
-# get clearly distinct colours and up to 20 get distinct ones.
-PALETTE: tuple[RGB, ...] = (
-    (31, 119, 180),
-    (255, 127, 14),
-    (44, 160, 44),
-    (214, 39, 40),
-    (148, 103, 189),
-    (140, 86, 75),
-    (227, 119, 194),
-    (127, 127, 127),
-    (188, 189, 34),
-    (23, 190, 207),
-    (174, 199, 232),
-    (255, 187, 120),
-    (152, 223, 138),
-    (255, 152, 150),
-    (197, 176, 213),
-    (196, 156, 148),
-    (247, 182, 210),
-    (199, 199, 199),
-    (219, 219, 141),
-    (158, 218, 229),
-)
 
 # The metadata tag (dataset or band 1) in which bandfusion's GeoTIFF writer stores class names.
 CLASS_NAMES_TAG = "CLASS_NAMES"
@@ -78,9 +52,9 @@ class Legend:
         """The RGB colour of a class id (KeyError for ids the legend does not hold)."""
         return self.colors[self._index(class_id)]
 
-    def colormap(self) -> dict[int, tuple[int, int, int, int]]:
-        """Opaque RGBA entries per id, as rasterio's `write_colormap` takes them."""
-        return {i: (*c, 255) for i, c in zip(self.ids, self.colors, strict=True)}
+    def colormap(self) -> dict[int, RGBA] | None:
+        """The GeoTIFF colour table of this legend (None where ids cannot index one)."""
+        return colour_table(self.ids, self.colors)
 
     def restrict(self, ids: Iterable[int]) -> Legend:
         """The sub-legend for `ids` (KeyError for ids the legend does not hold)."""
@@ -121,7 +95,7 @@ def default_legend(ids: Iterable[int]) -> Legend:
     return Legend(
         ids=keep,
         names=tuple(f"class {i}" for i in keep),
-        colors=tuple(PALETTE[k % len(PALETTE)] for k in range(len(keep))),
+        colors=tuple(default_colours(len(keep))),
     )
 
 

@@ -21,7 +21,7 @@ import dask.array as da
 import numpy as np
 import rasterio
 import xarray as xr
-from bandfusion.errors import BandfusionError, BandfusionWarning, SceneError
+from bandfusion.errors import BandfusionError, BandfusionWarning, SceneError, first_line
 from bandfusion.io.emptyblocks import EmptyBlocks
 from bandfusion.io.gdal_settings import READ_THREADS, gdal_env
 from bandfusion.io.grid import Grid
@@ -118,7 +118,7 @@ class SceneReader:
         except RasterioError as exc:
             raise SceneError(
                 f"{source.path}: cannot read its pixels; the file is truncated or corrupt "
-                f"({_first_line(exc)})"
+                f"({_gdal_reason(exc)})"
             ) from exc
         if empty is not None:
             empty.learn(window, data)
@@ -185,12 +185,11 @@ def _open_cached(source: SourceFile, grid: Grid, resampling: str) -> _Opened:
     return opened
 
 
-def _first_line(exc: BaseException) -> str:
+def _gdal_reason(exc: BaseException) -> str:
     """GDAL's own reason: rasterio wraps it as the cause of a generic 'Read failed'."""
     while exc.__cause__ is not None:
         exc = exc.__cause__
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return first_line(exc)
 
 
 def inspect_raster(path: PathLike) -> tuple[DatasetReader, str]:
@@ -205,7 +204,7 @@ def inspect_raster(path: PathLike) -> tuple[DatasetReader, str]:
             warnings.simplefilter("ignore", NotGeoreferencedWarning)  # we warn about it ourselves
             dataset = rasterio.open(name)
     except (RasterioError, ValueError) as exc:  # ValueError: a CRS that is not UTF-8 or not a CRS
-        raise SceneError(f"{name}: not a raster GDAL can read ({_first_line(exc)})") from exc
+        raise SceneError(f"{name}: not a raster GDAL can read ({_gdal_reason(exc)})") from exc
     return dataset, name
 
 

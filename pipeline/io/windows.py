@@ -6,9 +6,6 @@ A 1x1-conv model needs no overlap between chunks, so a scene is cut into plain, 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-
-from rasterio.windows import Window
 
 DEFAULT_CHUNK_PIXELS = 1 << 20  # ~1 Mpx a chunk: 1024² tiles, or full-width strips of that area
 
@@ -43,20 +40,3 @@ def chunk_grid(
         return aligned_sizes(height, block_rows, rows), (width,)
     edge = math.isqrt(chunk_pixels)
     return aligned_sizes(height, block_rows, edge), aligned_sizes(width, block_cols, edge)
-
-
-def offsets(sizes: tuple[int, ...]) -> list[int]:
-    """Start offset of each run in `sizes`."""
-    starts = [0]
-    for size in sizes[:-1]:
-        starts.append(starts[-1] + size)
-    return starts
-
-
-def iter_windows(
-    row_sizes: tuple[int, ...], col_sizes: tuple[int, ...]
-) -> Iterator[tuple[tuple[int, int], Window]]:
-    """Yield ((chunk_row, chunk_col), Window) over the grid, row-major."""
-    for i, (row_off, rows) in enumerate(zip(offsets(row_sizes), row_sizes, strict=True)):
-        for j, (col_off, cols) in enumerate(zip(offsets(col_sizes), col_sizes, strict=True)):
-            yield (i, j), Window(col_off, row_off, cols, rows)

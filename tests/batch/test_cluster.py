@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from bandfusion.atomic import temporary_path
 from bandfusion.batch import tasks
 from bandfusion.batch.manifest import SceneSpec, file_sha256
 from bandfusion.batch.run import run_batch
@@ -159,7 +160,7 @@ def test_rerun_skips_complete_outputs_and_redoes_the_rest(
     (out / "adwp-00.tif").unlink()
     (out / "akny-01.tif").write_bytes((out / "akny-01.tif").read_bytes()[:1000])
     os.utime(folder / "adwp-02.tif", ns=(0, 0))
-    (out / ".akny-03.tif.0123456789ab.tmp.tif").write_bytes(b"left by a killed writer")
+    temporary_path(out / "akny-03.tif").write_bytes(b"left by a killed writer")
     second = run_batch(folder, model_dir, out, client)
     statuses = {r.output: r.status for r in second.records}
     assert statuses == {"adwp-00.tif": "done", "adwp-02.tif": "done", "adwp-04.tif": "skipped",

@@ -21,6 +21,7 @@ import rasterio
 import rasterio.shutil
 import xarray as xr
 from affine import Affine
+from bandfusion.atomic import temporary_path
 from bandfusion.batch.manifest import file_sha256
 from bandfusion.batch.run import run_batch
 from bandfusion.models.checkpoint import save_model
@@ -242,8 +243,8 @@ def test_a_rerun_with_nothing_to_redo_still_removes_what_a_crash_left(
     """Regression: cleanup ran only when some scene needed work, so a worker's temporary map
     and a half-saved manifest left by a crash after the last scene stayed forever."""
     out = shutil.copytree(clean_out, tmp_path / "out")
-    (out / f".{good_name(3)}.0123456789ab.tmp.tif").write_bytes(b"II*\x00 cut")
-    (out / ".manifest.json.0123456789ab.tmp").write_text('{"version": 1, "sc')
+    temporary_path(out / good_name(3)).write_bytes(b"II*\x00 cut")
+    temporary_path(out / "manifest.json").write_text('{"version": 1, "sc')
     result = run_batch(good_scenes(scenes), model_dir, out, start_client=no_cluster)
     assert result.count("skipped") == GOOD
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in clean_out.iterdir())

@@ -13,7 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from bandfusion.engine.predict import predict_proba_scene, predict_scene
+from bandfusion.io.geotiff import write_geotiff
 from bandfusion.io.scene import open_scene
+from bandfusion.models.checkpoint import load_model
 from rio_cogeo.cogeo import cog_validate
 
 WATER = "sen1floods11_spain"
@@ -86,13 +89,37 @@ def test_predict_writes_a_georeferenced_cog_with_colours_and_names(
     assert png.stat().st_size > 10_000
 
 
+def test_the_public_writer_gives_the_file_the_cli_writes(
+    tmp_path: Path, data_dir: Path, water_model: Path
+):
+    """`write_geotiff(predict_scene(...), path)`, as the README's Python tour does, writes the
+    map and the probabilities `bandfusion predict` writes: colours, class names, tags, pixels."""
+    cli_map, cli_proba = tmp_path / "cli-map.tif", tmp_path / "cli-proba.tif"
+    result = run(
+        "predict", data_dir / S2, "-m", water_model, "-o", cli_map,
+        "--probabilities", cli_proba, "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    scene, model = open_scene(data_dir / S2), load_model(water_model)
+    api_map = write_geotiff(predict_scene(scene, model), tmp_path / "api-map.tif")
+    api_proba = write_geotiff(predict_proba_scene(scene, model), tmp_path / "api-proba.tif")
+    for cli, api in [(cli_map, api_map), (cli_proba, api_proba)]:
+        with rasterio.open(cli) as a, rasterio.open(api) as b:
+            np.testing.assert_equal(dict(a.profile), dict(b.profile))  # NaN nodata equals NaN
+            assert a.tags() == b.tags() and "CLASS_NAMES" in b.tags()
+            assert a.descriptions == b.descriptions
+            assert a.overviews(1) == b.overviews(1)
+            np.testing.assert_array_equal(a.read(), b.read())
+        assert cli.read_bytes() == api.read_bytes()
+    with rasterio.open(cli_map) as a, rasterio.open(api_map) as b:
+        assert a.colormap(1) == b.colormap(1)
+        assert b.colormap(1)[1][:3] == tuple(model.meta.class_colors[1])
+
+
 def test_window_size_does_not_change_the_map(tmp_path: Path, data_dir: Path, water_model: Path):
     """The CLI path (chunks → writer) gives the same map as one in-memory pass."""
     out = tmp_path / "map.tif"
     assert run("predict", data_dir / S2, "-m", water_model, "-o", out, "-q").returncode == 0
-    from bandfusion.engine.predict import predict_scene
-    from bandfusion.models.checkpoint import load_model
-
     scene = open_scene(data_dir / S2)
     in_memory = predict_scene(scene.chunk({"y": 37, "x": 512}), load_model(water_model)).values
     with rasterio.open(out) as src:

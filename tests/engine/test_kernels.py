@@ -6,7 +6,8 @@ import pytest
 import torch
 from bandfusion.engine.kernels import KernelPlan, kernel_plan
 from bandfusion.models import triton_kernel
-from bandfusion.models.checkpoint import ModelMetadata, TrainedModel
+from bandfusion.models.checkpoint import TrainedModel
+from bandfusion.models.metadata import ModelMetadata
 
 from tests.nets import make_net
 

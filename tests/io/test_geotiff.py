@@ -21,8 +21,11 @@ import rasterio.shutil
 import xarray as xr
 from affine import Affine
 from bandfusion.errors import BandfusionWarning, OutputError
+from bandfusion.io import cog as cog_steps
 from bandfusion.io import geotiff
-from bandfusion.io.geotiff import atomic_output, check_writable, write_geotiff
+from bandfusion.io.atomic import atomic_output, check_writable
+from bandfusion.io.geotiff import write_geotiff
+from bandfusion.io.map_metadata import MapMetadata
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
@@ -180,7 +183,7 @@ def test_overview_levels_are_those_gdals_cog_driver_picks(
         tmp_path / "plain.tif", tmp_path / "cog.tif", driver="COG", BLOCKSIZE=blocksize
     )
     with rasterio.open(tmp_path / "cog.tif") as src:
-        assert geotiff._overview_factors(width, height, blocksize) == src.overviews(1)
+        assert cog_steps.overview_factors(width, height, blocksize) == src.overviews(1)
 
 
 @pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
@@ -211,7 +214,7 @@ def test_a_failed_cog_conversion_keeps_the_previous_file(
     def fail(*args: object) -> None:
         raise RuntimeError("conversion failed")
 
-    monkeypatch.setattr(geotiff, "_to_cog", fail)
+    monkeypatch.setattr(cog_steps, "to_cog", fail)
     path = tmp_path / "map.tif"
     path.write_bytes(b"the previous map")
     with pytest.raises(RuntimeError, match="conversion failed"):
@@ -313,13 +316,13 @@ def test_a_silently_truncated_cog_is_caught(
     message: str,
 ) -> None:
     """GDAL's COG driver can report success on a full disk after writing part of the file."""
-    convert = geotiff._to_cog
+    convert = cog_steps.to_cog
 
     def truncating(src: Path, dst: Path, *args: Any) -> None:
         convert(src, dst, *args)
         os.truncate(dst, dst.stat().st_size // 2)
 
-    monkeypatch.setattr(geotiff, "_to_cog", truncating)
+    monkeypatch.setattr(cog_steps, "to_cog", truncating)
     monkeypatch.setattr(shutil, "disk_usage", lambda path: DiskUsage(10**12, 10**12 - free, free))
     with pytest.raises(expected, match=message):
         write_geotiff(_map(_classes()), tmp_path / "map.tif", nodata=255)
@@ -329,7 +332,7 @@ def test_a_silently_truncated_cog_is_caught(
 def test_metadata_lost_on_the_way_is_an_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(geotiff._Metadata, "apply", lambda self, dst: None)
+    monkeypatch.setattr(MapMetadata, "apply", lambda self, dst: None)
     with pytest.raises(RuntimeError, match="colour map, tags, band descriptions"):
         write_geotiff(
             _map(_classes()),
@@ -470,7 +473,7 @@ def test_streamed_mode_overviews_equal_gdals(
     level, with whole chunks of nodata as outside a swath."""
     values = _classes(shape=shape)
     values[:512, :768] = 255
-    levels = geotiff._streamed_levels(
+    levels = cog_steps.streamed_levels(
         Path("m.tif"), _map(values, chunks).data[None], MODE, [2, 4, 8]
     )
     assert len(levels) == streamed
@@ -482,7 +485,7 @@ def test_streamed_mode_overviews_equal_gdals(
         )
 
     streamed_cog = write("streamed.tif")
-    monkeypatch.setattr(geotiff, "_streamed_levels", lambda *args: [])
+    monkeypatch.setattr(cog_steps, "streamed_levels", lambda *args: [])
     built = write("built.tif")
     assert _entries(tmp_path) == ["built.tif", "streamed.tif"]
     assert cog_validate(str(streamed_cog))[0]
@@ -497,8 +500,8 @@ def test_mode_levels_are_streamed_while_every_2x2_cell_lies_inside_one_chunk() -
     tiled = Path("map.gtiff.tif")
     first, second = Path("map.gtiff.tif.ovr"), Path("map.gtiff.tif.ovr.ovr")
     data = da.zeros((1, 1024, 1536), dtype=np.uint8, chunks=(1, 512, 512))
-    assert geotiff._streamed_levels(tiled, data, MODE, [2, 4]) == [first, second]
-    assert geotiff._streamed_levels(tiled, data.rechunk((1, 512, 510)), MODE, [2, 4]) == [first]
+    assert cog_steps.streamed_levels(tiled, data, MODE, [2, 4]) == [first, second]
+    assert cog_steps.streamed_levels(tiled, data.rechunk((1, 512, 510)), MODE, [2, 4]) == [first]
     odd = data.rechunk((1, 511, 512))
     floats = data.astype(np.float32)
     bands = da.zeros((2, 1024, 1536), dtype=np.uint8, chunks=(2, 512, 512))
@@ -509,7 +512,7 @@ def test_mode_levels_are_streamed_while_every_2x2_cell_lies_inside_one_chunk() -
         (data, Resampling.average, [2]),
         (data, MODE, []),
     ]:
-        assert geotiff._streamed_levels(tiled, chunked, resampling, factors) == []
+        assert cog_steps.streamed_levels(tiled, chunked, resampling, factors) == []
 
 
 def test_a_cog_is_the_same_from_a_raw_or_a_compressed_intermediate(
@@ -525,7 +528,7 @@ def test_a_cog_is_the_same_from_a_raw_or_a_compressed_intermediate(
         )
 
     raw = write("raw.tif")
-    monkeypatch.setattr(geotiff, "RAW_INTERMEDIATE_BYTES", 0)
+    monkeypatch.setattr(cog_steps, "RAW_INTERMEDIATE_BYTES", 0)
     compressed = write("compressed.tif")
     assert cog_validate(str(raw))[0]
     with rasterio.open(raw) as a, rasterio.open(compressed) as b:
@@ -539,7 +542,19 @@ def test_a_cog_is_the_same_from_a_raw_or_a_compressed_intermediate(
 def test_only_a_small_cog_intermediate_is_left_uncompressed() -> None:
     profile = {"width": 1000, "height": 1000, "count": 1, "dtype": "uint8"}
     profile |= {"compress": "DEFLATE", "predictor": 2}
-    raw = geotiff._intermediate_profile(profile)
+    raw = cog_steps.intermediate_profile(profile)
     assert raw["compress"] == "NONE" and "predictor" not in raw
     large = {**profile, "width": 40000, "height": 40000}
-    assert geotiff._intermediate_profile(large) == large
+    assert cog_steps.intermediate_profile(large) == large
+
+
+def test_metadata_left_out_is_taken_from_the_attrs_and_given_metadata_wins(tmp_path: Path):
+    array = _map(_classes())
+    array.attrs |= {"nodata": 255, "colormap": COLORMAP, "class_names": CLASS_NAMES}
+    array.attrs |= {"tags": {"SOURCE": "attrs"}}
+    path = write_geotiff(array, tmp_path / "map.tif", tags={"SOURCE": "given"})
+    with rasterio.open(path) as src:
+        assert src.nodata == 255
+        assert src.colormap(1)[1] == COLORMAP[1]
+        assert json.loads(src.tags()["CLASS_NAMES"]) == {"0": "water", "1": "forest", "2": "crops"}
+        assert src.tags()["SOURCE"] == "given"

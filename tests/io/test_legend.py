@@ -12,9 +12,9 @@ import pytest
 import rasterio
 from affine import Affine
 from bandfusion.errors import LabelError
+from bandfusion.colours import PALETTE
 from bandfusion.io.legend import (
     CLASS_NAMES_TAG,
-    PALETTE,
     Legend,
     PartialLegend,
     default_legend,

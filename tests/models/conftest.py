@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 from bandfusion.io.scene import open_scene
-from bandfusion.models.checkpoint import ModelMetadata, TrainedModel, save_model
+from bandfusion.models.checkpoint import TrainedModel, save_model
+from bandfusion.models.metadata import ModelMetadata
 from bandfusion.models.fusion import SpectralFusionNet
 
 from tests.helpers import random_model
