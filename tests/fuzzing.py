@@ -24,8 +24,8 @@ import torch
 from bandfusion.cli import main
 from bandfusion.errors import BandfusionError
 from bandfusion.models.checkpoint import TrainedModel, save_model
-from bandfusion.models.metadata import ModelMetadata
 from bandfusion.models.fusion import SpectralFusionNet
+from bandfusion.models.metadata import ModelMetadata
 from hypothesis import HealthCheck, event, settings
 
 LONG_PASS = os.environ.get("BANDFUSION_FUZZ_EXAMPLES")

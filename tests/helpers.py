@@ -21,10 +21,9 @@ import torch
 import xarray as xr
 from bandfusion.batch.manifest import SceneRecord, file_sha256
 from bandfusion.engine.predict import predict_scene
-from bandfusion.io.scene import open_scene
 from bandfusion.io.geotiff import write_geotiff
+from bandfusion.io.scene import open_scene
 from bandfusion.models.checkpoint import TrainedModel, load_model, save_model
-from bandfusion.models.metadata import ModelMetadata
 from bandfusion.models.fusion import SpectralFusionNet
 from bandfusion.models.metadata import ModelMetadata
 from distributed import Client

@@ -17,8 +17,8 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bandfusion.batch.cluster import describe_cluster, local_client
 from bandfusion.atomic import sweep_temporaries
+from bandfusion.batch.cluster import describe_cluster, local_client
 from bandfusion.batch.manifest import (
     MANIFEST_NAME,
     InputStamp,

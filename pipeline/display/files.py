@@ -3,14 +3,13 @@ Markdown and PNG figures for people. Each file is written atomically."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from bandfusion.display.figures import benchmark_figure, explanation_figures
 from bandfusion.display.markdown import benchmark_markdown
-from bandfusion.io.geotiff import atomic_output
+from bandfusion.io.atomic import atomic_output, write_json
 from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
@@ -23,8 +22,7 @@ def write_benchmark(bench: Benchmark, directory: str | Path) -> list[Path]:
     json_path, markdown_path, png_path = (
         Path(directory) / f"benchmark.{ext}" for ext in ("json", "md", "png")
     )
-    document = json.dumps(bench.to_dict(), indent=2, allow_nan=False, default=_plain)
-    _write_text(document, json_path)
+    write_json(json_path, bench.to_dict(), indent=2, allow_nan=False, default=_numbers)
     _write_text(benchmark_markdown(bench), markdown_path)
     _write_png(benchmark_figure(bench), png_path)
     return [json_path, markdown_path, png_path]
@@ -33,7 +31,7 @@ def write_benchmark(bench: Benchmark, directory: str | Path) -> list[Path]:
 def write_explanation(explanation: Explanation, directory: str | Path) -> list[Path]:
     """explanation.json, importance.png, mixing-weights.png, signatures.png in `directory`."""
     json_path = Path(directory) / "explanation.json"
-    _write_text(json.dumps(explanation.to_dict(), indent=2), json_path)
+    write_json(json_path, explanation.to_dict(), indent=2)
     paths = [json_path]
     for name, figure in explanation_figures(explanation).items():
         paths.append(Path(directory) / f"{name}.png")
@@ -51,6 +49,6 @@ def _write_png(figure: Figure, path: Path) -> None:
         figure.canvas.print_png(tmp)  # type: ignore[attr-defined]
 
 
-def _plain(value: object) -> object:
-    """numpy values as JSON numbers (json.dumps' fallback)."""
+def _numbers(value: object) -> object:
+    """numpy values as JSON numbers (json.dump's fallback)."""
     return value.tolist() if isinstance(value, np.generic | np.ndarray) else str(value)

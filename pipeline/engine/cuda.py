@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from bandfusion.errors import BandfusionWarning
+from bandfusion.errors import BandfusionWarning, first_line
 from bandfusion.models.inference import TorchKernel
 from bandfusion.models.triton_kernel import FusedTritonClassifier, unsupported
 
@@ -252,19 +252,13 @@ def _fused(kernel: TorchKernel) -> FusedTritonClassifier | None:
         fused.classify(warm_up, unsigned=True)
     except Exception as error:  # a Triton or driver too old for the kernel: run the torch one
         warnings.warn(
-            f"the fused Triton kernel failed to build ({error_line(error)}); "
+            f"the fused Triton kernel failed to build ({first_line(error)}); "
             "running the torch kernel instead",
             BandfusionWarning,
             stacklevel=1,
         )
         return None
     return fused
-
-
-def error_line(error: BaseException) -> str:
-    """The first line of an error's message, or its type's name where it has none."""
-    text = str(error)
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _classify(

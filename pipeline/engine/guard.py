@@ -25,8 +25,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-from bandfusion.engine.cuda import FUSED, TORCH, CudaRunner, error_line
-from bandfusion.errors import BandfusionWarning
+from bandfusion.engine.cuda import FUSED, TORCH, CudaRunner
+from bandfusion.errors import BandfusionWarning, first_line
 from bandfusion.io.nodata import pixel_value, valid_mask
 from bandfusion.models.inference import TorchKernel
 
@@ -91,7 +91,7 @@ class KernelGuard:
                 labels, doubt = self.runner.labels(table, name)
                 failure = self._failure(labels.astype(np.int64), doubt, expected, real)
             except Exception as error:  # a kernel that crashes is as untrusted as a wrong one
-                failure = f"failed ({error_line(error)})"
+                failure = f"failed ({first_line(error)})"
             if failure is None:
                 return name
             warnings.warn(

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from bandfusion.colours import PALETTE
 from bandfusion.errors import LabelError
 from bandfusion.io.grid import Grid
 from bandfusion.io.labels import Labels, read_labels

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from bandfusion.errors import LabelError
 from bandfusion.colours import PALETTE
+from bandfusion.errors import LabelError
 from bandfusion.io.legend import (
     CLASS_NAMES_TAG,
     Legend,

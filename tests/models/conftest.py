@@ -11,8 +11,8 @@ import pytest
 import torch
 from bandfusion.io.scene import open_scene
 from bandfusion.models.checkpoint import TrainedModel, save_model
-from bandfusion.models.metadata import ModelMetadata
 from bandfusion.models.fusion import SpectralFusionNet
+from bandfusion.models.metadata import ModelMetadata
 
 from tests.helpers import random_model
 
