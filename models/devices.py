@@ -20,7 +20,7 @@ def resolve_device(device: str) -> torch.device:
     try:
         resolved = torch.device(device)
     except RuntimeError as exc:
-        raise DeviceError(f"{device}: not a device (use auto, cpu or cuda)") from exc
+        raise DeviceError(device, "not a device (use auto, cpu or cuda)") from exc
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"{device}: CUDA is not available on this machine")
+        raise DeviceError(device, "CUDA is not available on this machine")
     return resolved

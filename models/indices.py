@@ -49,8 +49,7 @@ def resolve_roles(
             shown = ", ".join(bands[:6]) + (f", ... ({len(bands)} bands)" if len(bands) > 6 else "")
             raise ValueError(
                 f"no band for role {role!r} (tried {', '.join(candidates) or 'nothing'}) "
-                f"among {shown}; name it with --band-role {role}=BAND "
-                f"(band_roles={{{role!r}: 'BAND'}} in Python)"
+                f"among {shown}; name the band that plays it"
             )
         resolved[role] = band
     return resolved

@@ -6,10 +6,16 @@ from __future__ import annotations
 class BandfusionError(Exception):
     """A problem with the user's input; the message names the file and the problem in one line.
 
-    The CLI prints it without a traceback and exits with `exit_code`.
+    The CLI prints it without a traceback and exits with `exit_code`. `setting` names the
+    argument (of ours) that would fix the problem, where one would: the message then ends with
+    it in brackets, which the CLI shows as the flag that sets it.
     """
 
     exit_code = 2
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message if setting is None else f"{message} ({setting})")
+        self.setting = setting
 
 
 class SceneError(BandfusionError):
@@ -28,8 +34,24 @@ class OutputError(BandfusionError):
     """An output path cannot be written (missing directory, read-only, disk full)."""
 
 
-class DeviceError(BandfusionError):
+class SettingError(BandfusionError):
+    """A setting (an argument of ours) that cannot be honoured: `setting` names the argument,
+    `value` is what it was given and `problem` says why, in the engine's terms.
+
+    The message reads `setting=value: problem`; the CLI shows `--flag value: problem` instead,
+    so neither the engine nor the Python API ever speaks of command-line flags.
+    """
+
+    def __init__(self, setting: str, value: object, problem: str) -> None:
+        super().__init__(f"{setting}={value}: {problem}")
+        self.setting, self.value, self.problem = setting, value, problem
+
+
+class DeviceError(SettingError):
     """A device that is not one, or CUDA asked for where this machine has none."""
+
+    def __init__(self, value: str, problem: str) -> None:
+        super().__init__("device", value, problem)
 
 
 class BandfusionWarning(UserWarning):

@@ -13,6 +13,7 @@ from typing import NoReturn
 
 import click
 from bandfusion import __version__
+from bandfusion.cli.flags import in_flags
 from bandfusion.errors import BandfusionError, BandfusionWarning
 
 SUBCOMMANDS = ("train", "predict", "evaluate", "info", "benchmark", "explain", "batch")
@@ -135,7 +136,7 @@ def _run(argv: list[str] | None, debug: bool) -> None:
     except BandfusionError as exc:
         if debug:
             raise
-        click.echo(f"bandfusion: error: {exc}", err=True)
+        click.echo(f"bandfusion: error: {in_flags(exc)}", err=True)
         sys.exit(exc.exit_code)
     except Exception as exc:
         if debug:

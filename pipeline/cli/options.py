@@ -8,7 +8,6 @@ from typing import Any, TypeVar
 
 import click
 import xarray as xr
-from bandfusion.errors import DeviceError
 from bandfusion.io.grid import Grid
 from bandfusion.io.labels import Labels, read_labels
 from bandfusion.io.scene import RESAMPLING_METHODS, open_scene
@@ -82,12 +81,9 @@ seed_option = click.option("--seed", type=int, default=0, show_default=True, hel
 
 def device_callback(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     """click callback: a device this machine has, kept as named ('auto' is resolved where the
-    model runs, a batch worker perhaps); else the engine's error with the flag's name."""
+    model runs, a batch worker perhaps); else the engine's error, shown with the flag's name."""
     if value is not None:
-        try:
-            resolve_device(value)
-        except DeviceError as exc:
-            raise DeviceError(f"--device {exc}") from None
+        resolve_device(value)
     return value
 
 

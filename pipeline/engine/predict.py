@@ -19,7 +19,7 @@ import xarray as xr
 from bandfusion.colours import colour_table
 from bandfusion.engine.cuda import CudaRunner
 from bandfusion.engine.guard import KernelGuard, probe_block
-from bandfusion.errors import BandfusionError, SceneError
+from bandfusion.errors import BandfusionError, SceneError, SettingError
 from bandfusion.io.grid import Grid
 from bandfusion.io.nodata import band_nodata, valid_mask
 from bandfusion.io.sources import scene_sources
@@ -69,7 +69,8 @@ def align_bands(scene: xr.DataArray, model: TrainedModel) -> xr.DataArray:
     sources = scene_sources(scene)
     raise SceneError(
         f"{sources}: bands {have} do not match the model's {want} (missing {missing}); "
-        "name the bands with --band-names or use a model trained on these bands"
+        "name the scene's bands or use a model trained on these bands",
+        setting="band_names",
     )
 
 
@@ -201,13 +202,15 @@ def _valid_table(
 def check_precision(precision: str, device: torch.device) -> Precision:
     """`precision` if the device runs it: fp32 anywhere, bf16 on CPU and CUDA, fp16 on CUDA."""
     if precision not in PRECISIONS:
-        raise BandfusionError(f"--precision {precision}: use one of {', '.join(PRECISIONS)}")
+        raise SettingError("precision", precision, f"use one of {', '.join(PRECISIONS)}")
     if precision == "fp16" and device.type != "cuda":
-        raise BandfusionError("--precision fp16 needs a CUDA device; on a CPU use bf16 or fp32")
+        raise SettingError("precision", precision, "needs a CUDA device; on a CPU use bf16 or fp32")
     if precision == "bf16" and device.type == "cpu" and not cpu_runs_bf16():
-        raise BandfusionError(
-            "--precision bf16: this CPU has no native bfloat16 (AVX-512 or AMX), so bf16 would "
-            "run about 15× slower than fp32 here; use fp32"
+        raise SettingError(
+            "precision",
+            precision,
+            "this CPU has no native bfloat16 (AVX-512 or AMX), so bf16 would be emulated, many "
+            "times slower than fp32; use fp32",
         )
     return cast(Precision, precision)
 

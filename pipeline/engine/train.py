@@ -89,7 +89,7 @@ def train(
         roles = resolve_roles(config.indices, bands, config.band_roles)
     except ValueError as exc:
         sources = scene_sources(scene)
-        raise SceneError(f"{sources}: {exc}") from None
+        raise SceneError(f"{sources}: {exc}", setting="band_roles") from None
     val_mask = _validation_mask(labels, config.block_size, config.val_fraction, config.seed)
     split = _sample(scene, labels, val_mask, config, roles)
     n_classes = len(split.class_ids)

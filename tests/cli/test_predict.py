@@ -68,7 +68,10 @@ def test_cli_precision(tmp_path: Path, data_dir: Path, scene, capsys, bf16_on_an
               "--precision", "fp16", "--device", "cpu"])  # fmt: skip
     assert refused.value.code == 2
     stderr = capsys.readouterr().err.strip()
-    assert "\n" not in stderr and "fp16 needs a CUDA device" in stderr
+    assert (
+        stderr
+        == "bandfusion: error: --precision fp16: needs a CUDA device; on a CPU use bf16 or fp32"
+    )
 
 
 def test_cli_refuses_bf16_on_a_cpu_that_only_emulates_it(
@@ -84,5 +87,6 @@ def test_cli_refuses_bf16_on_a_cpu_that_only_emulates_it(
               "--precision", "bf16", "--device", "cpu"])  # fmt: skip
     assert refused.value.code == 2
     stderr = capsys.readouterr().err.strip()
-    assert "\n" not in stderr and "no native bfloat16" in stderr
+    assert "\n" not in stderr and stderr.startswith("bandfusion: error: --precision bf16: this CPU")
+    assert "no native bfloat16" in stderr
     assert not out.exists()
