@@ -2,7 +2,8 @@
 
 It imports nothing of bandfusion but the root modules every layer shares (`errors`, `progress`,
 `atomic`, `colours`), so it can be used, and tested, alone.
-Its public names load on first use (those built on scikit-learn cost about 100 MB).
+Its public names load on first use: those built on scikit-learn import it, which prediction
+never needs.
 """
 
 import lazy_loader

@@ -26,8 +26,8 @@ def local_client(
 
     Two of distributed's defaults cost the engine CPU for nothing it needs. Its 64 KiB
     MALLOC_TRIM_THRESHOLD_ hands the megabytes each chunk allocates back to the system, to be
-    faulted in again for the next chunk: 15 % more CPU a scene (chunks bound memory anyway).
-    Its profiler samples every worker thread's stack every 10 ms: 2-3 % more.
+    faulted in again for the next chunk (chunks bound memory anyway); its profiler samples every
+    worker thread's stack. Both cost CPU a scene (bench/RESULTS.md, Batch).
     """
     with (
         dask.config.set(_LOCAL_WORKER_CONFIG),

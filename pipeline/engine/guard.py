@@ -38,7 +38,7 @@ PROBE_PIXELS = 4096
 
 APPROXIMATE_DISAGREEMENT = 0.01
 """The share of real pixels whose labels an approximate kernel may change (at least one): bf16
-and fp16 maps keep over 99.9 % of a scene's labels."""
+and fp16 maps keep nearly all of a scene's labels (docs/engine.md)."""
 
 _CHOSEN: dict[tuple[str, ...], str] = {}
 """The kernel chosen in this process, per (model digest, device, precision)."""
