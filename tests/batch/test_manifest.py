@@ -199,7 +199,7 @@ def test_a_missing_input_is_stamped_without_size(tmp_path: Path):
 
 def test_a_manifest_in_a_missing_directory_is_an_output_error(tmp_path: Path, done: SceneRecord):
     manifest = Manifest(tmp_path / "gone" / "manifest.json", {}, {})
-    with pytest.raises(OutputError, match="cannot write manifest") as caught:
+    with pytest.raises(OutputError, match="does not exist") as caught:
         manifest.update(done)
     assert str(caught.value).startswith(f"{tmp_path / 'gone' / 'manifest.json'}: ")
     assert not (tmp_path / "gone").exists()
