@@ -8,7 +8,7 @@ from pathlib import Path
 from bandfusion.io.scene import open_scene
 from bandfusion.models.checkpoint import save_model
 
-from tests.helpers import random_model, run_python
+from tests.helpers import REPO, random_model, run_python
 
 HEAVY = ("sklearn", "matplotlib", "distributed", "fiona")
 S2 = "sen1floods11_spain/Spain_7370579_S2Hand.tif"
@@ -70,3 +70,19 @@ def test_the_version_is_the_installed_distribution_s() -> None:
     import bandfusion
 
     assert bandfusion.__version__ == version("bandfusion")
+
+
+def test_every_sub_package_is_packaged() -> None:
+    """A wheel holds only the packages pyproject.toml lists (an editable install hides a gap)."""
+    import tomllib
+
+    listed = set(
+        tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    roots = {"bandfusion": REPO / "pipeline", "bandfusion.models": REPO / "models"}
+    found = {
+        ".".join([name, *init.parent.relative_to(root).parts])
+        for name, root in roots.items()
+        for init in root.rglob("__init__.py")
+    }
+    assert found == listed
