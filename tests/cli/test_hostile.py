@@ -557,9 +557,9 @@ def test_labels_with_classes_the_model_never_saw_count_as_errors(
     assert row.split()[3] == "0.000"  # recall of the unknown class
 
 
-def _run_predict(data_dir: Path, model: Path, out: Path) -> subprocess.Popen[str]:
+def _run_predict(data_dir: Path, model: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "bandfusion.cli", "predict", str(data_dir / S2),
-               "-m", str(model), "-o", str(out), "-q"]  # fmt: skip
+               "-m", str(model), "-o", str(out), "-q", *extra]  # fmt: skip
     return subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
 
 
@@ -589,7 +589,8 @@ def test_two_processes_writing_one_output_leave_one_complete_map(
     tmp_path: Path, data_dir: Path, model_dir: Path
 ):
     out = tmp_path / "map.tif"
-    first, second = (_run_predict(data_dir, model_dir, out) for _ in range(2))
+    # --overwrite: whichever starts second may find the first's map already there
+    first, second = (_run_predict(data_dir, model_dir, out, "--overwrite") for _ in range(2))
     codes = [p.wait(timeout=120) for p in (first, second)]
     assert codes == [0, 0]
     with rasterio.open(out) as src:
