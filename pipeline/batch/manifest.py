@@ -21,7 +21,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from bandfusion.errors import BandfusionError, BandfusionWarning, OutputError
+from bandfusion.errors import BandfusionError, BandfusionWarning, OutputError, first_line
 from bandfusion.io.atomic import atomic_output
 
 PathLike = str | os.PathLike[str]
@@ -175,6 +175,15 @@ class InputStamp:
         return cls(str(absolute), stat.st_size, stat.st_mtime_ns)
 
 
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "output": (str,),
+    "model_sha256": (str,),
+    "sha256": (str, type(None)),
+    "pixels": (dict, type(None)),
+}
+"""Fields whose type the rest of the batch relies on, checked as a manifest is read."""
+
+
 @dataclass(frozen=True)
 class SceneRecord:
     """What the batch knows about one output: manifest.json holds one of these per scene."""
@@ -205,6 +214,13 @@ class SceneRecord:
         record = cls(**{**doc, "inputs": tuple(InputStamp(**stamp) for stamp in doc["inputs"])})
         if record.status not in STATUSES:
             raise ValueError(f"unknown status {record.status!r}")
+        for name, kinds in _FIELD_TYPES.items():
+            if not isinstance(getattr(record, name), kinds):
+                raise TypeError(f"{record.output!r}: {name} is not {kinds[0].__name__}")
+        if record.pixels is not None and not all(
+            isinstance(count, int) for count in record.pixels.values()
+        ):
+            raise TypeError(f"{record.output!r}: pixel counts are not integers")
         return record
 
     def is_current(self, previous: SceneRecord | None, target: Path) -> bool:
@@ -238,10 +254,19 @@ class Manifest:
     time, however many scenes the manifest holds.
     """
 
-    def __init__(self, path: Path, records: dict[str, SceneRecord], model: dict[str, str]):
+    def __init__(
+        self,
+        path: Path,
+        records: dict[str, SceneRecord],
+        model: dict[str, str],
+        *,
+        damaged: bool = False,
+    ):
         self.path = path
         self.records = records
         self.model = model
+        self.damaged = damaged
+        """Whether a manifest was there but unreadable: its records are lost, not absent."""
         self._lines: dict[str, tuple[SceneRecord, str]] = {}
         self._next_save = 0.0
         self._unsaved = False
@@ -254,15 +279,16 @@ class Manifest:
             return cls(path, {}, {})
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
-            records = [SceneRecord.from_json(entry) for entry in doc["scenes"]]
+            records = {r.output: r for r in map(SceneRecord.from_json, doc["scenes"])}
             model = dict(doc.get("model") or {})
         except (OSError, ValueError, KeyError, TypeError) as exc:
+            reason = first_line(exc, typed=True)
             warnings.warn(
-                BandfusionWarning(f"{path}: unreadable manifest ({exc}); redoing every scene"),
+                BandfusionWarning(f"{path}: unreadable manifest ({reason}); redoing every scene"),
                 stacklevel=2,
             )
-            return cls(path, {}, {})
-        return cls(path, {r.output: r for r in records}, model)
+            return cls(path, {}, {}, damaged=True)
+        return cls(path, records, model)
 
     def update(self, record: SceneRecord) -> None:
         """Replace the record for `record.output`; save unless the last save was just now."""

@@ -9,6 +9,7 @@ scheduler elsewhere. When the cluster has more threads than scenes, scenes are s
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 from collections import Counter
@@ -27,6 +28,7 @@ from bandfusion.batch.manifest import (
     SceneRecord,
     SceneSpec,
     collect_scenes,
+    file_sha256,
     output_path,
 )
 from bandfusion.batch.tasks import BatchOptions, ModelRef, SceneTask, SplitScene, failed, run_scene
@@ -34,10 +36,14 @@ from bandfusion.errors import BandfusionError, OutputError
 from bandfusion.io.atomic import check_writable
 from bandfusion.models.checkpoint import TrainedModel, load_model
 from bandfusion.progress import Count, Progress, Step, counter, silent
-from distributed import Client, as_completed
+from distributed import Client, Future, as_completed
 
 PARTS_PER_THREAD = 2
 """Row groups per cluster thread when scenes are split: a little slack for uneven workers."""
+_COLLECT_TIMEOUT_S = 10
+"""How long, after an interrupt, the client waits for a finished scene's record."""
+LOCK_NAME = ".bandfusion.lock"
+"""The file in the output directory that a running batch holds locked (flock)."""
 
 
 class BatchError(BandfusionError):
@@ -67,6 +73,7 @@ def run_batch(
     client: Client | None = None,
     *,
     force: bool = False,
+    overwrite: bool = False,
     options: BatchOptions | None = None,
     progress: Progress | None = None,
     start_client: Callable[[], AbstractContextManager[Client]] = local_client,
@@ -78,23 +85,48 @@ def run_batch(
     as must the inputs and `out_dir`. `client`: a cluster to use; None starts one with
     `start_client` (a LocalCluster sized to the machine) only if any scene needs work.
     Scenes whose outputs are complete and current per DIR/manifest.json are skipped unless
-    `force`. Failed scenes are records with a reason, not exceptions; check `result.failed`.
+    `force`; a file at an output path that the manifest does not record is refused unless
+    `overwrite`. One batch at a time writes into `out_dir`: a second is refused (OutputError)
+    while the first holds DIR/.bandfusion.lock. Failed scenes are records with a reason, not
+    exceptions; check `result.failed`.
     `progress` is told of every scene as it is done, skipped or failed (stage "scenes", with
     the cluster's size and each failure as notes) and of map pixels as they are written
     (stage "pixels").
     """
     start = time.perf_counter()
-    report = progress or silent
     root = _prepare_out_dir(Path(out_dir))
     specs = collect_scenes(
         [scenes] if isinstance(scenes, str | os.PathLike | SceneSpec) else scenes
     )
+    with _owning(root):
+        records = _run_owned(
+            specs, Path(model), root, client, start_client, force, overwrite, options, progress
+        )
+    return BatchResult(records, root / MANIFEST_NAME, time.perf_counter() - start)
+
+
+def _run_owned(
+    specs: list[SceneSpec],
+    model: Path,
+    root: Path,
+    client: Client | None,
+    start_client: Callable[[], AbstractContextManager[Client]],
+    force: bool,
+    overwrite: bool,
+    options: BatchOptions | None,
+    progress: Progress | None,
+) -> tuple[SceneRecord, ...]:
+    """`run_batch`'s work, while this process alone writes into `root`."""
+    report = progress or silent
     targets = _targets(specs, root)
+    sweep_temporaries([*targets, root / MANIFEST_NAME])  # what killed runs left
     report(Step("scenes", 0, len(specs), "scene"))
     pixels = counter(progress, "pixels", unit="px")
-    trained = load_model(Path(model))
+    trained = load_model(model)
     ref = ModelRef.of(model)
     manifest = Manifest.load(root)
+    if not (overwrite or manifest.damaged):
+        _refuse_strays(targets, root, manifest)
     manifest.model = {"path": ref.path, "sha256": ref.sha256}
     planned = manifest.plan(_pending(specs, targets, root, ref), root, force)
     records = {record.output: record for record in planned}
@@ -112,14 +144,64 @@ def run_batch(
         try:
             with _using(client, start_client) as active:
                 report(Step("scenes", 0, len(specs), "scene", note=describe_cluster(active)))
-                for record in _run(active, tasks, trained, pixels):
-                    records[record.output] = record
-                    manifest.update(record)
-                    report(_scene_step(record, len(specs)))
+                running = _Running(active, tasks, trained, pixels)
+                try:
+                    for record in running:
+                        records[record.output] = record
+                        manifest.update(record)
+                        report(_scene_step(record, len(specs)))
+                except KeyboardInterrupt:
+                    for record in running.finished():
+                        manifest.update(record)
+                    raise
         finally:
             manifest.flush()
     sweep_temporaries([*targets, manifest.path])  # even when all was done before a crash
-    return BatchResult(tuple(records.values()), manifest.path, time.perf_counter() - start)
+    return tuple(records.values())
+
+
+@contextmanager
+def _owning(root: Path) -> Iterator[None]:
+    """Hold root/.bandfusion.lock (flock) while the body runs; OutputError if another process
+    holds it. The file is removed at the end, so each holder checks it locked the file that
+    is still at that name, not one a finishing holder had just removed."""
+    path = root / LOCK_NAME
+    while True:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            raise OutputError(
+                f"{root}: another bandfusion batch is writing into it (it holds {path}); "
+                "wait for it to end or choose another output dir"
+            ) from None
+        if _same_file(descriptor, path):
+            break
+        os.close(descriptor)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(descriptor)
+
+
+def _same_file(descriptor: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(descriptor), path.stat())
+    except FileNotFoundError:
+        return False
+
+
+def _refuse_strays(targets: Sequence[Path], root: Path, manifest: Manifest) -> None:
+    """OutputError for the first output path holding a file the manifest does not record:
+    someone else's file, which a batch never replaces unless told to."""
+    for target in targets:
+        if os.path.lexists(target) and target.relative_to(root).as_posix() not in manifest.records:
+            raise OutputError(
+                f"{target}: exists and {manifest.path.name} does not record it; not replacing it",
+                setting="overwrite",
+            )
 
 
 def _scene_step(record: SceneRecord, total: int) -> Step:
@@ -174,42 +256,66 @@ def _using(
         yield started
 
 
-def _run(
-    client: Client, tasks: list[SceneTask], model: TrainedModel, pixels: Count | None
-) -> Iterator[SceneRecord]:
-    """One task per scene; or, when the cluster has more threads than scenes, split scenes."""
-    threads = sum(client.nthreads().values())
-    if len(tasks) < threads:
-        return _run_split(client, tasks, model, PARTS_PER_THREAD * threads, pixels)
-    return _run_each(client, tasks, pixels)
+class _Running:
+    """The tasks of a run on the cluster: iterating yields each scene's record as it ends; one
+    task per scene, or, when the cluster has more threads than scenes, split scenes.
 
+    After an interrupt, `finished` still gives the records of scene tasks that completed but
+    were not collected yet, so that the manifest records their maps as done.
+    """
 
-def _run_each(
-    client: Client, tasks: list[SceneTask], pixels: Count | None
-) -> Iterator[SceneRecord]:
-    futures = {client.submit(run_scene, task, pure=False): task for task in tasks}
-    for future in as_completed(futures, loop=client.loop):
-        task = futures.pop(future)
-        try:
-            record: SceneRecord = future.result()
-        except Exception as exc:  # the task never returned, e.g. its workers kept dying
-            record = failed(task.record, exc, None, None)
-        future.release()
-        if record.pixels and pixels is not None:
-            pixels(sum(record.pixels.values()))
-        yield record
+    def __init__(
+        self, client: Client, tasks: list[SceneTask], model: TrainedModel, pixels: Count | None
+    ) -> None:
+        self.client, self.tasks, self.model, self.pixels = client, tasks, model, pixels
+        self.futures: dict[Future, SceneTask] = {}
 
+    def __iter__(self) -> Iterator[SceneRecord]:
+        threads = sum(self.client.nthreads().values())
+        if len(self.tasks) < threads:
+            return self._split(PARTS_PER_THREAD * threads)
+        return self._each()
 
-def _run_split(
-    client: Client, tasks: list[SceneTask], model: TrainedModel, parts: int, pixels: Count | None
-) -> Iterator[SceneRecord]:
-    """Every scene's row groups are submitted first, so workers never wait on the writes."""
-    split: list[SplitScene] = []
-    for task in tasks:
-        start = time.perf_counter()
-        try:
-            split.append(SplitScene(client, task, model, parts))
-        except Exception as exc:  # the client could not open the scene
-            yield failed(task.record, exc, start, None)
-    for scene in split:
-        yield scene.write(pixels)
+    def _each(self) -> Iterator[SceneRecord]:
+        self.futures = {
+            self.client.submit(run_scene, task, pure=False): task for task in self.tasks
+        }
+        for future in as_completed(list(self.futures), loop=self.client.loop):
+            task = self.futures.pop(future)
+            try:
+                record: SceneRecord = future.result()
+            except Exception as exc:  # the task never returned, e.g. its workers kept dying
+                record = failed(task.record, exc, None, None)
+            future.release()
+            if record.pixels and self.pixels is not None:
+                self.pixels(sum(record.pixels.values()))
+            yield record
+
+    def _split(self, parts: int) -> Iterator[SceneRecord]:
+        """Every scene's row groups are submitted first, so workers never wait on the writes."""
+        split: list[SplitScene] = []
+        for task in self.tasks:
+            start = time.perf_counter()
+            try:
+                split.append(SplitScene(self.client, task, self.model, parts))
+            except Exception as exc:  # the client could not open the scene
+                yield failed(task.record, exc, start, None)
+        for scene in split:
+            yield scene.write(self.pixels)
+
+    def finished(self) -> list[SceneRecord]:
+        """Records of scene tasks complete but not yet collected whose maps are in place and
+        match the digest their task took (a split scene is written here, so never pending)."""
+        records = []
+        for future, task in list(self.futures.items()):
+            if future.status != "finished":
+                continue
+            try:
+                record: SceneRecord = future.result(timeout=_COLLECT_TIMEOUT_S)
+            except Exception:  # its worker is gone: the scene stays pending
+                continue
+            target = Path(task.target)
+            intact = target.is_file() and file_sha256(target) == record.sha256
+            if record.status == "done" and intact:
+                records.append(record)
+        return records

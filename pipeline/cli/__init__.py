@@ -123,6 +123,12 @@ def _exit_interrupted() -> NoReturn:
     sys.exit(130)
 
 
+def _usage_line(error: click.UsageError) -> str:
+    """A usage error in one line, like every other error: the problem, then where help is."""
+    command = error.ctx.command_path if error.ctx is not None else "bandfusion"
+    return f"{error.format_message()} (see '{command} -h')"
+
+
 def _run(argv: list[str] | None, debug: bool) -> None:
     """Run the command line, turning each kind of failure into its message and exit code."""
     _interrupt_on_sigterm()
@@ -130,6 +136,12 @@ def _run(argv: list[str] | None, debug: bool) -> None:
         cli.main(args=argv, prog_name="bandfusion", standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):
         _exit_interrupted()
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        click.echo(f"bandfusion: error: {_usage_line(exc)}", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

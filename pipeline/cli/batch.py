@@ -7,10 +7,11 @@ from pathlib import Path
 
 import click
 from bandfusion.batch.cluster import connect, local_client
-from bandfusion.batch.manifest import collect_scenes
+from bandfusion.batch.manifest import MANIFEST_NAME, collect_scenes, output_path
 from bandfusion.batch.run import BatchError, run_batch
 from bandfusion.batch.tasks import BatchOptions
 from bandfusion.cli.options import device_option, parse_names, quiet_option, scene_options
+from bandfusion.cli.outputs import model_files, overwrite_option, refuse_clashes
 from bandfusion.display.progress import ProgressDisplay
 from bandfusion.display.tables import batch_summary
 from bandfusion.engine.predict import DEFAULT_BATCH_PIXELS
@@ -53,6 +54,7 @@ from bandfusion.engine.predict import DEFAULT_BATCH_PIXELS
     show_default=True,
     help="Pixels per model call.",
 )
+@overwrite_option
 @device_option
 @quiet_option
 def batch_command(
@@ -66,6 +68,7 @@ def batch_command(
     threads_per_worker: int | None,
     force: bool,
     batch_pixels: int,
+    overwrite: bool,
     device: str,
     quiet: bool,
 ) -> None:
@@ -86,6 +89,11 @@ def batch_command(
     if scheduler and (workers or threads_per_worker):
         raise click.UsageError("--workers and --threads-per-worker size the local cluster only")
     scenes = collect_scenes(images)
+    inputs = [Path(file) for scene in scenes for file in scene.inputs]
+    refuse_clashes(
+        [*images, *inputs, model_path, *model_files(model_path)],
+        [*(output_path(out_dir, scene.output) for scene in scenes), out_dir / MANIFEST_NAME],
+    )
     start_client = (
         functools.partial(connect, scheduler)
         if scheduler
@@ -103,6 +111,7 @@ def batch_command(
             model_path,
             out_dir,
             force=force,
+            overwrite=overwrite,
             options=options,
             progress=progress,
             start_client=start_client,

@@ -8,6 +8,11 @@ from typing import Any
 import click
 import xarray as xr
 from bandfusion.cli.options import (
+    CAP,
+    OPEN_SHARE,
+    POSITIVE,
+    RATE,
+    SHARE,
     device_option,
     label_options,
     load_labels,
@@ -18,11 +23,11 @@ from bandfusion.cli.options import (
     seed_option,
     widths_callback,
 )
-from bandfusion.display.files import write_benchmark
+from bandfusion.cli.outputs import overwrite_option, prepare_output_dir
+from bandfusion.display.files import BENCHMARK_FILES, write_benchmark
 from bandfusion.display.progress import ProgressDisplay
 from bandfusion.display.tables import benchmark_report
 from bandfusion.engine.compare import PROTOCOLS, Protocol, available_methods, run_benchmark
-from bandfusion.errors import OutputError
 from bandfusion.io.hyperspectral import is_mat_file, read_mat_scene
 from bandfusion.io.labels import Labels
 
@@ -40,24 +45,24 @@ DEFAULT_PROTOCOL = Protocol()
     help="block: spatially disjoint test blocks; fixed-per-class / fraction: random pixels "
     "(optimistic, for comparison with the literature).",
 )
-@click.option("--block-size", type=int, default=DEFAULT_PROTOCOL.block_size, show_default=True)
+@click.option("--block-size", type=POSITIVE, default=DEFAULT_PROTOCOL.block_size, show_default=True)
 @click.option(
     "--test-fraction",
-    type=float,
+    type=OPEN_SHARE,
     default=DEFAULT_PROTOCOL.test_fraction,
     show_default=True,
     help="block: share of labelled pixels in the test blocks.",
 )
 @click.option(
     "--per-class",
-    type=int,
+    type=POSITIVE,
     default=DEFAULT_PROTOCOL.per_class,
     show_default=True,
     help="fixed-per-class: training pixels per class (at most half of a class).",
 )
 @click.option(
     "--fraction",
-    type=float,
+    type=OPEN_SHARE,
     default=DEFAULT_PROTOCOL.fraction,
     show_default=True,
     help="fraction: share of each class's pixels drawn for training.",
@@ -68,21 +73,23 @@ DEFAULT_PROTOCOL = Protocol()
     help="Comma-separated methods [default: fusion, fusion+indices (Sentinel-2 band names), "
     "random-forest, svm, logistic, hist-gb].",
 )
-@click.option("--runs", type=int, default=5, show_default=True, help="Seeds SEED..SEED+RUNS-1.")
+@click.option(
+    "--runs", type=POSITIVE, default=5, show_default=True, help="Seeds SEED..SEED+RUNS-1."
+)
 @click.option(
     "--per-class-cap",
-    type=int,
+    type=CAP,
     default=20000,
     show_default=True,
     help="At most this many training pixels per class (0: no cap).",
 )
 @click.option("--hidden", callback=widths_callback, help="Fusion net hidden widths, e.g. 64,64.")
-@click.option("--epochs", type=int, help="Fusion net epochs.")
-@click.option("--dropout", type=float, help="Fusion net dropout.")
-@click.option("--lr", type=float, help="Fusion net learning rate.")
+@click.option("--epochs", type=POSITIVE, help="Fusion net epochs.")
+@click.option("--dropout", type=SHARE, help="Fusion net dropout.")
+@click.option("--lr", type=RATE, help="Fusion net learning rate.")
 @click.option(
     "--validation-fraction",
-    type=float,
+    type=SHARE,
     help="Fusion net: share of each class held out at random for early stopping "
     "[default: 0, score the training pixels].",
 )
@@ -93,7 +100,7 @@ DEFAULT_PROTOCOL = Protocol()
 )
 @click.option(
     "--threads",
-    type=int,
+    type=POSITIVE,
     default=1,
     show_default=True,
     help="CPU threads per method (OpenMP, BLAS, n_jobs, torch inference; fusion training "
@@ -108,6 +115,7 @@ DEFAULT_PROTOCOL = Protocol()
     help="Directory for benchmark.json, benchmark.md and benchmark.png (created if absent).",
 )
 @seed_option
+@overwrite_option
 @device_option
 @quiet_option
 def benchmark_command(
@@ -135,6 +143,7 @@ def benchmark_command(
     threads: int,
     output: Path,
     seed: int,
+    overwrite: bool,
     device: str,
     quiet: bool,
 ) -> None:
@@ -155,10 +164,6 @@ def benchmark_command(
         chosen = Protocol(protocol, block_size, test_fraction, per_class, fraction)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    if runs < 1 or threads < 1:
-        raise click.BadParameter("--runs and --threads must be at least 1")
-    if validation_fraction is not None and not 0.0 <= validation_fraction < 1.0:
-        raise click.BadParameter("--validation-fraction must be in [0, 1)")
     scene, labels = _dataset(
         images, band_names, resampling, labels_path, attribute, unlabelled, legend
     )
@@ -166,7 +171,7 @@ def benchmark_command(
     unknown = [m for m in methods or [] if m not in known]
     if unknown:
         raise click.BadParameter(f"{', '.join(unknown)} (available here: {', '.join(known)})")
-    prepare_output(output)
+    prepare_output_dir(output, BENCHMARK_FILES, [*images, labels_path, legend], overwrite=overwrite)
     given = {
         "hidden": hidden,
         "epochs": epochs,
@@ -193,15 +198,6 @@ def benchmark_command(
     click.echo(benchmark_report(bench))
     for path in write_benchmark(bench, output):
         click.echo(f"wrote {path}")
-
-
-def prepare_output(output: Path) -> None:
-    """Create the output directory (its parent must exist) before any long work."""
-    if output.exists() and not output.is_dir():
-        raise OutputError(f"{output}: exists and is not a directory")
-    if not output.parent.is_dir():
-        raise OutputError(f"{output}: parent directory {output.parent} does not exist")
-    output.mkdir(exist_ok=True)
 
 
 def _dataset(

@@ -15,12 +15,13 @@ from bandfusion.cli.options import (
     quiet_option,
     scene_options,
 )
+from bandfusion.cli.outputs import check_outputs, model_files, overwrite_option
 from bandfusion.display.progress import ProgressDisplay
 from bandfusion.display.tables import evaluation_table
 from bandfusion.engine.evaluate import evaluate
 from bandfusion.engine.train import held_out_blocks
 from bandfusion.errors import ModelFileError
-from bandfusion.io.atomic import check_writable, write_json
+from bandfusion.io.atomic import write_json
 from bandfusion.io.labels import Labels
 from bandfusion.models.checkpoint import TrainedModel, load_model
 
@@ -37,6 +38,7 @@ from bandfusion.models.checkpoint import TrainedModel, load_model
     help="'validation': only the blocks `train` held out (same labels and options needed).",
 )
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write JSON here.")
+@overwrite_option
 @device_option
 @quiet_option
 def evaluate_command(
@@ -50,6 +52,7 @@ def evaluate_command(
     legend: Path | None,
     split: str,
     json_path: Path | None,
+    overwrite: bool,
     device: str,
     quiet: bool,
 ) -> None:
@@ -59,8 +62,11 @@ def evaluate_command(
     Example:
       bandfusion evaluate -m water-model S2.tif --labels water.tif --unlabelled -1 --json m.json
     """
-    if json_path is not None:
-        check_writable(json_path)
+    check_outputs(
+        [model_path, *model_files(model_path), *images, labels_path, legend],
+        [json_path],
+        overwrite=overwrite,
+    )
     model = load_model(model_path)
     scene = load_scene(images, band_names, resampling)
     labels = load_labels(scene, labels_path, attribute, unlabelled, legend)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from bandfusion.cli.benchmark import prepare_output
 from bandfusion.cli.evaluate import held_out
 from bandfusion.cli.options import (
+    CAP,
+    POSITIVE,
     label_options,
     load_labels,
     load_scene,
@@ -16,7 +17,8 @@ from bandfusion.cli.options import (
     scene_options,
     seed_option,
 )
-from bandfusion.display.files import write_explanation
+from bandfusion.cli.outputs import model_files, overwrite_option, prepare_output_dir
+from bandfusion.display.files import EXPLANATION_FILES, write_explanation
 from bandfusion.display.progress import ProgressDisplay
 from bandfusion.display.tables import importance_table
 from bandfusion.engine.explain import explain
@@ -37,12 +39,12 @@ from sklearn.metrics import get_scorer
 )
 @click.option(
     "--per-class-cap",
-    type=int,
+    type=CAP,
     default=5000,
     show_default=True,
     help="At most this many pixels per class (0: no cap).",
 )
-@click.option("--repeats", type=int, default=5, show_default=True, help="Shuffles per band.")
+@click.option("--repeats", type=POSITIVE, default=5, show_default=True, help="Shuffles per band.")
 @click.option(
     "--scoring",
     default="f1_macro",
@@ -58,6 +60,7 @@ from sklearn.metrics import get_scorer
     help="Directory for explanation.json and the PNG plots (created if absent).",
 )
 @seed_option
+@overwrite_option
 @quiet_option
 def explain_command(
     model_path: Path,
@@ -74,6 +77,7 @@ def explain_command(
     scoring: str,
     output: Path,
     seed: int,
+    overwrite: bool,
     quiet: bool,
 ) -> None:
     """Explain MODEL on IMAGE(s) and LABELS: permutation importance per band on held-out
@@ -84,13 +88,12 @@ def explain_command(
     Example:
       bandfusion explain -m water-model S2.tif --labels water.tif --unlabelled -1 -o why
     """
-    if repeats < 1:
-        raise click.BadParameter("--repeats must be at least 1")
     try:
         get_scorer(scoring)
     except ValueError:
         raise click.BadParameter(f"{scoring!r} is not a scikit-learn scorer name") from None
-    prepare_output(output)
+    inputs = [model_path, *model_files(model_path), *images, labels_path, legend]
+    prepare_output_dir(output, EXPLANATION_FILES, inputs, overwrite=overwrite)
     model = load_model(model_path)
     scene = load_scene(images, band_names, resampling)
     labels = load_labels(scene, labels_path, attribute, unlabelled, legend)

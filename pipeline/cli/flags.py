@@ -14,6 +14,7 @@ FLAGS = {
     "band_names": "--band-names",
     "band_roles": "--band-role",
     "device": "--device",
+    "overwrite": "--overwrite",
     "precision": "--precision",
 }
 """Engine argument → the flag that sets it."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,6 +15,28 @@ from bandfusion.io.scene import RESAMPLING_METHODS, open_scene
 from bandfusion.models.devices import resolve_device
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class FiniteRange(click.FloatRange):
+    """click.FloatRange that also refuses NaN and infinities (NaN passes every bound)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value} is not a finite number", param, ctx)
+        return number
+
+
+POSITIVE = click.IntRange(min=1)
+"""Counts that must be at least one: epochs, batch sizes, block edges, repeats, runs."""
+CAP = click.IntRange(min=0)
+"""Caps where 0 means none."""
+SHARE = FiniteRange(0.0, 1.0, max_open=True)
+"""A share that may be 0 (nothing held out, no dropout) but never all: [0, 1)."""
+OPEN_SHARE = FiniteRange(0.0, 1.0, min_open=True, max_open=True)
+"""A share strictly between none and all: (0, 1)."""
+RATE = FiniteRange(min=0.0, min_open=True)
+"""A positive, finite learning rate."""
 
 
 def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
@@ -76,7 +99,9 @@ model_option = click.option(
     help="Model directory (model.json + weights.safetensors).",
 )
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+seed_option = click.option(
+    "--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Random seed."
+)
 
 
 def device_callback(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:

@@ -13,9 +13,14 @@ from bandfusion.cli.options import (
     quiet_option,
     scene_options,
 )
+from bandfusion.cli.outputs import (
+    check_outputs,
+    geotiff_callback,
+    model_files,
+    overwrite_option,
+)
 from bandfusion.display.progress import ProgressDisplay
 from bandfusion.engine.predict import DEFAULT_BATCH_PIXELS, predict_proba_scene, predict_scene
-from bandfusion.io.atomic import check_writable
 from bandfusion.io.geotiff import write_geotiff
 from bandfusion.models.checkpoint import load_model
 from bandfusion.models.inference import PRECISIONS
@@ -25,10 +30,18 @@ from bandfusion.progress import Progress, counter
 @click.command("predict")
 @scene_options
 @model_option
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Map .tif.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    callback=geotiff_callback,
+    help="Map .tif.",
+)
 @click.option(
     "--probabilities",
     type=click.Path(path_type=Path),
+    callback=geotiff_callback,
     help="Also write per-class probabilities (float32, one band a class) here.",
 )
 @click.option("--preview", type=click.Path(path_type=Path), help="Write a PNG quicklook here.")
@@ -48,6 +61,7 @@ from bandfusion.progress import Progress, counter
     help="fp32 is exact whatever the tiling; bf16 (CUDA, or a CPU with AVX-512/AMX) and fp16 "
     "(CUDA) are faster.",
 )
+@overwrite_option
 @device_option
 @quiet_option
 def predict_command(
@@ -61,6 +75,7 @@ def predict_command(
     cog: bool,
     batch_pixels: int,
     precision: str,
+    overwrite: bool,
     device: str,
     quiet: bool,
 ) -> None:
@@ -73,9 +88,11 @@ def predict_command(
     Example:
       bandfusion predict S2.tif -m water-model -o water.tif --preview water.png
     """
-    for path in (output, probabilities, preview):
-        if path is not None:
-            check_writable(path)
+    check_outputs(
+        [*images, model_path, *model_files(model_path)],
+        [output, probabilities, preview],
+        overwrite=overwrite,
+    )
     model = load_model(model_path)
     scene = load_scene(images, band_names, resampling)
     classes = predict_scene(

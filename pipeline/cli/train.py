@@ -6,6 +6,10 @@ from pathlib import Path
 
 import click
 from bandfusion.cli.options import (
+    CAP,
+    POSITIVE,
+    RATE,
+    SHARE,
     device_option,
     label_options,
     load_labels,
@@ -15,6 +19,7 @@ from bandfusion.cli.options import (
     seed_option,
     widths_callback,
 )
+from bandfusion.cli.outputs import check_outputs, model_files, overwrite_option
 from bandfusion.display.progress import ProgressDisplay
 from bandfusion.display.tables import evaluation_table
 from bandfusion.engine.train import TrainingSettings, train
@@ -69,28 +74,28 @@ def roles_callback(
     default=DEFAULTS.activation,
     show_default=True,
 )
-@click.option("--dropout", type=float, default=DEFAULTS.dropout, show_default=True)
-@click.option("--epochs", type=int, default=DEFAULTS.epochs, show_default=True)
-@click.option("--batch-size", type=int, default=DEFAULTS.batch_size, show_default=True)
-@click.option("--lr", type=float, default=DEFAULTS.learning_rate, show_default=True)
-@click.option("--patience", type=int, default=DEFAULTS.patience, show_default=True)
+@click.option("--dropout", type=SHARE, default=DEFAULTS.dropout, show_default=True)
+@click.option("--epochs", type=POSITIVE, default=DEFAULTS.epochs, show_default=True)
+@click.option("--batch-size", type=POSITIVE, default=DEFAULTS.batch_size, show_default=True)
+@click.option("--lr", type=RATE, default=DEFAULTS.learning_rate, show_default=True)
+@click.option("--patience", type=POSITIVE, default=DEFAULTS.patience, show_default=True)
 @click.option(
     "--per-class-cap",
-    type=int,
+    type=CAP,
     default=DEFAULTS.per_class_cap,
     show_default=True,
     help="At most this many sampled pixels per class (0: no cap).",
 )
 @click.option(
     "--val-fraction",
-    type=float,
+    type=SHARE,
     default=DEFAULTS.val_fraction,
     show_default=True,
     help="Share of labelled pixels held out, as whole spatial blocks (0: none).",
 )
 @click.option(
     "--block-size",
-    type=int,
+    type=POSITIVE,
     default=DEFAULTS.block_size,
     show_default=True,
     help="Edge in pixels of the spatial blocks of the validation split.",
@@ -113,6 +118,7 @@ def roles_callback(
     "Default: Sentinel-2 band names (B3, B4, B8, B11).",
 )
 @seed_option
+@overwrite_option
 @device_option
 @quiet_option
 def train_command(
@@ -139,6 +145,7 @@ def train_command(
     indices: tuple[str, ...],
     band_roles: dict[str, str] | None,
     seed: int,
+    overwrite: bool,
     device: str,
     quiet: bool,
 ) -> None:
@@ -152,6 +159,9 @@ def train_command(
       bandfusion train S2.tif --labels water.tif --unlabelled -1 --hidden 64,64 -o water-model
     """
     check_model_path(output)
+    check_outputs(
+        [*images, labels_path, legend], model_files(output), overwrite=overwrite, writable=False
+    )
     scene = load_scene(images, band_names, resampling)
     labels = load_labels(scene, labels_path, attribute, unlabelled, legend)
     with ProgressDisplay(quiet=quiet) as progress:

@@ -16,12 +16,15 @@ if TYPE_CHECKING:
     from bandfusion.engine.compare.results import Benchmark
     from bandfusion.engine.explain import Explanation
 
+BENCHMARK_FILES = ("benchmark.json", "benchmark.md", "benchmark.png")
+"""What `write_benchmark` writes into its directory."""
+EXPLANATION_FILES = ("explanation.json", "importance.png", "mixing-weights.png", "signatures.png")
+"""What `write_explanation` writes into its directory: the JSON, then each figure's PNG."""
+
 
 def write_benchmark(bench: Benchmark, directory: str | Path) -> list[Path]:
     """Write benchmark.json, benchmark.md and benchmark.png into `directory`."""
-    json_path, markdown_path, png_path = (
-        Path(directory) / f"benchmark.{ext}" for ext in ("json", "md", "png")
-    )
+    json_path, markdown_path, png_path = (Path(directory) / name for name in BENCHMARK_FILES)
     write_json(json_path, bench.to_dict(), indent=2, allow_nan=False, default=_numbers)
     _write_text(benchmark_markdown(bench), markdown_path)
     _write_png(benchmark_figure(bench), png_path)
@@ -30,7 +33,7 @@ def write_benchmark(bench: Benchmark, directory: str | Path) -> list[Path]:
 
 def write_explanation(explanation: Explanation, directory: str | Path) -> list[Path]:
     """explanation.json, importance.png, mixing-weights.png, signatures.png in `directory`."""
-    json_path = Path(directory) / "explanation.json"
+    json_path = Path(directory) / EXPLANATION_FILES[0]
     write_json(json_path, explanation.to_dict(), indent=2)
     paths = [json_path]
     for name, figure in explanation_figures(explanation).items():

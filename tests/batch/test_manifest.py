@@ -191,6 +191,21 @@ def test_an_unreadable_manifest_means_redo_everything(tmp_path: Path, text: str)
         assert Manifest.load(tmp_path).records == {}
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("output", ["a.tif"]), ("output", 3), ("sha256", 7), ("pixels", [1]), ("pixels", {"1": "x"})],
+)
+def test_a_manifest_with_a_field_of_the_wrong_type_is_a_warning_and_a_redo(
+    tmp_path: Path, done: SceneRecord, field: str, value: object
+):
+    entry = {**done.to_json(), field: value}
+    (tmp_path / "manifest.json").write_text(json.dumps({"version": 1, "scenes": [entry]}))
+    with pytest.warns(BandfusionWarning, match="unreadable manifest") as caught:
+        manifest = Manifest.load(tmp_path)
+    assert manifest.records == {} and manifest.damaged
+    assert len(str(caught[0].message).splitlines()) == 1
+
+
 def test_a_missing_input_is_stamped_without_size(tmp_path: Path):
     stamp = InputStamp.of(tmp_path / "gone.tif")
     assert (stamp.size, stamp.mtime_ns) == (None, None)

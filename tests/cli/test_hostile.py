@@ -3,6 +3,7 @@ nothing left at the output path. Each row here is a row of docs/hostile-inputs.m
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pickle
@@ -224,6 +225,181 @@ def output_is_directory(tmp: Path, data: Path, model: Path) -> list[str]:
     return ["predict", str(data / S2), "-m", str(model)]
 
 
+def _copy_scene(tmp: Path, data: Path, name: str = "scene.tif") -> Path:
+    shutil.copyfile(data / S2, tmp / name)
+    return tmp / name
+
+
+def output_is_the_scene(tmp: Path, data: Path, model: Path) -> list[str]:
+    return ["predict", str(_copy_scene(tmp, data, "out.tif")), "-m", str(model)]
+
+
+def linked_output(link: Callable[[Path, Path], None]) -> Callable[[Path, Path, Path], list]:
+    """`-o out.tif` where out.tif is a link (symbolic or hard) to the scene."""
+
+    def make(tmp: Path, data: Path, model: Path) -> list[str]:
+        scene = _copy_scene(tmp, data)
+        link(scene, tmp / "out.tif")
+        return ["predict", str(scene), "-m", str(model)]
+
+    return make
+
+
+def _symlink(target: Path, link: Path) -> None:
+    link.symlink_to(target)
+
+
+def _hard_link(target: Path, link: Path) -> None:
+    os.link(target, link)
+
+
+def preview_onto_the_scene(tmp: Path, data: Path, model: Path) -> list[str]:
+    scene = _copy_scene(tmp, data)
+    return ["predict", str(scene), "-m", str(model), "--preview", str(scene)]
+
+
+def second_output_onto_the_map(option: str) -> Callable[[Path, Path, Path], list]:
+    def make(tmp: Path, data: Path, model: Path) -> list[str]:
+        return ["predict", str(data / S2), "-m", str(model), option, str(tmp / "out.tif")]
+
+    return make
+
+
+def existing_map(tmp: Path, data: Path, model: Path) -> list[str]:
+    (tmp / "out.tif").write_bytes(b"yesterday's map")
+    return ["predict", str(data / S2), "-m", str(model)]
+
+
+def existing_model(tmp: Path, data: Path, model: Path) -> list[str]:
+    shutil.copytree(model, tmp / "trained")
+    return [
+        "train", str(data / S2), "--labels", str(data / LABELS), "--unlabelled", "-1",
+        "-o", str(tmp / "trained"),
+    ]  # fmt: skip
+
+
+def json_onto(input_file: str) -> Callable[[Path, Path, Path], list]:
+    """`evaluate --json` onto one of its inputs: the model's model.json or the labels."""
+
+    def make(tmp: Path, data: Path, model: Path) -> list[str]:
+        copy = tmp / "model"
+        shutil.copytree(model, copy)
+        labels = tmp / "labels.tif"
+        shutil.copyfile(data / LABELS, labels)
+        target = copy / "model.json" if input_file == "model.json" else labels
+        return [
+            "evaluate", "-m", str(copy), str(data / S2), "--labels", str(labels),
+            "--unlabelled", "-1", "--json", str(target),
+        ]  # fmt: skip
+
+    return make
+
+
+def batch_into_its_inputs(tmp: Path, data: Path, model: Path) -> list[str]:
+    (tmp / "tiles").mkdir()
+    _copy_scene(tmp / "tiles", data, "a.tif")
+    return ["batch", str(tmp / "tiles"), "-m", str(model), "--out-dir", str(tmp / "tiles")]
+
+
+def batch_onto_a_stranger(tmp: Path, data: Path, model: Path) -> list[str]:
+    (tmp / "maps").mkdir()
+    (tmp / "maps" / "scene.tif").write_bytes(b"someone's map")
+    scene = _copy_scene(tmp, data)
+    return ["batch", str(scene), "-m", str(model), "--out-dir", str(tmp / "maps")]
+
+
+_HELD_LOCKS: list[int] = []
+"""Lock files this test process holds, as a running batch would (closed at exit)."""
+
+
+def batch_into_a_locked_dir(tmp: Path, data: Path, model: Path) -> list[str]:
+    (tmp / "maps").mkdir()
+    descriptor = os.open(tmp / "maps" / ".bandfusion.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    _HELD_LOCKS.append(descriptor)
+    return ["batch", str(data / S2), "-m", str(model), "--out-dir", str(tmp / "maps")]
+
+
+def named_map(option: str, name: str) -> Callable[[Path, Path, Path], list]:
+    def make(tmp: Path, data: Path, model: Path) -> list[str]:
+        return ["predict", str(data / S2), "-m", str(model), option, str(tmp / name)]
+
+    return make
+
+
+def with_option(command: str, option: str, value: str) -> Callable[[Path, Path, Path], list]:
+    """`command` on the water scene with one numeric option out of its range."""
+
+    def make(tmp: Path, data: Path, model: Path) -> list[str]:
+        scene, labels = str(data / S2), ["--labels", str(data / LABELS)]
+        args = {
+            "train": ["train", scene, *labels, "-o", str(tmp / "m")],
+            "explain": ["explain", "-m", str(model), scene, *labels, "-o", str(tmp / "x")],
+            "benchmark": ["benchmark", scene, *labels, "-o", str(tmp / "b")],
+            "predict": ["predict", scene, "-m", str(model)],
+            "batch": ["batch", scene, "-m", str(model), "--out-dir", str(tmp / "maps")],
+        }[command]
+        return [*args, option, value]
+
+    return make
+
+
+RANGES = {
+    ("train", "--batch-size", "0"), ("train", "--lr", "nan"), ("train", "--lr", "inf"),
+    ("train", "--lr", "0"), ("train", "--val-fraction", "1.0"), ("train", "--block-size", "0"),
+    ("train", "--dropout", "1.5"), ("train", "--per-class-cap", "-5"), ("train", "--epochs", "0"),
+    ("train", "--hidden", "0"), ("train", "--patience", "0"), ("train", "--seed", "-1"),
+    ("explain", "--repeats", "0"), ("explain", "--per-class-cap", "-1"),
+    ("benchmark", "--runs", "0"), ("benchmark", "--threads", "0"),
+    ("benchmark", "--test-fraction", "0"), ("benchmark", "--fraction", "1"),
+    ("benchmark", "--per-class", "0"), ("benchmark", "--block-size", "-3"),
+    ("benchmark", "--epochs", "0"), ("benchmark", "--dropout", "nan"),
+    ("benchmark", "--lr", "-1"), ("benchmark", "--validation-fraction", "1"),
+    ("benchmark", "--per-class-cap", "-1"), ("predict", "--batch-pixels", "0"),
+    ("batch", "--workers", "0"), ("batch", "--threads-per-worker", "0"),
+    ("batch", "--batch-pixels", "0"),
+}  # fmt: skip
+"""Every numeric option of every command, each with a value out of its range."""
+
+RANGE_CASES = {
+    f"{command} {option} {value}": Case(
+        with_option(command, option, value), 2, f"Invalid value for '{option}'"
+    )
+    for command, option, value in sorted(RANGES)
+}
+
+OUTPUT_CASES: dict[str, Case] = {
+    "output is the scene": Case(output_is_the_scene, 2, "is the input"),
+    "output is a symlink to the scene": Case(linked_output(_symlink), 2, "is the input"),
+    "output is a hard link to the scene": Case(linked_output(_hard_link), 2, "is the input"),
+    "--preview onto the scene": Case(preview_onto_the_scene, 2, "is the input"),
+    "--probabilities onto the map": Case(
+        second_output_onto_the_map("--probabilities"), 2, "is also the output"
+    ),
+    "--preview onto the map": Case(
+        second_output_onto_the_map("--preview"), 2, "is also the output"
+    ),
+    "existing map without --overwrite": Case(existing_map, 2, "exists; use --overwrite"),
+    "existing model without --overwrite": Case(existing_model, 2, "exists; use --overwrite"),
+    "evaluate --json onto model.json": Case(json_onto("model.json"), 2, "is the input"),
+    "evaluate --json onto the labels": Case(json_onto("labels"), 2, "is the input"),
+    "batch --out-dir holding its inputs": Case(batch_into_its_inputs, 2, "is the input"),
+    "batch onto a file the manifest does not record": Case(
+        batch_onto_a_stranger, 2, "does not record it; not replacing it (--overwrite)"
+    ),
+    "a second batch into one --out-dir": Case(
+        batch_into_a_locked_dir, 2, "another bandfusion batch is writing into it"
+    ),
+    "map named .png": Case(named_map("-o", "map.png"), 2, "PNG is not a GeoTIFF"),
+    "probabilities named .png": Case(
+        named_map("--probabilities", "p.png"), 2, "PNG is not a GeoTIFF"
+    ),
+    "map named without a suffix": Case(named_map("-o", "map"), 2, "is not a GeoTIFF"),
+    **RANGE_CASES,
+}
+"""Issue 18: outputs never replace inputs or each other, nor an existing file unless told;
+one batch per out-dir; maps named as what they are; every number in range."""
+
 CASES: dict[str, Case] = {
     "missing file": Case(missing_file, 2, "no such file"),
     "directory as raster": Case(directory_as_raster, 2, "is a directory"),
@@ -261,6 +437,7 @@ CASES: dict[str, Case] = {
     ),
     "vector labels elsewhere": Case(vector_labels_elsewhere, 2, "LULC.gpkg"),
     "output path is a directory": Case(output_is_directory, 2, "is a directory"),
+    **OUTPUT_CASES,
 }  # fmt: skip
 
 
@@ -288,15 +465,18 @@ def test_hostile_input(
     case = CASES[name]
     args = case.make(tmp_path, data_dir, model_dir)
     out = tmp_path / "out.tif"
-    if args[0] == "predict":
+    if args[0] == "predict" and "-o" not in args:
         args += ["-o", str(out)]
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
     code, _, err = cli([*args, "-q"], capsys)
     lines = err.strip().splitlines()
     assert code == case.exit_code, err
     assert len(lines) == 1 and lines[0].startswith("bandfusion: error: "), err
     assert case.fragment in lines[0]
     assert "Traceback" not in err
-    assert out.is_dir() or not out.exists()
+    assert out.is_dir() or not out.exists() or out in before
+    after = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    assert after == before, "a file was written or changed"
     assert not list(tmp_path.glob(".out.tif*")), "temporary files left behind"
     assert not (tmp_path / "pwned").exists()
 
@@ -377,9 +557,9 @@ def test_labels_with_classes_the_model_never_saw_count_as_errors(
     assert row.split()[3] == "0.000"  # recall of the unknown class
 
 
-def _run_predict(data_dir: Path, model: Path, out: Path) -> subprocess.Popen[str]:
+def _run_predict(data_dir: Path, model: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "bandfusion.cli", "predict", str(data_dir / S2),
-               "-m", str(model), "-o", str(out), "-q"]  # fmt: skip
+               "-m", str(model), "-o", str(out), "-q", *extra]  # fmt: skip
     return subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
 
 
@@ -409,7 +589,8 @@ def test_two_processes_writing_one_output_leave_one_complete_map(
     tmp_path: Path, data_dir: Path, model_dir: Path
 ):
     out = tmp_path / "map.tif"
-    first, second = (_run_predict(data_dir, model_dir, out) for _ in range(2))
+    # --overwrite: whichever starts second may find the first's map already there
+    first, second = (_run_predict(data_dir, model_dir, out, "--overwrite") for _ in range(2))
     codes = [p.wait(timeout=120) for p in (first, second)]
     assert codes == [0, 0]
     with rasterio.open(out) as src:

@@ -214,7 +214,10 @@ def test_benchmark_command(
     ("option", "message"),
     [
         (["--methods", "fusion+indices"], "available here: fusion, random-forest"),
-        (["--validation-fraction", "1"], "--validation-fraction must be in [0, 1)"),
+        (
+            ["--validation-fraction", "1"],
+            "'--validation-fraction': 1.0 is not in the range 0.0<=x<1.0",
+        ),
     ],
     ids=["unknown method", "validation fraction"],
 )

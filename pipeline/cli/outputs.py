@@ -1,0 +1,98 @@
+"""Outputs never replace inputs: the one check every command that writes files makes first.
+
+Before any work, a command's outputs are refused when one of them is one of its inputs (the same
+file by device and inode, so a symlink or a hard link to an input counts), when two of them are
+one file, when one exists already and --overwrite was not given (rasterio's `rio` convention),
+and when one cannot be written (`check_writable`). Map outputs are GeoTIFFs, so their names must
+say so: the format follows the suffix, and a suffix of another format is refused.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import click
+from bandfusion.errors import OutputError
+from bandfusion.io.atomic import check_writable
+from bandfusion.models.checkpoint import METADATA_FILE, WEIGHTS_FILE
+
+GEOTIFF_SUFFIXES = (".tif", ".tiff")
+
+overwrite_option = click.option(
+    "--overwrite", is_flag=True, help="Replace outputs that exist already (never an input)."
+)
+
+
+def file_identity(path: Path) -> tuple[int, int] | str:
+    """What makes two paths one file: device and inode where it exists (links count), else
+    the path with every link of its folders resolved."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return os.path.realpath(path)
+    return (stat.st_dev, stat.st_ino)
+
+
+def model_files(model_path: Path) -> list[Path]:
+    """The two files of the model directory `model_path`."""
+    return [model_path / METADATA_FILE, model_path / WEIGHTS_FILE]
+
+
+def refuse_clashes(inputs: Iterable[Path | None], outputs: Iterable[Path | None]) -> list[Path]:
+    """Raise OutputError, naming the output, if an output is one of the inputs or two outputs
+    are one file; returns the outputs given (None entries, options not given, left out)."""
+    known = {file_identity(path): path for path in inputs if path is not None}
+    seen: dict[tuple[int, int] | str, Path] = {}
+    for output in (path for path in outputs if path is not None):
+        identity = file_identity(output)
+        if identity in known:
+            raise OutputError(f"{output}: is the input {known[identity]}; never replacing an input")
+        if identity in seen:
+            raise OutputError(f"{output}: is also the output {seen[identity]}; name another file")
+        seen[identity] = output
+    return list(seen.values())
+
+
+def check_outputs(
+    inputs: Iterable[Path | None],
+    outputs: Iterable[Path | None],
+    *,
+    overwrite: bool,
+    writable: bool = True,
+) -> None:
+    """Raise OutputError, naming the output, unless every output may be written: none is an
+    input or another output, none exists unless `overwrite`, and (where `writable`: not for
+    the files of a model directory, which `check_model_path` checks) each can be created."""
+    for output in refuse_clashes(inputs, outputs):
+        if os.path.lexists(output) and not overwrite and not output.is_dir():
+            raise OutputError(f"{output}: exists; use --overwrite")
+        if writable:
+            check_writable(output)
+
+
+def prepare_output_dir(
+    directory: Path, names: Iterable[str], inputs: Iterable[Path | None], *, overwrite: bool
+) -> None:
+    """Check the files `names` a command writes into `directory` as `check_outputs` does, then
+    create the directory (its parent must exist), before any long work."""
+    if directory.exists() and not directory.is_dir():
+        raise OutputError(f"{directory}: exists and is not a directory")
+    if not directory.parent.is_dir():
+        raise OutputError(f"{directory}: parent directory {directory.parent} does not exist")
+    if directory.is_dir():  # files in a folder still to be made can be no input, nor exist
+        check_outputs(inputs, [directory / name for name in names], overwrite=overwrite)
+    directory.mkdir(exist_ok=True)
+
+
+def geotiff_callback(
+    _ctx: click.Context, _param: click.Parameter, value: Path | None
+) -> Path | None:
+    """click callback: a map's path must end in .tif or .tiff, the one format it is written in."""
+    if value is not None and value.suffix.lower() not in GEOTIFF_SUFFIXES:
+        kind = value.suffix.lstrip(".").upper() or "a name without a suffix"
+        raise click.BadParameter(
+            f"{value}: {kind} is not a GeoTIFF; name it .tif (use --preview for a quicklook)"
+        )
+    return value
