@@ -65,7 +65,7 @@ def sweep_temporaries(targets: Iterable[Path]) -> None:
         names[target.parent].add(target.name)
     for folder, outputs in names.items():
         for entry in folder.iterdir():
-            if temporary_owner(entry.name) in outputs:
+            if entry.name not in outputs and temporary_owner(entry.name) in outputs:
                 _delete(entry)
 
 

@@ -57,3 +57,15 @@ def test_the_sweep_removes_only_temporaries_of_the_targets(tmp_path: Path) -> No
         (tmp_path / name).write_text("user file")
     sweep_temporaries(targets)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)
+
+
+def test_the_sweep_never_deletes_a_target_whose_name_looks_temporary(tmp_path: Path) -> None:
+    """An output named like another output's temporary is an output: it is kept."""
+    plain = tmp_path / "map.tif"
+    odd = temporary_path(plain)
+    odd.write_bytes(b"a real map, oddly named")
+    plain.write_bytes(b"a map")
+    sweep_temporaries([plain, odd])
+    assert odd.read_bytes() == b"a real map, oddly named"
+    sweep_temporaries([plain])
+    assert not odd.exists() and plain.exists()
