@@ -72,6 +72,17 @@ def truncated(fraction: float) -> Callable[[Path, Path, Path], list[str]]:
     return make
 
 
+def garbled_tiles(tmp: Path, data: Path, model: Path) -> list[str]:
+    """The S2 scene with the first bytes of its first band's first tile overwritten."""
+    whole = bytearray((data / S2).read_bytes())
+    with rasterio.open(data / S2) as src:
+        offset = int(src.get_tag_item("BLOCK_OFFSET_0_0", "TIFF", bidx=1) or 0)
+    whole[offset : offset + 64] = b"\xff" * 64
+    path = tmp / "garbled.tif"
+    path.write_bytes(bytes(whole))
+    return ["predict", str(path), "-m", str(model)]
+
+
 def missing_file(tmp: Path, data: Path, model: Path) -> list[str]:
     return ["predict", str(tmp / "no.tif"), "-m", str(model)]
 
@@ -261,6 +272,7 @@ CASES: dict[str, Case] = {
     ),
     "vector labels elsewhere": Case(vector_labels_elsewhere, 2, "LULC.gpkg"),
     "output path is a directory": Case(output_is_directory, 2, "is a directory"),
+    "TIFF with garbled tiles": Case(garbled_tiles, 2, f"garbled.tif: {CUT}"),
 }  # fmt: skip
 
 
