@@ -98,7 +98,9 @@ def predict_command(
             proba = predict_proba_scene(
                 scene, model, device=device, batch_pixels=batch_pixels, precision=precision
             )
-            _write(with_dtype(proba, probabilities_dtype), probabilities, cog=cog, progress=progress)
+            _write(
+                with_dtype(proba, probabilities_dtype), probabilities, cog=cog, progress=progress
+            )
     stac_item = None
     if stac:
         from bandfusion.io.stac import write_item  # pystac: loaded only when asked

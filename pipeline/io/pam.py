@@ -11,7 +11,6 @@ copy that travels with the file alone (see docs/engine.md).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from xml.etree import ElementTree
@@ -70,7 +69,4 @@ def write_categories(
 
 def remove_categories(path: str | Path) -> None:
     """Remove a side file left by an earlier map at `path`: it would name the wrong pixels."""
-    try:
-        os.unlink(aux_path(path))
-    except FileNotFoundError:
-        pass
+    aux_path(path).unlink(missing_ok=True)

@@ -66,9 +66,7 @@ def map_item(map_path: str | Path, *, when: datetime | None = None) -> pystac.It
     )
     if legend.names:
         classes = [
-            Classification.create(
-                value=value, name=name, color_hint=_hex(legend.colors.get(value))
-            )
+            Classification.create(value=value, name=name, color_hint=_hex(legend.colors.get(value)))
             for value, name in sorted(legend.names.items())
         ]
         ClassificationExtension.ext(asset, add_if_missing=True).classes = classes

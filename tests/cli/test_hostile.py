@@ -430,4 +430,9 @@ def test_two_processes_writing_one_output_leave_one_complete_map(
     assert _run_predict(data_dir, model_dir, reference).wait(timeout=120) == 0
     with rasterio.open(reference) as src:
         np.testing.assert_array_equal(written, src.read(1))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.tif", "reference.tif"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "map.tif",
+        "map.tif.aux.xml",  # the category names: see bandfusion.io.pam
+        "reference.tif",
+        "reference.tif.aux.xml",
+    ]

@@ -43,8 +43,10 @@ def bandfusion(*args: object, env: dict[str, str] | None = None) -> subprocess.C
 
 
 def all_nodata_scene(path: Path) -> Path:
-    profile = {"driver": "GTiff", "width": 40, "height": 40, "count": 4, "dtype": "uint16",
-               "crs": "EPSG:32633", "transform": Affine(10, 0, 5e5, 0, -10, 5e6), "nodata": 0}  # fmt: skip
+    profile = {
+        "driver": "GTiff", "width": 40, "height": 40, "count": 4, "dtype": "uint16",
+        "crs": "EPSG:32633", "transform": Affine(10, 0, 5e5, 0, -10, 5e6), "nodata": 0,
+    }  # fmt: skip
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(np.zeros((4, 40, 40), np.uint16))
     return path
@@ -68,8 +70,10 @@ def test_our_warning_reaches_the_user_whatever_the_warning_filters(model: Path, 
     scene = all_nodata_scene(tmp_path / "empty.tif")
     for filters in ("ignore", "error"):
         out = tmp_path / f"map-{filters}.tif"
-        done = bandfusion("predict", scene, "-m", model, "-o", out, "-q",
-                          "--band-names", CHIP_BANDS_FLAG, env={"PYTHONWARNINGS": filters})  # fmt: skip
+        done = bandfusion(
+            "predict", scene, "-m", model, "-o", out, "-q", "--band-names", CHIP_BANDS_FLAG,
+            env={"PYTHONWARNINGS": filters},
+        )  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert done.stderr.splitlines() == [
             f"bandfusion: warning: {scene}: every pixel is nodata; {out} holds no data"

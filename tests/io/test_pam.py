@@ -71,7 +71,7 @@ def test_the_side_file_is_replaced_atomically(tmp_path: Path) -> None:
     write_geotiff(renamed, path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["map.tif", "map.tif.aux.xml"]
     band = _as_gdal_reads_it(path, tmp_path)
-    assert [c.text for c in band.iterfind("CategoryNames/Category")][0] == "sea"
+    assert next(band.iterfind("CategoryNames/Category")).text == "sea"
 
 
 def test_probabilities_get_no_categories(tmp_path: Path) -> None:
