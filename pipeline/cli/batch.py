@@ -118,8 +118,9 @@ def batch_command(
         from bandfusion.io.stac import write_collection  # pystac: loaded only when asked
 
         done = [out_dir / r.output for r in result.records if r.status in ("done", "skipped")]
+        about = f"Class maps made by bandfusion with the model {model_path.name}"
         collection = write_collection(
-            done, out_dir, collection_id=out_dir.resolve().name, description=_described(model_path)
+            done, out_dir, collection_id=out_dir.resolve().name, description=about
         )
         click.echo(f"stac collection: {collection}")
     if result.failed:
@@ -127,7 +128,3 @@ def batch_command(
             f"{len(result.failed)} of {len(result.records)} scenes failed; "
             f"reasons in {result.manifest}"
         )
-
-
-def _described(model_path: Path) -> str:
-    return f"Class maps made by bandfusion with the model {model_path.name}"
