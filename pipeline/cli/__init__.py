@@ -14,6 +14,7 @@ from typing import NoReturn
 import click
 from bandfusion import __version__
 from bandfusion.cli.flags import in_flags
+from bandfusion.cli.messages import library_messages, show_our_warnings
 from bandfusion.errors import BandfusionError, BandfusionWarning
 
 SUBCOMMANDS = ("train", "predict", "evaluate", "info", "benchmark", "explain", "batch")
@@ -91,11 +92,15 @@ def _without_decode_errors(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors → one line on stderr and exit 2; crashes → exit 1."""
+    """Entry point: user errors → one line on stderr and exit 2; crashes → exit 1.
+
+    GDAL's own messages stay off the terminal unless `--debug` (see `messages`).
+    """
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     hook = sys.unraisablehook
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), library_messages(debug):
         warnings.showwarning = _show_warning
+        show_our_warnings()
         if not debug:
             sys.unraisablehook = _without_decode_errors(hook)
         try:

@@ -48,6 +48,11 @@ from bandfusion.engine.predict import DEFAULT_BATCH_PIXELS
 )
 @click.option("--force", is_flag=True, help="Redo every scene, even those already complete.")
 @click.option(
+    "--stac",
+    is_flag=True,
+    help="Also write a STAC Item beside each map and OUT_DIR/collection.json of them.",
+)
+@click.option(
     "--batch-pixels",
     type=click.IntRange(min=1),
     default=DEFAULT_BATCH_PIXELS,
@@ -67,6 +72,7 @@ def batch_command(
     workers: int | None,
     threads_per_worker: int | None,
     force: bool,
+    stac: bool,
     batch_pixels: int,
     overwrite: bool,
     device: str,
@@ -117,6 +123,15 @@ def batch_command(
             start_client=start_client,
         )
     click.echo(batch_summary(result))
+    if stac:
+        from bandfusion.io.stac import write_collection  # pystac: loaded only when asked
+
+        done = [out_dir / r.output for r in result.records if r.status in ("done", "skipped")]
+        about = f"Class maps made by bandfusion with the model {model_path.name}"
+        collection = write_collection(
+            done, out_dir, collection_id=out_dir.resolve().name, description=about
+        )
+        click.echo(f"stac collection: {collection}")
     if result.failed:
         raise BatchError(
             f"{len(result.failed)} of {len(result.records)} scenes failed; "

@@ -22,6 +22,7 @@ from bandfusion.cli.outputs import (
 from bandfusion.display.progress import ProgressDisplay
 from bandfusion.engine.predict import DEFAULT_BATCH_PIXELS, predict_proba_scene, predict_scene
 from bandfusion.io.geotiff import write_geotiff
+from bandfusion.io.probabilities import PROBABILITY_DTYPES, with_dtype
 from bandfusion.models.checkpoint import load_model
 from bandfusion.models.inference import PRECISIONS
 from bandfusion.progress import Progress, counter
@@ -42,10 +43,18 @@ from bandfusion.progress import Progress, counter
     "--probabilities",
     type=click.Path(path_type=Path),
     callback=geotiff_callback,
-    help="Also write per-class probabilities (float32, one band a class) here.",
+    help="Also write per-class probabilities (one band a class) here.",
+)
+@click.option(
+    "--probabilities-dtype",
+    type=click.Choice(PROBABILITY_DTYPES),
+    default="float32",
+    show_default=True,
+    help="uint8: round(p * 250), 255 nodata, band scale 1/250 (a quarter of the size).",
 )
 @click.option("--preview", type=click.Path(path_type=Path), help="Write a PNG quicklook here.")
 @click.option("--cog/--no-cog", default=True, show_default=True, help="Cloud-Optimized GeoTIFF.")
+@click.option("--stac", is_flag=True, help="Also write a STAC Item beside the map (MAP.stac.json).")
 @click.option(
     "--batch-pixels",
     type=click.IntRange(min=1),
@@ -71,8 +80,10 @@ def predict_command(
     model_path: Path,
     output: Path,
     probabilities: Path | None,
+    probabilities_dtype: str,
     preview: Path | None,
     cog: bool,
+    stac: bool,
     batch_pixels: int,
     precision: str,
     overwrite: bool,
@@ -88,9 +99,14 @@ def predict_command(
     Example:
       bandfusion predict S2.tif -m water-model -o water.tif --preview water.png
     """
+    stac_item = None
+    if stac:
+        from bandfusion.io.stac import item_path, write_item  # pystac: loaded only when asked
+
+        stac_item = item_path(output)
     check_outputs(
         [*images, model_path, *model_files(model_path)],
-        [output, probabilities, preview],
+        [output, probabilities, preview, stac_item],
         overwrite=overwrite,
     )
     model = load_model(model_path)
@@ -104,7 +120,11 @@ def predict_command(
             proba = predict_proba_scene(
                 scene, model, device=device, batch_pixels=batch_pixels, precision=precision
             )
-            _write(proba, probabilities, cog=cog, progress=progress)
+            _write(
+                with_dtype(proba, probabilities_dtype), probabilities, cog=cog, progress=progress
+            )
+    if stac:
+        write_item(output)
     if preview is not None:
         from bandfusion.display.preview import (
             write_preview,  # matplotlib: loaded only when a preview is asked
@@ -118,7 +138,8 @@ def predict_command(
             nodata=int(classes.attrs["nodata"]),
             title=f"{output.name}: {model_path.name}",
         )
-    for label, path in (("map", output), ("probabilities", probabilities), ("preview", preview)):
+    outputs = (("map", output), ("probabilities", probabilities), ("preview", preview))
+    for label, path in (*outputs, ("stac item", stac_item)):
         if path is not None:
             click.echo(f"{label}: {path}")
 

@@ -27,6 +27,7 @@ import rasterio
 import xarray as xr
 from bandfusion.errors import BandfusionWarning
 from bandfusion.io import cog as cog_steps
+from bandfusion.io import pam
 from bandfusion.io.atomic import atomic_output
 from bandfusion.io.gdal_settings import GDAL_CACHE_MB, gdal_env
 from bandfusion.io.grid import Grid
@@ -60,13 +61,15 @@ def write_geotiff(
     """Stream a map (y, x) or (band, y, x) into a compressed tiled GeoTIFF, by default a COG.
 
     The grid (CRS, transform, size) and dtype are kept. Each of `nodata`, `colormap` (a colour
-    table, for a single uint8 or uint16 band), `class_names` (stored as the CLASS_NAMES tag),
+    table, for a single uint8 or uint16 band), `class_names` (stored as the CLASS_NAMES tag and,
+    for a single integer band, as GDAL category names and an attribute table in PATH.aux.xml),
     `band_names`, `tags` and `overview_resampling` left at None is taken from `array.attrs`
     under the same name, where `predict_scene` and `predict_proba_scene` put them; the
     resampling is otherwise "nearest" ("mode" suits class maps, "average" probabilities).
     `scheduler` names a local dask scheduler; None means "threads", as the chunks must reach
     the file open in this process. `progress` receives the number of pixels of each chunk
-    written. Memory holds a few chunks and `cache_mb` of GDAL cache.
+    written. Memory holds a few chunks and `cache_mb` of GDAL cache. Band scales are taken from
+    `attrs["scales"]` (see `probabilities.as_uint8`).
     """
     attrs = array.attrs
     nodata = attrs.get("nodata") if nodata is None else nodata
@@ -83,6 +86,7 @@ def write_geotiff(
         class_names=attrs.get("class_names") if class_names is None else class_names,
         band_names=attrs.get("band_names") if band_names is None else band_names,
         tags=attrs.get("tags") if tags is None else tags,
+        scales=attrs.get("scales"),
     )
     resampling = Resampling[resampling_name.lower()]
     factors = cog_steps.overview_factors(grid.width, grid.height, blocksize) if cog else []
@@ -103,6 +107,10 @@ def write_geotiff(
             cog_steps.to_cog(tiled, tmp, profile["predictor"], blocksize)
         cog_steps.check_tiles_inside(tmp)
         metadata.check(tmp, path)
+    if metadata.categories:
+        pam.write_categories(path, metadata.categories, metadata.colormap)
+    else:
+        pam.remove_categories(path)
     return Path(path)
 
 

@@ -1,8 +1,9 @@
 """What the map writer attaches besides pixels, kept together to apply it and then check it.
 
 Nodata, the colour table, class names (as the CLASS_NAMES tag that `legend_from_raster` reads
-back), other dataset tags and band descriptions: GDAL drops some of them silently in some
-layouts, so the writer checks the finished file for every one.
+back, and for a class map as GDAL category names: see `pam`), other dataset tags, band
+descriptions and band scales: GDAL drops some of them silently in some layouts, so the writer
+checks the finished file for every one.
 """
 
 from __future__ import annotations
@@ -26,12 +27,15 @@ _COLORMAP_DTYPES = frozenset({"uint8", "uint16"})
 
 @dataclass(frozen=True)
 class MapMetadata:
-    """Nodata, colour table, tags and band descriptions of one map."""
+    """Nodata, colour table, tags, band descriptions and scales of one map."""
 
     nodata: float | None
     colormap: Colormap | None
     tags: dict[str, str]
     descriptions: tuple[str, ...] | None
+    scales: tuple[float, ...] | None = None
+    categories: dict[int, str] | None = None
+    """Class names of a single-band integer map: what GDAL shows as its category names."""
 
     @classmethod
     def build(
@@ -43,10 +47,12 @@ class MapMetadata:
         class_names: Mapping[int, str] | None,
         band_names: Sequence[str] | None,
         tags: Mapping[str, str] | None,
+        scales: Sequence[float] | None = None,
     ) -> MapMetadata:
         """Validate the writer's metadata arguments against the (band, y, x) data."""
-        if band_names is not None and len(band_names) != data.shape[0]:
-            raise ValueError(f"{len(band_names)} band names for {data.shape[0]} bands")
+        for what, values in (("band names", band_names), ("scales", scales)):
+            if values is not None and len(values) != data.shape[0]:
+                raise ValueError(f"{len(values)} {what} for {data.shape[0]} bands")
         if colormap is not None and (data.shape[0] != 1 or data.dtype.name not in _COLORMAP_DTYPES):
             warnings.warn(
                 BandfusionWarning(
@@ -57,10 +63,20 @@ class MapMetadata:
             )
             colormap = None
         all_tags = dict(tags or {})
+        categories = None
         if class_names is not None:
             names = {str(key): name for key, name in sorted(class_names.items())}
             all_tags[CLASS_NAMES_TAG] = json.dumps(names)
-        return cls(nodata, colormap, all_tags, tuple(band_names) if band_names else None)
+            if data.shape[0] == 1 and data.dtype.kind in "iu":
+                categories = {int(key): name for key, name in class_names.items()}
+        return cls(
+            nodata,
+            colormap,
+            all_tags,
+            tuple(band_names) if band_names else None,
+            tuple(float(scale) for scale in scales) if scales is not None else None,
+            categories,
+        )
 
     def apply(self, dst: rasterio.io.DatasetWriter) -> None:
         """Write colour map, tags and band descriptions (nodata is a creation option)."""
@@ -69,6 +85,9 @@ class MapMetadata:
         dst.update_tags(**self.tags)
         for bidx, name in enumerate(self.descriptions or (), start=1):
             dst.set_band_description(bidx, name)
+        if self.scales is not None:
+            dst.scales = self.scales
+            dst.offsets = (0.0,) * len(self.scales)
 
     def lost_in(self, src: rasterio.io.DatasetReader) -> list[str]:
         """Names of the parts of this metadata that `src` does not hold."""
@@ -77,6 +96,7 @@ class MapMetadata:
             "colour map": not self.colormap or _has_colormap(src, self.colormap),
             "tags": self.tags.items() <= src.tags().items(),
             "band descriptions": self.descriptions is None or src.descriptions == self.descriptions,
+            "band scales": self.scales is None or src.scales == self.scales,
         }
         return [name for name, kept in checks.items() if not kept]
 

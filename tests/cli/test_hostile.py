@@ -73,6 +73,17 @@ def truncated(fraction: float) -> Callable[[Path, Path, Path], list[str]]:
     return make
 
 
+def garbled_tiles(tmp: Path, data: Path, model: Path) -> list[str]:
+    """The S2 scene with the first bytes of its first band's first tile overwritten."""
+    whole = bytearray((data / S2).read_bytes())
+    with rasterio.open(data / S2) as src:
+        offset = int(src.get_tag_item("BLOCK_OFFSET_0_0", "TIFF", bidx=1) or 0)
+    whole[offset : offset + 64] = b"\xff" * 64
+    path = tmp / "garbled.tif"
+    path.write_bytes(bytes(whole))
+    return ["predict", str(path), "-m", str(model)]
+
+
 def missing_file(tmp: Path, data: Path, model: Path) -> list[str]:
     return ["predict", str(tmp / "no.tif"), "-m", str(model)]
 
@@ -437,6 +448,7 @@ CASES: dict[str, Case] = {
     ),
     "vector labels elsewhere": Case(vector_labels_elsewhere, 2, "LULC.gpkg"),
     "output path is a directory": Case(output_is_directory, 2, "is a directory"),
+    "TIFF with garbled tiles": Case(garbled_tiles, 2, f"garbled.tif: {CUT}"),
     **OUTPUT_CASES,
 }  # fmt: skip
 
@@ -599,4 +611,9 @@ def test_two_processes_writing_one_output_leave_one_complete_map(
     assert _run_predict(data_dir, model_dir, reference).wait(timeout=120) == 0
     with rasterio.open(reference) as src:
         np.testing.assert_array_equal(written, src.read(1))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.tif", "reference.tif"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "map.tif",
+        "map.tif.aux.xml",  # the category names: see bandfusion.io.pam
+        "reference.tif",
+        "reference.tif.aux.xml",
+    ]
