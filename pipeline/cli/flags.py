@@ -14,6 +14,8 @@ FLAGS = {
     "band_names": "--band-names",
     "band_roles": "--band-role",
     "device": "--device",
+    "hidden": "--hidden",
+    "learning_rate": "--lr",
     "precision": "--precision",
 }
 """Engine argument → the flag that sets it."""
