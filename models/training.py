@@ -20,7 +20,6 @@ from bandfusion.models.threads import one_thread_on_cpu
 from bandfusion.progress import Progress, Step
 from sklearn.metrics import f1_score
 
-
 MAX_TRAINING_BYTES = 8 * 1024**3
 """Memory a training run's network may take: its parameters five times over (weights,
 gradients, AdamW's two moments, the best epoch's copy) and the activations of one batch kept

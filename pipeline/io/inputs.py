@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 from bandfusion.errors import BandfusionError
 
@@ -26,11 +27,12 @@ def refuse_special(path: str | os.PathLike[str], error: type[BandfusionError]) -
     Paths that do not exist pass: the caller says so in its own words.
     """
     try:
-        mode = os.stat(path).st_mode
+        mode = Path(path).stat().st_mode
     except OSError:
         return
     for test, kind in _SPECIAL:
         if test(mode):
             raise error(
-                f"{os.fspath(path)}: is {kind}, not a regular file; refused, as reading it could wait forever"
+                f"{os.fspath(path)}: is {kind}, not a regular file; refused, as reading it "
+                "could wait forever"
             )

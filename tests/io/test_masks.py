@@ -87,7 +87,9 @@ def test_an_integer_mask_without_nodata_reads_as_float_with_nan(tmp_path: Path):
 def test_an_alpha_band_is_the_mask_and_not_a_band(tmp_path: Path):
     rgb = pixels(3, dtype="uint8")
     alpha = a_mask()[None]
-    path = write(tmp_path / "rgba.tif", np.concatenate([rgb, alpha]), photometric="RGB", alpha="YES")
+    path = write(
+        tmp_path / "rgba.tif", np.concatenate([rgb, alpha]), photometric="RGB", alpha="YES"
+    )
     with rasterio.open(path) as src:
         assert src.colorinterp[3] == ColorInterp.alpha
     scene = open_scene(path)
@@ -104,7 +106,7 @@ def test_an_alpha_band_set_on_a_grey_image(tmp_path: Path):
 
 
 def test_per_band_masks_each_make_nodata(tmp_path: Path):
-    data = write(tmp_path / "data.tif", pixels(2))
+    write(tmp_path / "data.tif", pixels(2))
     masks = np.full((2, 48, 48), 255, np.uint8)
     masks[0, :5], masks[1, :, :7] = 0, 0
     write(tmp_path / "masks.tif", masks)
