@@ -187,6 +187,12 @@ def metadata_text(meta: ModelMetadata) -> tuple[str, SpectralFusionNet]:
     return text, build_net(metadata_from_json(doc))
 
 
+def parameter_count(widths: list[int]) -> int:
+    """The weights and biases of the 1x1 convolutions between channel counts `widths`
+    ([in_bands, *hidden, n_classes]): what a network of them holds, counted without building it."""
+    return sum((c_in + 1) * c_out for c_in, c_out in pairwise(widths))
+
+
 def check_parameter_count(architecture: dict[str, Any], held: int) -> None:
     """InvalidModel when weights holding `held` values are fewer than the architecture's
     parameters.
@@ -199,7 +205,7 @@ def check_parameter_count(architecture: dict[str, Any], held: int) -> None:
     widths = [architecture.get("in_bands"), *hidden_widths, architecture.get("n_classes")]
     if not all(_is_int(w) and w >= 1 for w in widths):
         return
-    parameters = sum((c_in + 1) * c_out for c_in, c_out in pairwise(widths))
+    parameters = parameter_count(widths)
     if parameters > held:
         raise InvalidModel(
             f"weights do not match {METADATA_FILE} (its architecture has {parameters:,} "

@@ -7,14 +7,25 @@ It takes plain arrays (class indices 0..K-1), so it knows nothing of scenes, spl
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from bandfusion.errors import SettingError
+from bandfusion.models.checkpoint import MAX_WEIGHTS_BYTES
 from bandfusion.models.fusion import Activation, Norm, SpectralFusionNet
+from bandfusion.models.metadata import parameter_count
 from bandfusion.models.threads import one_thread_on_cpu
 from bandfusion.progress import Progress, Step
 from sklearn.metrics import f1_score
+
+MAX_TRAINING_BYTES = 8 * 1024**3
+"""Memory a training run's network may take: its parameters five times over (weights,
+gradients, AdamW's two moments, the best epoch's copy) and the activations of one batch kept
+for the backward pass, or of one layer when scoring. Wider networks are refused before any
+is built, as loading refuses weights that do not fit their model.json."""
+_SCORING_PIXELS = 1 << 16  # pixels per batch of `predict_logits`, which scores each epoch
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,7 @@ def fit_pixels(
     None takes the FitSettings defaults. `progress` is told of each epoch (stage "train").
     """
     settings = settings or FitSettings()
+    check_network_fits(x.shape[1], n_classes, settings)
     torch.manual_seed(settings.seed)
     target = torch.device(device)
     net = _build_net(x, n_classes, settings).to(target)
@@ -71,6 +83,37 @@ def fit_pixels(
     with one_thread_on_cpu(target):
         history = _train(net, (x, y), (x_val, y_val), settings, weight, target, progress)
     return FitResult(net.cpu().eval(), history)
+
+
+def check_network_fits(in_bands: int, n_classes: int, settings: FitSettings) -> None:
+    """SettingError (on `hidden`) when the network would not fit MAX_TRAINING_BYTES while
+    training, or its weights would not fit the largest model file that loading accepts."""
+    widths = [in_bands, *settings.hidden, n_classes]
+    if not all(isinstance(w, int) and w >= 1 for w in widths):
+        return  # the network itself says what is wrong with such widths
+    parameters = parameter_count(widths)
+    batch = settings.batch_size * sum(widths[1:]) * 4  # conv, norm, activation, dropout
+    scoring = _SCORING_PIXELS * 2 * max(widths)  # one layer's input and output
+    needed = 4 * (5 * parameters + max(batch, scoring))
+    hidden = ",".join(map(str, settings.hidden))
+    if 4 * parameters > MAX_WEIGHTS_BYTES:
+        raise SettingError(
+            "hidden",
+            hidden,
+            f"a network of {parameters:,} parameters would save {_gib(4 * parameters)} of "
+            f"weights, over the {_gib(MAX_WEIGHTS_BYTES)} a model file may hold",
+        )
+    if needed > MAX_TRAINING_BYTES:
+        raise SettingError(
+            "hidden",
+            hidden,
+            f"training a network of {parameters:,} parameters would take about {_gib(needed)} "
+            f"of memory, over the {_gib(MAX_TRAINING_BYTES)} budget; use narrower layers",
+        )
+
+
+def _gib(size: int) -> str:
+    return f"{size / 1024**3:.3g} GiB"
 
 
 def _build_net(x: np.ndarray, n_classes: int, settings: FitSettings) -> SpectralFusionNet:
@@ -124,6 +167,7 @@ def _train(
             loss.backward()
             optimizer.step()
             total += loss.item() * len(batch)
+        _check_finite(net, total, epoch + 1, settings.learning_rate)
         scheduler.step()
         score = _macro_f1(net, val, device)
         mean_loss = total / max(len(order), 1)
@@ -139,6 +183,19 @@ def _train(
                 break
     net.load_state_dict(best[1])
     return history
+
+
+def _check_finite(net: SpectralFusionNet, loss: float, epoch: int, learning_rate: float) -> None:
+    """SettingError (on `learning_rate`) once the loss or a weight is NaN or infinite: training
+    has diverged, and nothing it would go on to learn, or save, is usable."""
+    if math.isfinite(loss) and all(bool(torch.isfinite(p).all()) for p in net.parameters()):
+        return
+    raise SettingError(
+        "learning_rate",
+        learning_rate,
+        f"training diverged in epoch {epoch} (the loss or the weights became NaN or "
+        "infinite); use a lower learning rate",
+    )
 
 
 def predict_logits(

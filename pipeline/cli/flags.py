@@ -15,6 +15,8 @@ FLAGS = {
     "band_roles": "--band-role",
     "device": "--device",
     "overwrite": "--overwrite",
+    "hidden": "--hidden",
+    "learning_rate": "--lr",
     "precision": "--precision",
 }
 """Engine argument → the flag that sets it."""

@@ -154,7 +154,11 @@ def evaluate(
 def _chunk_confusion(
     predicted: np.ndarray, truth: np.ndarray, scored: np.ndarray, ids: list[int], nodata: int
 ) -> np.ndarray:
+    """The chunk's confusion matrix; zeros for a chunk without a scored, valid pixel (one
+    that the labels miss, or all nodata), which is skipped rather than scored."""
     keep = scored & (predicted != nodata)
+    if not keep.any():
+        return np.zeros((len(ids), len(ids)), dtype=np.int64)
     return confusion_matrix(truth[keep], predicted[keep], labels=ids)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import rasterio
 from bandfusion.errors import LabelError
 from bandfusion.io.grid import Grid
+from bandfusion.io.inputs import refuse_special
 from bandfusion.io.legend import (
     Legend,
     PartialLegend,
@@ -73,6 +74,7 @@ def read_labels(
         raise ValueError(f'unlabelled must be "auto", an int or None, not {unlabelled!r}')
     if not source.startswith("/vsi") and not Path(source).exists():
         raise LabelError(f"{source}: no such file")
+    refuse_special(source, LabelError)
     overrides = _legend_overrides(legend)
     raster = _open_raster(source)
     if raster is None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from bandfusion.colours import RGB, RGBA, colour_table, default_colours
 from bandfusion.errors import LabelError
+from bandfusion.io.inputs import refuse_special
 from rasterio.io import DatasetReader
 
 # The metadata tag (dataset or band 1) in which bandfusion's GeoTIFF writer stores class names.
@@ -119,6 +120,7 @@ def read_legend_file(path: str | os.PathLike[str]) -> PartialLegend:
     `{"classes": [{"id": 1, "name": "forest", "color": "#1f7a1f"}, ...]}` (colour optional) or
     a plain mapping `{"1": "forest", ...}`.
     """
+    refuse_special(path, LabelError)
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -13,7 +13,7 @@ import threading
 import warnings
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,8 @@ from bandfusion.errors import BandfusionError, BandfusionWarning, SceneError, fi
 from bandfusion.io.emptyblocks import EmptyBlocks
 from bandfusion.io.gdal_settings import READ_THREADS, gdal_env
 from bandfusion.io.grid import Grid
+from bandfusion.io.inputs import refuse_special
+from bandfusion.io.masks import bounds, covers, data_bands, mask_bands, read_valid
 from bandfusion.io.nodata import nodata_coord, pixel_value
 from bandfusion.io.windows import DEFAULT_CHUNK_PIXELS, chunk_grid
 from dask.base import tokenize
@@ -63,6 +65,7 @@ class SourceFile:
     scale: float
     offset: float
     dtype: str
+    mask_bands: tuple[int, ...] = ()  # bands whose GDAL masks to read (masks.mask_bands)
 
     @property
     def last(self) -> int:
@@ -124,6 +127,12 @@ class SceneReader:
             empty.learn(window, data)
         if target is None:
             _store(data, out, source)
+        if source.mask_bands:
+            warped = len(opened.handles) > 1  # the warped VRT has one mask: its alpha band
+            bands = source.mask_bands[:1] if warped else source.mask_bands
+            valid = read_valid(opened.reader, bands, window)
+            if not valid.all():
+                out[:, ~valid] = np.nan if out.dtype.kind == "f" else source.nodata
 
 
 def _store(data: np.ndarray, out: np.ndarray, source: SourceFile) -> None:
@@ -169,6 +178,7 @@ def _open_cached(source: SourceFile, grid: Grid, resampling: str) -> _Opened:
         nodata = pixel_value(np.dtype(source.dtype), source.nodata)
         opened = _Opened([dataset], EmptyBlocks.of(dataset, nodata))
     else:
+        has_alpha = len(data_bands(dataset)) < dataset.count
         warped = WarpedVRT(
             dataset,
             crs=grid.crs or source.grid.crs,
@@ -176,6 +186,7 @@ def _open_cached(source: SourceFile, grid: Grid, resampling: str) -> _Opened:
             width=grid.width,
             height=grid.height,
             resampling=Resampling[resampling],
+            add_alpha=bool(source.mask_bands) and not has_alpha,  # the grid it misses, its masks
         )
         opened = _Opened([dataset, warped], None)
     cache[key] = opened
@@ -199,6 +210,7 @@ def inspect_raster(path: PathLike) -> tuple[DatasetReader, str]:
         raise SceneError(f"{name}: no such file")
     if Path(name).is_dir():
         raise SceneError(f"{name}: is a directory, not a raster file")
+    refuse_special(name, SceneError)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)  # we warn about it ourselves
@@ -234,24 +246,29 @@ def _check_readable(dataset: DatasetReader, name: str) -> None:
 
 
 def _source_of(dataset: DatasetReader, name: str, first: int) -> SourceFile:
-    values = (dataset.nodatavals, dataset.scales, dataset.offsets)
+    indexes, dtypes = data_bands(dataset), dataset.dtypes
+    values = [
+        [per_band[i - 1] for i in indexes]
+        for per_band in (dataset.nodatavals, dataset.scales, dataset.offsets)
+    ]
     # Compared by repr, as NaN != NaN: a set of NaN nodata values would hold each of them.
     if any(len({repr(v) for v in per_band}) > 1 for per_band in values):
         raise SceneError(
             f"{name}: bands differ in nodata, scale or offset; split the file per band"
         )
-    scale, offset = float(dataset.scales[0]), float(dataset.offsets[0])
+    scale, offset = float(values[1][0]), float(values[2][0])
     if not (math.isfinite(scale) and math.isfinite(offset)):
         raise SceneError(f"{name}: scale {scale} or offset {offset} is not finite")
     return SourceFile(
         path=name,
-        indexes=tuple(range(1, dataset.count + 1)),
+        indexes=indexes,
         first=first,
         grid=Grid(dataset.crs, dataset.transform, dataset.width, dataset.height),
-        nodata=dataset.nodatavals[0],
+        nodata=values[0][0],
         scale=scale,
         offset=offset,
-        dtype=str(np.result_type(*dataset.dtypes)),
+        dtype=str(np.result_type(*(dtypes[i - 1] for i in indexes))),
+        mask_bands=mask_bands(dataset, indexes),
     )
 
 
@@ -288,15 +305,17 @@ def _band_names(datasets: list[tuple[DatasetReader, str]]) -> list[str]:
     """Band descriptions where the file has them, else file names, else b1..bn; made unique."""
     names: list[str] = []
     for dataset, name in datasets:
-        descriptions = _descriptions(dataset, name)
+        indexes = data_bands(dataset)
+        every = _descriptions(dataset, name)
+        descriptions = [every[i - 1] for i in indexes]
         if all(descriptions):
             names.extend(str(d) for d in descriptions)
-        elif len(datasets) > 1 and dataset.count == 1:
+        elif len(datasets) > 1 and len(indexes) == 1:
             names.append(Path(name).stem)
         elif len(datasets) > 1:
-            names.extend(f"{Path(name).stem}_b{i}" for i in range(1, dataset.count + 1))
+            names.extend(f"{Path(name).stem}_b{i}" for i in indexes)
         else:
-            names.extend(f"b{i}" for i in range(1, dataset.count + 1))
+            names.extend(f"b{i}" for i in indexes)
     return _unique(names)
 
 
@@ -320,14 +339,9 @@ def _check_compatible(sources: list[SourceFile], grid: Grid) -> None:
             raise SceneError(f"{source.path}: does not overlap the other band files")
 
 
-def _bounds(grid: Grid) -> tuple[float, float, float, float]:
-    xs, ys = zip(*(grid.transform @ corner for corner in [(0, 0), grid.shape[::-1]]), strict=True)
-    return min(xs), min(ys), max(xs), max(ys)
-
-
 def _overlaps(a: Grid, b: Grid) -> bool:
-    ax0, ay0, ax1, ay1 = _bounds(a)
-    bx0, by0, bx1, by1 = _bounds(b)
+    ax0, ay0, ax1, ay1 = bounds(a)
+    bx0, by0, bx1, by1 = bounds(b)
     return ax0 < bx1 and bx0 < ax1 and ay0 < by1 and by0 < ay1
 
 
@@ -373,7 +387,7 @@ def _describe_sources(opened: list[tuple[DatasetReader, str]]) -> list[SourceFil
     for dataset, name in opened:
         _check_readable(dataset, name)
         sources.append(_source_of(dataset, name, first))
-        first += dataset.count
+        first = sources[-1].last
     return sources
 
 
@@ -387,6 +401,7 @@ def _scene_array(
 ) -> xr.DataArray:
     grid = _reference_grid(sources)
     _check_compatible(sources, grid)
+    sources = [_masking_what_it_misses(s, grid) for s in sources]
     n_bands = sources[-1].last
     files = ", ".join(s.path for s in sources)
     if len(names) != n_bands:
@@ -402,6 +417,8 @@ def _scene_array(
         )
     scaled = any(s.scale != 1.0 or s.offset != 0.0 for s in sources)
     dtype = np.dtype(np.float32) if scaled else _common_dtype(sources)
+    if any(_masks_need_nan(s) for s in sources):
+        dtype = np.result_type(dtype, np.float32)
     reader = SceneReader(tuple(sources), grid, resampling, dtype, gdal_threads)
     row_chunks, col_chunks = chunk_grid(grid.height, grid.width, block_shape, chunk_pixels)
     token = tokenize(reader, _stamps(sources), row_chunks, col_chunks)
@@ -435,6 +452,24 @@ def _scene_array(
 
 def _common_dtype(sources: list[SourceFile]) -> np.dtype[Any]:
     return np.result_type(*(s.dtype for s in sources))
+
+
+def _masking_what_it_misses(source: SourceFile, grid: Grid) -> SourceFile:
+    """`source`, reading a mask where it misses part of `grid` and declares no nodata to fill
+    there: the warped file's alpha band says which pixels it covers."""
+    if source.mask_bands or covers(source.grid, grid) or _fill_value(source) is not None:
+        return source
+    return replace(source, mask_bands=source.indexes[:1])
+
+
+def _fill_value(source: SourceFile) -> np.generic | None:
+    """The pixel that marks `source`'s masked pixels in its own dtype: its nodata, where usable."""
+    return pixel_value(np.dtype(source.dtype), source.nodata)
+
+
+def _masks_need_nan(source: SourceFile) -> bool:
+    """Whether masked pixels of `source` need NaN: integers without a usable nodata value."""
+    return bool(source.mask_bands) and source.dtype[0] in "iu" and _fill_value(source) is None
 
 
 def _stamps(sources: list[SourceFile]) -> list[tuple[str, int, int]]:

@@ -256,6 +256,22 @@ def linked_output(link: Callable[[Path, Path], None]) -> Callable[[Path, Path, P
     return make
 
 
+def fifo_as(role: str) -> Callable[[Path, Path, Path], list]:
+    """A FIFO given as the scene, the labels or the legend: refused before it is opened."""
+
+    def make(tmp: Path, data: Path, model: Path) -> list[str]:
+        fifo = tmp / f"{role}.fifo"
+        os.mkfifo(fifo)
+        if role == "scene":
+            return ["predict", str(fifo), "-m", str(model)]
+        option = "--labels" if role == "labels" else "--legend"
+        labels = str(fifo) if role == "labels" else str(data / LABELS)
+        args = ["train", str(data / S2), "--labels", labels, "-o", str(tmp / "m")]
+        return args if role == "labels" else [*args, option, str(fifo)]
+
+    return make
+
+
 def _symlink(target: Path, link: Path) -> None:
     link.symlink_to(target)
 
@@ -272,6 +288,14 @@ def preview_onto_the_scene(tmp: Path, data: Path, model: Path) -> list[str]:
 def second_output_onto_the_map(option: str) -> Callable[[Path, Path, Path], list]:
     def make(tmp: Path, data: Path, model: Path) -> list[str]:
         return ["predict", str(data / S2), "-m", str(model), option, str(tmp / "out.tif")]
+
+    return make
+
+
+def train_water(*options: str) -> Callable[[Path, Path, Path], list]:
+    def make(tmp: Path, data: Path, model: Path) -> list[str]:
+        return ["train", str(data / S2), "--labels", str(data / LABELS), "--unlabelled", "-1",
+                *options, "-o", str(tmp / "m")]  # fmt: skip
 
     return make
 
@@ -450,6 +474,15 @@ CASES: dict[str, Case] = {
     "output path is a directory": Case(output_is_directory, 2, "is a directory"),
     "TIFF with garbled tiles": Case(garbled_tiles, 2, f"garbled.tif: {CUT}"),
     **OUTPUT_CASES,
+    "a FIFO as the scene": Case(fifo_as("scene"), 2, "scene.fifo: is a FIFO"),
+    "a FIFO as the labels": Case(fifo_as("labels"), 2, "labels.fifo: is a FIFO"),
+    "a FIFO as the legend": Case(fifo_as("legend"), 2, "legend.fifo: is a FIFO"),
+    "a network over the memory budget": Case(
+        train_water("--hidden", "1000000000"), 2, "--hidden 1000000000: a network of"
+    ),
+    "a learning rate that diverges": Case(
+        train_water("--lr", "1e30", "--epochs", "2"), 2, "--lr 1e+30: training diverged"
+    ),
 }  # fmt: skip
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from bandfusion.models.training import FitSettings, fit_pixels, predict_logits
+from bandfusion.errors import SettingError
+from bandfusion.models.training import FitSettings, check_network_fits, fit_pixels, predict_logits
 from sklearn.metrics import f1_score
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -88,3 +89,36 @@ def test_logits_agree_whatever_the_batch_size() -> None:
     assert whole.shape == (300, 3) and whole.dtype == torch.float32
     torch.testing.assert_close(predict_logits(net, x, batch_pixels=7), whole)
     assert predict_logits(net, x[:0]).shape == (0, 3)
+
+
+@pytest.mark.parametrize(
+    ("hidden", "problem"),
+    [((1_000_000_000,), "a model file may hold"), ((20_000,), "budget")],
+    ids=["weights over the file limit", "activations over the budget"],
+)
+def test_a_network_over_the_memory_budget_is_refused_before_it_is_built(
+    hidden: tuple[int, ...], problem: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the network was built")
+
+    monkeypatch.setattr("bandfusion.models.training.SpectralFusionNet", never)
+    x, y = pixels(100, 400.0)
+    with pytest.raises(SettingError, match=problem) as caught:
+        fit_pixels(x, y, n_classes=3, settings=FitSettings(hidden=hidden, epochs=1))
+    assert caught.value.setting == "hidden"
+
+
+def test_the_default_network_fits_the_budget() -> None:
+    check_network_fits(400, 255, FitSettings(hidden=(512, 512), batch_size=65536))
+
+
+@pytest.mark.parametrize("rate", [1e30, float("inf")])
+def test_a_diverging_run_stops_with_one_line(rate: float) -> None:
+    x, y = pixels(300, 400.0)
+    with pytest.raises(SettingError, match="diverged in epoch 1") as caught:
+        fit_pixels(
+            x, y, n_classes=3, settings=FitSettings(**{**vars(QUICK), "learning_rate": rate})
+        )
+    assert caught.value.setting == "learning_rate"
+    assert "\n" not in str(caught.value)
