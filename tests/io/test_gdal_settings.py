@@ -15,15 +15,15 @@ def test_gdal_env_bounds_the_block_cache_in_bytes() -> None:
 
 
 def test_reads_happen_inside_the_bounded_gdal_env(scene, monkeypatch) -> None:
-    import bandfusion.io.scene as scene_module
+    import bandfusion.io.reader as reader_module
 
     seen: list[dict[str, object]] = []
-    original = scene_module.SceneReader._read_into
+    original = reader_module.SceneReader._read_into
 
     def spy(self, out, source, window):
         seen.append(rasterio.env.getenv())
         original(self, out, source, window)
 
-    monkeypatch.setattr(scene_module.SceneReader, "_read_into", spy)
+    monkeypatch.setattr(reader_module.SceneReader, "_read_into", spy)
     scene.isel(x=slice(0, 64), y=slice(0, 64)).compute(scheduler="threads")
     assert seen and all(env["GDAL_CACHEMAX"] == GDAL_CACHE_MB * 2**20 for env in seen)
