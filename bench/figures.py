@@ -175,6 +175,7 @@ def end_to_end(args: argparse.Namespace) -> dict[str, Any]:
         "--device",
         args.device,
         "--quiet",
+        "--overwrite",  # each round maps the scene onto the same file again
     ]
     return _timed(lambda: bandfusion_main(argv))
 
