@@ -229,12 +229,14 @@ def test_every_bad_scene_is_failed_with_its_reason(faulty: FaultyRun, scenes: Pa
 def test_the_rerun_exits_2_and_leaves_only_maps_and_the_manifest(
     faulty: FaultyRun, clean: dict[str, str]
 ):
+    """Only the maps (each with the `.aux.xml` that names its classes) and the manifest."""
     assert faulty.rerun.returncode == 2, faulty.rerun.stderr
     assert faulty.rerun.stderr.strip().splitlines()[-1] == (
         f"bandfusion: error: {len(BAD)} of {GOOD + len(BAD)} scenes failed; "
         f"reasons in {faulty.out / 'manifest.json'}"
     )
-    assert sorted(p.name for p in faulty.out.iterdir()) == sorted([*clean, "manifest.json"])
+    maps = [*clean, *(f"{name}.aux.xml" for name in clean)]
+    assert sorted(p.name for p in faulty.out.iterdir()) == sorted([*maps, "manifest.json"])
 
 
 def test_a_rerun_with_nothing_to_redo_still_removes_what_a_crash_left(
