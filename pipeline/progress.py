@@ -56,10 +56,9 @@ def counter(
     """
     if progress is None:
         return None
-    report = progress
-    report(Step(stage, 0, total, unit))
+    progress(Step(stage, 0, total, unit))
 
     def count(n: int) -> None:
-        report(Step(stage, n, total, unit))
+        progress(Step(stage, n, total, unit))
 
     return count

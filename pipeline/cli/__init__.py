@@ -7,15 +7,13 @@ import os
 import signal
 import sys
 import threading
-import warnings
-from collections.abc import Callable
 from typing import NoReturn
 
 import click
 from bandfusion import __version__
 from bandfusion.cli.flags import in_flags
-from bandfusion.cli.messages import library_messages, show_our_warnings
-from bandfusion.errors import BandfusionError, BandfusionWarning
+from bandfusion.cli.messages import terminal_messages
+from bandfusion.errors import BandfusionError
 
 SUBCOMMANDS = ("train", "predict", "evaluate", "info", "benchmark", "explain", "batch")
 """Each subcommand NAME is `NAME_command` in this package's module NAME."""
@@ -60,53 +58,14 @@ def _interrupt_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-def _show_warning(
-    message: Warning | str,
-    category: type[Warning],
-    filename: str,
-    lineno: int,
-    file: object = None,
-    line: str | None = None,
-) -> None:
-    """Our warnings as one line, `bandfusion: warning: ...`; others as Python shows them."""
-    if issubclass(category, BandfusionWarning):
-        click.echo(f"bandfusion: warning: {message}", err=True)
-    else:
-        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
-
-
-def _without_decode_errors(
-    previous: Callable[[sys.UnraisableHookArgs], object],
-) -> Callable[[sys.UnraisableHookArgs], None]:
-    """An unraisable hook dropping UnicodeDecodeErrors and passing others to `previous`.
-
-    Those come from rasterio's GDAL log callback failing to decode a message that quotes a
-    corrupt file's bytes: the real error, if any, follows as bandfusion's one line.
-    """
-
-    def hook(unraisable: sys.UnraisableHookArgs) -> None:
-        if not issubclass(unraisable.exc_type, UnicodeDecodeError):
-            previous(unraisable)
-
-    return hook
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors → one line on stderr and exit 2; crashes → exit 1.
 
-    GDAL's own messages stay off the terminal unless `--debug` (see `messages`).
+    What else reaches the terminal (warnings, GDAL's messages) is `messages`' business.
     """
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
-    hook = sys.unraisablehook
-    with warnings.catch_warnings(), library_messages(debug):
-        warnings.showwarning = _show_warning
-        show_our_warnings()
-        if not debug:
-            sys.unraisablehook = _without_decode_errors(hook)
-        try:
-            _run(argv, debug)
-        finally:
-            sys.unraisablehook = hook
+    with terminal_messages(debug):
+        _run(argv, debug)
 
 
 def _exit_interrupted() -> NoReturn:

@@ -15,21 +15,61 @@ from __future__ import annotations
 import logging
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import click
 from bandfusion.errors import BandfusionWarning
 
 LIBRARY_LOGGERS = ("rasterio",)
 """The loggers that carry GDAL's messages (rasterio._env, rasterio._err, ...)."""
 
 
-def show_our_warnings() -> None:
-    """Show every BandfusionWarning once per place, whatever filters Python was started with.
+@contextmanager
+def terminal_messages(debug: bool) -> Iterator[None]:
+    """For a command's run: our warnings as `bandfusion: warning: ...` lines whatever Python's
+    filters say, GDAL's log records and undecodable log lines off the terminal unless `debug`."""
+    hook = sys.unraisablehook
+    with warnings.catch_warnings(), library_messages(debug):
+        warnings.showwarning = _show_warning
+        warnings.filterwarnings("default", category=BandfusionWarning)
+        if not debug:
+            sys.unraisablehook = _without_decode_errors(hook)
+        try:
+            yield
+        finally:
+            sys.unraisablehook = hook
 
-    Call inside `warnings.catch_warnings()`: the filter is put before those of the environment.
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
+    """Our warnings as one line, `bandfusion: warning: ...`; others as Python shows them."""
+    if issubclass(category, BandfusionWarning):
+        click.echo(f"bandfusion: warning: {message}", err=True)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def _without_decode_errors(
+    previous: Callable[[sys.UnraisableHookArgs], object],
+) -> Callable[[sys.UnraisableHookArgs], None]:
+    """An unraisable hook dropping UnicodeDecodeErrors and passing others to `previous`.
+
+    Those come from rasterio's GDAL log callback failing to decode a message that quotes a
+    corrupt file's bytes: the real error, if any, follows as bandfusion's one line.
     """
-    warnings.filterwarnings("default", category=BandfusionWarning)
+
+    def hook(unraisable: sys.UnraisableHookArgs) -> None:
+        if not issubclass(unraisable.exc_type, UnicodeDecodeError):
+            previous(unraisable)
+
+    return hook
 
 
 @contextmanager
