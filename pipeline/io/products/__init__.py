@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from bandfusion.errors import SceneError
 from bandfusion.io.products.choose import choose_bands
 from bandfusion.io.products.landsat import mtl_file, read_landsat
 from bandfusion.io.products.model import BandAsset, MaskLayer, Product
@@ -33,6 +34,12 @@ def read_product(path: str | os.PathLike[str]) -> Product | None:
 
 
 def is_product(path: str | os.PathLike[str]) -> bool:
-    """Whether `path` looks like a product, from its name and listing alone (nothing parsed)."""
+    """Whether `path` is a product, from its name, listing or JSON type alone (no metadata
+    parsed): a folder or zip that is one is one scene, not a folder of rasters."""
     name = os.fspath(path)
-    return metadata_file(name) is not None or mtl_file(name) is not None
+    if metadata_file(name) is not None or mtl_file(name) is not None:
+        return True
+    try:
+        return stac_document(name) is not None
+    except SceneError:  # not JSON: whoever reads it says so in their own words
+        return False
