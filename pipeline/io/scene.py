@@ -179,7 +179,7 @@ def _reference_grid(sources: list[SourceFile], resolution: float | None = None) 
     factor = resolution / abs(finest.transform.a)
     return Grid(
         finest.crs,
-        finest.transform * Affine.scale(factor),
+        finest.transform @ Affine.scale(factor),
         math.ceil(finest.width / factor),
         math.ceil(finest.height / factor),
     )
