@@ -113,7 +113,8 @@ def mtl_text(groups: dict[str, dict[str, str]], form: str) -> str:
             f"<{g}>" + "".join(f"<{k}>{v}</{k}>" for k, v in fields.items()) + f"</{g}>"
             for g, fields in groups.items()
         )
-        return f'<?xml version="1.0" encoding="UTF-8"?>\n<LANDSAT_METADATA_FILE>{body}</LANDSAT_METADATA_FILE>'
+        root = f"<LANDSAT_METADATA_FILE>{body}</LANDSAT_METADATA_FILE>"
+        return f'<?xml version="1.0" encoding="UTF-8"?>\n{root}'
     lines = ["GROUP = LANDSAT_METADATA_FILE"]
     for group, fields in groups.items():
         lines.append(f"  GROUP = {group}")
