@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import dask.array as da
 import numpy as np
@@ -36,6 +36,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import DatasetReader
 
 PathLike = str | os.PathLike[str]
+Files = Sequence[PathLike]
 RESAMPLING_METHODS = ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode")
 MAX_SCENE_PIXELS = 2**40
 """Scenes above ~1e12 px (a continent at 10 m is ~1e11) are refused before their task graph,
@@ -255,7 +256,7 @@ def open_scene(
     elif resolution is not None:
         raise SettingError("resolution", resolution, "applies to sensor products only")
     else:
-        path_list = [paths] if isinstance(paths, str | os.PathLike) else list(paths)  # type: ignore[list-item]
+        path_list = [paths] if isinstance(paths, str | os.PathLike) else list(cast(Files, paths))
     if not path_list:
         raise BandfusionError("open_scene needs at least one raster file")
     opened = [inspect_raster(p) for p in path_list]
