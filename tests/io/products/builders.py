@@ -31,18 +31,7 @@ def write_jp2(path: Path, data: np.ndarray, resolution: float, origin=(546060.0,
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.tif")
     transform = Affine(resolution, 0, origin[0], 0, -resolution, origin[1])
-    with rasterio.open(
-        tmp,
-        "w",
-        driver="GTiff",
-        width=data.shape[1],
-        height=data.shape[0],
-        count=1,
-        dtype=data.dtype,
-        crs=UTM29,
-        transform=transform,
-    ) as dst:
-        dst.write(data, 1)
+    _write_tif(tmp, data, {"crs": UTM29, "transform": transform})
     rasterio.shutil.copy(tmp, path, driver="JP2OpenJPEG", QUALITY="100", REVERSIBLE="YES")
     tmp.unlink()
 
