@@ -23,6 +23,7 @@ from typing import Any
 
 from bandfusion.errors import BandfusionError, BandfusionWarning, OutputError, first_line
 from bandfusion.io.atomic import atomic_output
+from bandfusion.io.products import is_product
 
 PathLike = str | os.PathLike[str]
 RASTER_SUFFIXES = frozenset({".tif", ".tiff", ".jp2", ".vrt", ".img"})
@@ -75,14 +76,23 @@ def _expand(item: str) -> list[SceneSpec]:
             raise BandfusionError(f"{item}: no files match")
         return [scene for match in matches for scene in _expand(match)]
     path = Path(item)
+    if is_product(path):
+        return [SceneSpec.of(item)]
     if path.is_dir():
-        rasters = sorted(p for p in path.iterdir() if p.suffix.lower() in RASTER_SUFFIXES)
+        rasters = sorted(p for p in path.iterdir() if _is_scene(p))
         if not rasters:
-            raise BandfusionError(f"{item}: directory holds no raster files")
+            raise BandfusionError(f"{item}: directory holds no raster files or products")
         return [SceneSpec.of(p) for p in rasters]
     if path.suffix.lower() in SCENE_LIST_SUFFIXES:
         return read_scene_list(path)
     return [SceneSpec.of(item)]
+
+
+def _is_scene(path: Path) -> bool:
+    """A raster file, or a product (a SAFE folder or zip, a Landsat folder) in a folder."""
+    if path.suffix.lower() in RASTER_SUFFIXES:
+        return True
+    return (path.is_dir() or path.suffix.lower() == ".zip") and is_product(path)
 
 
 def _glob(pattern: str) -> list[str]:

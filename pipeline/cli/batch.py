@@ -66,6 +66,8 @@ def batch_command(
     images: tuple[Path, ...],
     band_names: str | None,
     resampling: str,
+    bands: str | None,
+    resolution: float | None,
     model_path: Path,
     out_dir: Path,
     scheduler: str | None,
@@ -110,6 +112,8 @@ def batch_command(
         batch_pixels=batch_pixels,
         resampling=resampling,
         band_names=tuple(names) if (names := parse_names(band_names)) else None,
+        bands=tuple(picked) if (picked := parse_names(bands)) else None,
+        resolution=resolution,
     )
     with ProgressDisplay(quiet=quiet) as progress:
         result = run_batch(

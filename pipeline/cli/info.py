@@ -7,10 +7,12 @@ from pathlib import Path
 import click
 from bandfusion.cli.options import device_callback, quiet_option
 from bandfusion.display.model_info import describe_model
+from bandfusion.display.product_info import describe_product
 from bandfusion.display.raster_info import describe_raster
 from bandfusion.engine.guard import KERNEL_NAMES
 from bandfusion.engine.kernels import kernel_plan
 from bandfusion.errors import BandfusionError
+from bandfusion.io.products import read_product
 from bandfusion.models.checkpoint import load_model
 
 
@@ -23,15 +25,24 @@ from bandfusion.models.checkpoint import load_model
 )
 @quiet_option
 def info_command(path: Path, device: str | None, quiet: bool) -> None:
-    """Describe a raster (bands, dtype, grid, CRS, nodata, blocks) or a model directory.
+    """Describe a raster (bands, dtype, grid, CRS, nodata, blocks), a sensor product (sensor,
+    date, bands with resolution, nodata, scale/offset and their origin, mask layers) or a model
+    directory.
 
     It reads only metadata, so it never shows progress (--quiet is accepted for symmetry).
 
     \b
     Example:
       bandfusion info data/sen1floods11_spain/Spain_7370579_S2Hand.tif
+      bandfusion info data/s2_l2a_safe/S2A_MSIL2A_*.SAFE
       bandfusion info water-model --device auto
     """
+    product = read_product(path)
+    if product is not None:
+        if device is not None:
+            raise BandfusionError(f"{path}: --device tells a model's kernel; this is a product")
+        click.echo(describe_product(product))
+        return
     if not path.is_dir():
         if device is not None:
             raise BandfusionError(f"{path}: --device tells a model's kernel; this is no model")

@@ -133,6 +133,16 @@ scene_options = _stack(
         show_default=True,
         help="How coarser band files are resampled onto the finest grid.",
     ),
+    click.option(
+        "--bands",
+        help="Comma-separated bands to read, by name (a product's: B04, B4 or red; SR_B4).",
+    ),
+    click.option(
+        "--resolution",
+        type=FiniteRange(min=0.0, min_open=True),
+        help="Grid of a sensor product, in metres (Sentinel-2: 10, 20 or 60). "
+        "Default: the finest the bands read are held at.",
+    ),
 )
 
 label_options = _stack(
@@ -158,9 +168,21 @@ label_options = _stack(
 )
 
 
-def load_scene(images: tuple[Path, ...], band_names: str | None, resampling: str) -> xr.DataArray:
-    """Open the IMAGE arguments as one lazy scene."""
-    return open_scene(list(images), band_names=parse_names(band_names), resampling=resampling)
+def load_scene(
+    images: tuple[Path, ...],
+    band_names: str | None,
+    resampling: str,
+    bands: str | None = None,
+    resolution: float | None = None,
+) -> xr.DataArray:
+    """Open the IMAGE arguments (raster files, or one sensor product) as one lazy scene."""
+    return open_scene(
+        list(images),
+        band_names=parse_names(band_names),
+        bands=parse_names(bands),
+        resolution=resolution,
+        resampling=resampling,
+    )
 
 
 def load_labels(

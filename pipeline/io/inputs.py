@@ -36,3 +36,14 @@ def refuse_special(path: str | os.PathLike[str], error: type[BandfusionError]) -
                 f"{os.fspath(path)}: is {kind}, not a regular file; refused, as reading it "
                 "could wait forever"
             )
+
+
+def file_stamp(path: str) -> tuple[int, int]:
+    """(mtime_ns, size) of the file holding `path`: the archive of a /vsizip/ path, (0, 0) for
+    other GDAL virtual paths (nothing local to stat). A changed file gets a new stamp."""
+    if path.startswith("/vsizip/") and (cut := path.lower().find(".zip/")) > 0:
+        path = path[len("/vsizip/") : cut + 4]
+    elif path.startswith("/vsi"):
+        return (0, 0)
+    stat = Path(path).stat()
+    return (stat.st_mtime_ns, stat.st_size)

@@ -12,7 +12,6 @@ import threading
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,7 @@ from bandfusion.errors import SceneError, first_line
 from bandfusion.io.emptyblocks import EmptyBlocks
 from bandfusion.io.gdal_settings import READ_THREADS, gdal_env
 from bandfusion.io.grid import Grid
+from bandfusion.io.inputs import file_stamp
 from bandfusion.io.masks import data_bands, read_valid
 from bandfusion.io.nodata import pixel_value
 from rasterio.enums import Resampling
@@ -145,8 +145,7 @@ def _open_cached(source: SourceFile, grid: Grid, resampling: str) -> _Opened:
     cache: OrderedDict[tuple[Any, ...], _Opened] = _local.__dict__.setdefault(
         "cache", OrderedDict()
     )
-    stat = Path(source.path).stat()
-    key = (source.path, stat.st_mtime_ns, stat.st_size, grid, resampling)
+    key = (source.path, *file_stamp(source.path), grid, resampling)
     if key in cache:
         cache.move_to_end(key)
         return cache[key]

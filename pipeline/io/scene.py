@@ -14,25 +14,29 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import dask.array as da
 import numpy as np
 import rasterio
 import xarray as xr
-from bandfusion.errors import BandfusionError, BandfusionWarning, SceneError
+from affine import Affine
+from bandfusion.errors import BandfusionError, BandfusionWarning, SceneError, SettingError
 from bandfusion.io.gdal_settings import READ_THREADS
 from bandfusion.io.grid import Grid
-from bandfusion.io.inputs import refuse_special
+from bandfusion.io.inputs import file_stamp, refuse_special
 from bandfusion.io.masks import bounds, covers, data_bands, mask_bands
 from bandfusion.io.nodata import nodata_coord, pixel_value
+from bandfusion.io.products import BandAsset, Product, choose_bands, read_product
 from bandfusion.io.reader import SceneReader, SourceFile, gdal_reason
+from bandfusion.io.sources import scene_sources
 from bandfusion.io.windows import DEFAULT_CHUNK_PIXELS, chunk_grid
 from dask.base import tokenize
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import DatasetReader
 
 PathLike = str | os.PathLike[str]
+Files = Sequence[PathLike]
 RESAMPLING_METHODS = ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode")
 MAX_SCENE_PIXELS = 2**40
 """Scenes above ~1e12 px (a continent at 10 m is ~1e11) are refused before their task graph,
@@ -51,7 +55,7 @@ _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 def inspect_raster(path: PathLike) -> tuple[DatasetReader, str]:
     """Open `path` for its metadata, turning every failure into a one-line SceneError."""
     name = os.fspath(path)
-    if not Path(name).exists():
+    if not name.startswith("/vsi") and not Path(name).exists():
         raise SceneError(f"{name}: no such file")
     if Path(name).is_dir():
         raise SceneError(f"{name}: is a directory, not a raster file")
@@ -164,9 +168,34 @@ def _band_names(datasets: list[tuple[DatasetReader, str]]) -> list[str]:
     return _unique(names)
 
 
-def _reference_grid(sources: list[SourceFile]) -> Grid:
-    """The finest grid among the inputs (smallest pixel area; the first one on ties)."""
-    return min(sources, key=lambda s: abs(s.grid.transform.a * s.grid.transform.e)).grid
+def _reference_grid(sources: list[SourceFile], resolution: float | None = None) -> Grid:
+    """The finest grid among the inputs (smallest pixel area; the first one on ties), or with
+    `resolution`, a source's grid at that resolution, else the finest one coarsened to it."""
+    finest = min(sources, key=lambda s: abs(s.grid.transform.a * s.grid.transform.e)).grid
+    if resolution is None:
+        return finest
+    for source in sources:
+        if math.isclose(abs(source.grid.transform.a), resolution):
+            return source.grid
+    factor = resolution / abs(finest.transform.a)
+    return Grid(
+        finest.crs,
+        finest.transform @ Affine.scale(factor),
+        math.ceil(finest.width / factor),
+        math.ceil(finest.height / factor),
+    )
+
+
+def _closest_source(sources: list[SourceFile], grid: Grid) -> int:
+    """The index of the first source on `grid`, else of the one whose pixels are nearest in
+    size to `grid`'s: its blocks set the chunks."""
+    size = abs(grid.transform.a)
+
+    def distance(i: int) -> tuple[bool, float]:
+        own = sources[i].grid
+        return (not own.same_as(grid), abs(abs(own.transform.a) - size))
+
+    return min(range(len(sources)), key=distance)
 
 
 def _check_compatible(sources: list[SourceFile], grid: Grid) -> None:
@@ -191,14 +220,18 @@ def _overlaps(a: Grid, b: Grid) -> bool:
 
 
 def open_scene(
-    paths: PathLike | Sequence[PathLike],
+    paths: PathLike | Sequence[PathLike] | Product,
     *,
     band_names: Sequence[str] | None = None,
+    bands: Sequence[str] | None = None,
+    resolution: float | None = None,
     resampling: str = "nearest",
     chunk_pixels: int = DEFAULT_CHUNK_PIXELS,
     gdal_threads: int | str = READ_THREADS,
 ) -> xr.DataArray:
-    """Open a multi-band raster, or several files (one per band), as lazy `DataArray(band, y, x)`.
+    """Open a multi-band raster, several files (one per band), or a sensor product (a Sentinel-2
+    SAFE folder, zip or MTD file, a Landsat C2 L2 folder or MTL, a STAC Item JSON, or a
+    `Product`) as lazy `DataArray(band, y, x)`.
 
     Files at coarser resolutions are resampled onto the finest file's grid with `resampling`
     (default "nearest": it keeps measured values, which a per-pixel classifier wants). Chunks are
@@ -206,24 +239,66 @@ def open_scene(
     attrs hold "crs" (WKT, "" if none) and "transform" (6 floats); the `nodata` coordinate holds
     each band's nodata value (NaN: none), `source` its file. Each chunk is read with a bounded
     GDAL block cache and `gdal_threads` decoding threads ("ALL_CPUS" helps a single reader).
+
+    `bands` picks bands by name (for products any of a band's names: "B4", "B04", "red"). A
+    product's bands carry its own scale, offset and nodata (the files' tags are not used) and
+    their canonical names; its grid is at `resolution` metres, by default the finest the bands
+    asked for are held at, as `bandfusion.io.products.choose` describes.
     """
     if resampling not in RESAMPLING_METHODS:
         raise BandfusionError(
             f"resampling {resampling!r} is not one of {', '.join(RESAMPLING_METHODS)}"
         )
-    path_list = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    product = paths if isinstance(paths, Product) else _product_of(paths)
+    if product is not None:
+        assets, resolution = choose_bands(product, bands, resolution)
+        path_list: list[PathLike] = [a.href for a in assets]
+    elif resolution is not None:
+        raise SettingError("resolution", resolution, "applies to sensor products only")
+    else:
+        path_list = [paths] if isinstance(paths, str | os.PathLike) else list(cast(Files, paths))
     if not path_list:
         raise BandfusionError("open_scene needs at least one raster file")
     opened = [inspect_raster(p) for p in path_list]
     try:
         sources = _describe_sources(opened)
         names = list(band_names) if band_names is not None else _band_names(opened)
-        reference = opened[[s.grid for s in sources].index(_reference_grid(sources))][0]
+        if product is not None:
+            sources, names = _product_sources(sources, assets), [a.name for a in assets]
+        grid = _reference_grid(sources, resolution)
+        reference = opened[_closest_source(sources, grid)][0]
         block_shape = reference.block_shapes[0]
     finally:
         for dataset, _ in opened:
             dataset.close()
-    return _scene_array(sources, names, resampling, block_shape, chunk_pixels, gdal_threads)
+    scene = _scene_array(sources, names, grid, resampling, block_shape, chunk_pixels, gdal_threads)
+    return scene if product is not None or bands is None else _select(scene, bands)
+
+
+def _product_of(paths: PathLike | Sequence[PathLike]) -> Product | None:
+    """The product `paths` names: one path that is a product, else None (plain raster files)."""
+    if isinstance(paths, str | os.PathLike):
+        return read_product(paths)
+    return read_product(paths[0]) if len(paths) == 1 else None
+
+
+def _product_sources(sources: list[SourceFile], assets: list[BandAsset]) -> list[SourceFile]:
+    """The sources with the product's radiometry in place of whatever the files' tags say."""
+    return [
+        replace(s, scale=a.scale, offset=a.offset, nodata=a.nodata)
+        for s, a in zip(sources, assets, strict=True)
+    ]
+
+
+def _select(scene: xr.DataArray, bands: Sequence[str]) -> xr.DataArray:
+    """The scene's bands named in `bands`, in that order."""
+    have = [str(b) for b in scene["band"].values]
+    missing = [b for b in bands if b not in have]
+    if missing:
+        raise SettingError(
+            "bands", ",".join(missing), f"not in {scene_sources(scene)} (it has {', '.join(have)})"
+        )
+    return scene.sel(band=list(bands))
 
 
 def _describe_sources(opened: list[tuple[DatasetReader, str]]) -> list[SourceFile]:
@@ -239,12 +314,12 @@ def _describe_sources(opened: list[tuple[DatasetReader, str]]) -> list[SourceFil
 def _scene_array(
     sources: list[SourceFile],
     names: list[str],
+    grid: Grid,
     resampling: str,
     block_shape: tuple[int, int],
     chunk_pixels: int,
     gdal_threads: int | str,
 ) -> xr.DataArray:
-    grid = _reference_grid(sources)
     _check_compatible(sources, grid)
     sources = [_masking_what_it_misses(s, grid) for s in sources]
     n_bands = sources[-1].last
@@ -319,4 +394,4 @@ def _masks_need_nan(source: SourceFile) -> bool:
 
 def _stamps(sources: list[SourceFile]) -> list[tuple[str, int, int]]:
     """File identities for the graph's name, so an edited file never reuses a cached result."""
-    return [(s.path, Path(s.path).stat().st_mtime_ns, Path(s.path).stat().st_size) for s in sources]
+    return [(s.path, *file_stamp(s.path)) for s in sources]
