@@ -27,6 +27,7 @@ from bandfusion.batch.manifest import PathLike, SceneRecord, file_sha256
 from bandfusion.batch.tally import PixelTally
 from bandfusion.engine.predict import DEFAULT_BATCH_PIXELS, predict_scene
 from bandfusion.errors import ModelFileError, first_line
+from bandfusion.io.cloudmask import AUTO, MaskPolicy, mask_scene
 from bandfusion.io.geotiff import write_geotiff
 from bandfusion.io.scene import open_scene
 from bandfusion.models.checkpoint import METADATA_FILE, WEIGHTS_FILE, TrainedModel, load_model
@@ -42,6 +43,7 @@ class BatchOptions:
     batch_pixels: int = DEFAULT_BATCH_PIXELS
     resampling: str = "nearest"
     band_names: tuple[str, ...] | None = None
+    mask: MaskPolicy = AUTO
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ class SceneTask:
         scene = open_scene(
             self.record.input_paths, band_names=options.band_names, resampling=options.resampling
         )
+        scene = mask_scene(scene, options.mask, layers=())  # a product's layers, once read
         return predict_scene(scene, model, device=options.device, batch_pixels=options.batch_pixels)
 
 
