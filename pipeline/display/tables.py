@@ -158,8 +158,8 @@ def batch_summary(result: BatchResult) -> str:
 
 
 def masked_summary(counts: Iterable[Mapping[str, int]]) -> str | None:
-    """'masked pixels: cloud 1,234, shadow 56' over pixel counts by map name (a tally's,
-    a manifest record's); None where nothing was masked."""
+    """'masked pixels: cloud 1,234, shadow 56' (most first) over pixel counts by map name (a
+    tally's, a manifest record's); None where nothing was masked."""
     from bandfusion.engine.masked import MASKED_PREFIX  # the engine's imports: only when asked
 
     total: Counter[str] = Counter()
@@ -173,7 +173,7 @@ def masked_summary(counts: Iterable[Mapping[str, int]]) -> str | None:
         )
     if not total:
         return None
-    return "masked pixels: " + ", ".join(f"{reason} {n:,}" for reason, n in total.items())
+    return "masked pixels: " + ", ".join(f"{reason} {n:,}" for reason, n in total.most_common())
 
 
 def _scene_row(record: SceneRecord) -> list[str]:
