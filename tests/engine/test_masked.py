@@ -24,7 +24,7 @@ from bandfusion.io.pam import aux_path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import random_model
+from tests.helpers import computed, random_model
 
 VALUES = {"cloud": 254, "cirrus": 253, "shadow": 252, "saturated": 249}  # docs/engine.md
 CODES = {"cloud": 1, "cirrus": 2, "shadow": 3, "saturated": 6}  # the mask's codes of them
@@ -94,11 +94,7 @@ def test_any_tiling_of_a_masked_scene_gives_a_bit_identical_map(
     rechunked = attach_mask(scene, scl, "s2_scl", MaskPolicy()).chunk({"y": cols, "x": rows})
     for masked_scene in (tiled, rechunked):
         classes = predict_scene(masked_scene, model, batch_pixels=batch)
-        if workers is None:
-            result = classes.compute(scheduler="synchronous").values
-        else:
-            result = classes.compute(scheduler="threads", num_workers=workers).values
-        np.testing.assert_array_equal(result, reference)
+        np.testing.assert_array_equal(computed(classes, workers), reference)
 
 
 def test_probabilities_are_nan_where_masked(masked, model, codes):
