@@ -55,3 +55,16 @@ def colour_table(ids: Iterable[int], colours: Sequence[RGB]) -> dict[int, RGBA] 
     if not all(i in COLOUR_TABLE_IDS for i in ids):
         return None
     return {int(i): (*rgb, 255) for i, rgb in zip(ids, colours, strict=True)}
+
+
+MASK_COLOURS: dict[str, RGB] = {
+    "cloud": (255, 255, 255),
+    "cirrus": (204, 236, 255),
+    "shadow": (64, 64, 64),
+    "dilated_cloud": (224, 224, 224),
+    "snow": (178, 255, 255),
+    "saturated": (255, 0, 255),
+    "dark": (32, 32, 32),
+}
+"""Colours of masked pixels in a map, by reason: clouds white, shadows dark, the rest apart
+from the class palette."""

@@ -70,6 +70,13 @@ def random_model(
     return TrainedModel(net.eval(), meta)
 
 
+def computed(array: xr.DataArray, workers: int | None) -> np.ndarray:
+    """`array` computed on `workers` threads, or on dask's synchronous scheduler (None)."""
+    if workers is None:
+        return array.compute(scheduler="synchronous").values
+    return array.compute(scheduler="threads", num_workers=workers).values
+
+
 def run_python(code: str) -> str:
     """stdout of `code` run in a fresh interpreter, which must succeed: what a clean start loads."""
     result = subprocess.run(

@@ -21,10 +21,13 @@ class PixelTally:
         self._counts: Counter[float] = Counter()
         self._lock = threading.Lock()
         self._nodata: float | None = None
+        self._masked: dict[int, str] = {}
 
     def counted(self, classes: xr.DataArray) -> xr.DataArray:
         """`classes` with every chunk passing through this tally on its way to the file."""
         self._nodata = classes.attrs["nodata"]
+        names = classes.attrs.get("class_names", {})
+        self._masked = {value: names[value] for value in classes.attrs.get("masked", {})}
         data = classes.data.map_blocks(
             self._add,
             dtype=classes.dtype,
@@ -40,11 +43,16 @@ class PixelTally:
         return block
 
     def pixels(self) -> dict[str, int]:
-        """Counts by class id (as text, for JSON), nodata pixels under 'nodata'."""
-        return {
-            "nodata" if value == self._nodata else str(value): count
-            for value, count in sorted(self._counts.items())
-        }
+        """Counts by class id (as text, for JSON), nodata pixels under 'nodata', masked
+        pixels under the map's name for them ('masked: cloud')."""
+        return {self._key(value): count for value, count in sorted(self._counts.items())}
+
+    def _key(self, value: float) -> str:
+        if value == self._nodata:
+            return "nodata"
+        if value in self._masked:
+            return self._masked[int(value)]
+        return str(value)
 
 
 def value_counts(block: np.ndarray) -> dict[float, int]:

@@ -27,6 +27,7 @@ from bandfusion.batch.manifest import PathLike, SceneRecord, file_sha256
 from bandfusion.batch.tally import PixelTally
 from bandfusion.engine.predict import DEFAULT_BATCH_PIXELS, predict_scene
 from bandfusion.errors import ModelFileError, first_line
+from bandfusion.io.cloudmask import AUTO, MaskPolicy, mask_scene
 from bandfusion.io.geotiff import write_geotiff
 from bandfusion.io.scene import open_scene
 from bandfusion.models.checkpoint import METADATA_FILE, WEIGHTS_FILE, TrainedModel, load_model
@@ -44,6 +45,7 @@ class BatchOptions:
     band_names: tuple[str, ...] | None = None
     bands: tuple[str, ...] | None = None
     resolution: float | None = None
+    mask: MaskPolicy = AUTO
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ class SceneTask:
             resolution=options.resolution,
             resampling=options.resampling,
         )
+        scene = mask_scene(scene, options.mask, layers=())  # the product's own layers, if any
         return predict_scene(scene, model, device=options.device, batch_pixels=options.batch_pixels)
 
 

@@ -10,15 +10,23 @@ from bandfusion.batch.cluster import connect, local_client
 from bandfusion.batch.manifest import MANIFEST_NAME, collect_scenes, output_path
 from bandfusion.batch.run import BatchError, run_batch
 from bandfusion.batch.tasks import BatchOptions
-from bandfusion.cli.options import device_option, parse_names, quiet_option, scene_options
+from bandfusion.cli.options import (
+    device_option,
+    mask_policy_option,
+    parse_names,
+    quiet_option,
+    scene_options,
+)
 from bandfusion.cli.outputs import model_files, overwrite_option, refuse_clashes
 from bandfusion.display.progress import ProgressDisplay
 from bandfusion.display.tables import batch_summary
 from bandfusion.engine.predict import DEFAULT_BATCH_PIXELS
+from bandfusion.io.cloudmask import MaskPolicy
 
 
 @click.command("batch")
 @scene_options
+@mask_policy_option
 @click.option(
     "-m",
     "--model",
@@ -68,6 +76,7 @@ def batch_command(
     resampling: str,
     bands: str | None,
     resolution: float | None,
+    mask_policy: MaskPolicy,
     model_path: Path,
     out_dir: Path,
     scheduler: str | None,
@@ -111,6 +120,7 @@ def batch_command(
         device=device,
         batch_pixels=batch_pixels,
         resampling=resampling,
+        mask=mask_policy,
         band_names=tuple(names) if (names := parse_names(band_names)) else None,
         bands=tuple(picked) if (picked := parse_names(bands)) else None,
         resolution=resolution,

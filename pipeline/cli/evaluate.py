@@ -11,9 +11,11 @@ from bandfusion.cli.options import (
     label_options,
     load_labels,
     load_scene,
+    mask_options,
     model_option,
     quiet_option,
     scene_options,
+    with_mask,
 )
 from bandfusion.cli.outputs import check_outputs, model_files, overwrite_option
 from bandfusion.display.progress import ProgressDisplay
@@ -22,6 +24,7 @@ from bandfusion.engine.evaluate import evaluate
 from bandfusion.engine.train import held_out_blocks
 from bandfusion.errors import ModelFileError
 from bandfusion.io.atomic import write_json
+from bandfusion.io.cloudmask import MaskPolicy
 from bandfusion.io.labels import Labels
 from bandfusion.models.checkpoint import TrainedModel, load_model
 
@@ -29,6 +32,7 @@ from bandfusion.models.checkpoint import TrainedModel, load_model
 @click.command("evaluate")
 @model_option
 @scene_options
+@mask_options
 @label_options
 @click.option(
     "--split",
@@ -48,6 +52,9 @@ def evaluate_command(
     resampling: str,
     bands: str | None,
     resolution: float | None,
+    mask_policy: MaskPolicy,
+    mask_layer: Path | None,
+    mask_kind: str | None,
     labels_path: Path,
     attribute: str | None,
     unlabelled: str,
@@ -70,7 +77,12 @@ def evaluate_command(
         overwrite=overwrite,
     )
     model = load_model(model_path)
-    scene = load_scene(images, band_names, resampling, bands, resolution)
+    scene = with_mask(
+        load_scene(images, band_names, resampling, bands, resolution),
+        mask_policy,
+        mask_layer,
+        mask_kind,
+    )
     labels = load_labels(scene, labels_path, attribute, unlabelled, legend)
     where = held_out(model, labels, model_path) if split == "validation" else None
     with ProgressDisplay(quiet=quiet) as progress:

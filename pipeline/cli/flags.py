@@ -17,6 +17,8 @@ FLAGS = {
     "overwrite": "--overwrite",
     "hidden": "--hidden",
     "learning_rate": "--lr",
+    "mask": "--mask",
+    "mask_kind": "--mask-kind",
     "precision": "--precision",
 }
 """Engine argument → the flag that sets it."""

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 import xarray as xr
+from bandfusion.io.cloudmask import KINDS, MaskPolicy, kind_of, mask_scene
 from bandfusion.io.grid import Grid
 from bandfusion.io.labels import Labels, read_labels
 from bandfusion.io.scene import RESAMPLING_METHODS, open_scene
@@ -183,6 +185,60 @@ def load_scene(
         resolution=resolution,
         resampling=resampling,
     )
+
+
+def policy_callback(_ctx: click.Context, _param: click.Parameter, value: str) -> MaskPolicy:
+    """click callback: a --mask value as the engine's policy; its error shown with the flag."""
+    return MaskPolicy.parse(value)
+
+
+mask_policy_option = click.option(
+    "--mask",
+    "mask_policy",
+    default="auto",
+    show_default=True,
+    callback=policy_callback,
+    help="Pixels not to classify, by the scene's mask layer: auto (the product's default: "
+    "clouds, cirrus, cloud shadow, ...), none, or reasons like cloud,shadow,snow or "
+    "auto,snow. Masked pixels get their own map values (docs/engine.md).",
+)
+mask_options = _stack(
+    mask_policy_option,
+    click.option(
+        "--mask-layer",
+        type=click.Path(path_type=Path),
+        help="Mask layer for plain band files: a Sentinel-2 SCL or a Landsat QA_PIXEL raster.",
+    ),
+    click.option(
+        "--mask-kind",
+        type=click.Choice(KINDS),
+        help="What --mask-layer holds [from its file name: *_SCL_*, *QA_PIXEL*].",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class MaskLayerArgument:
+    """--mask-layer and --mask-kind as the mask layer `mask_scene` takes."""
+
+    kind: str
+    href: str
+
+
+def with_mask(
+    scene: xr.DataArray, policy: MaskPolicy, layer: Path | None, kind: str | None
+) -> xr.DataArray:
+    """The scene masked by the --mask options."""
+    layers = []
+    if layer is not None:
+        kind = kind or kind_of(layer)
+        if kind is None:
+            raise click.BadParameter(
+                f"{layer}: its name shows no kind; name it with --mask-kind",
+                param_hint="--mask-layer",
+            )
+        layers.append(MaskLayerArgument(kind, str(layer)))
+    return mask_scene(scene, policy, layers)
 
 
 def load_labels(

@@ -6,12 +6,15 @@ from pathlib import Path
 
 import click
 import xarray as xr
+from bandfusion.batch.tally import PixelTally
 from bandfusion.cli.options import (
     device_option,
     load_scene,
+    mask_options,
     model_option,
     quiet_option,
     scene_options,
+    with_mask,
 )
 from bandfusion.cli.outputs import (
     check_outputs,
@@ -19,8 +22,11 @@ from bandfusion.cli.outputs import (
     model_files,
     overwrite_option,
 )
+from bandfusion.colours import MASK_COLOURS
 from bandfusion.display.progress import ProgressDisplay
+from bandfusion.display.tables import masked_summary
 from bandfusion.engine.predict import DEFAULT_BATCH_PIXELS, predict_proba_scene, predict_scene
+from bandfusion.io.cloudmask import MaskPolicy
 from bandfusion.io.geotiff import write_geotiff
 from bandfusion.io.probabilities import PROBABILITY_DTYPES, with_dtype
 from bandfusion.models.checkpoint import load_model
@@ -30,6 +36,7 @@ from bandfusion.progress import Progress, counter
 
 @click.command("predict")
 @scene_options
+@mask_options
 @model_option
 @click.option(
     "-o",
@@ -79,6 +86,9 @@ def predict_command(
     resampling: str,
     bands: str | None,
     resolution: float | None,
+    mask_policy: MaskPolicy,
+    mask_layer: Path | None,
+    mask_kind: str | None,
     model_path: Path,
     output: Path,
     probabilities: Path | None,
@@ -107,15 +117,23 @@ def predict_command(
 
         stac_item = item_path(output)
     check_outputs(
-        [*images, model_path, *model_files(model_path)],
+        [*images, model_path, *model_files(model_path), mask_layer],
         [output, probabilities, preview, stac_item],
         overwrite=overwrite,
     )
     model = load_model(model_path)
-    scene = load_scene(images, band_names, resampling, bands, resolution)
+    scene = with_mask(
+        load_scene(images, band_names, resampling, bands, resolution),
+        mask_policy,
+        mask_layer,
+        mask_kind,
+    )
     classes = predict_scene(
         scene, model, device=device, batch_pixels=batch_pixels, precision=precision
     )
+    tally = PixelTally()
+    if "masked" in classes.attrs:
+        classes = tally.counted(classes)
     with ProgressDisplay(quiet=quiet) as progress:
         _write(classes, output, cog=cog, progress=progress)
         if probabilities is not None:
@@ -135,11 +153,17 @@ def predict_command(
         write_preview(
             output,
             preview,
-            legend_names=dict(zip(model.meta.class_ids, model.meta.class_names, strict=True)),
-            colors=dict(zip(model.meta.class_ids, model.meta.class_colors, strict=True)),
+            legend_names=classes.attrs["class_names"],
+            colors={
+                **dict(zip(model.meta.class_ids, model.meta.class_colors, strict=True)),
+                **{v: MASK_COLOURS[r] for v, r in classes.attrs.get("masked", {}).items()},
+            },
             nodata=int(classes.attrs["nodata"]),
             title=f"{output.name}: {model_path.name}",
         )
+    masked = masked_summary([tally.pixels()])
+    if masked:
+        click.echo(masked)
     outputs = (("map", output), ("probabilities", probabilities), ("preview", preview))
     for label, path in (*outputs, ("stac item", stac_item)):
         if path is not None:

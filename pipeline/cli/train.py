@@ -14,15 +14,18 @@ from bandfusion.cli.options import (
     label_options,
     load_labels,
     load_scene,
+    mask_options,
     quiet_option,
     scene_options,
     seed_option,
     widths_callback,
+    with_mask,
 )
 from bandfusion.cli.outputs import check_outputs, model_files, overwrite_option
 from bandfusion.display.progress import ProgressDisplay
 from bandfusion.display.tables import evaluation_table
 from bandfusion.engine.train import TrainingSettings, train
+from bandfusion.io.cloudmask import MaskPolicy
 from bandfusion.models.checkpoint import check_model_path, save_model
 from bandfusion.models.indices import INDICES
 
@@ -53,6 +56,7 @@ def roles_callback(
 
 @click.command("train")
 @scene_options
+@mask_options
 @label_options
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Model dir.")
 @click.option(
@@ -127,6 +131,9 @@ def train_command(
     resampling: str,
     bands: str | None,
     resolution: float | None,
+    mask_policy: MaskPolicy,
+    mask_layer: Path | None,
+    mask_kind: str | None,
     labels_path: Path,
     attribute: str | None,
     unlabelled: str,
@@ -164,7 +171,12 @@ def train_command(
     check_outputs(
         [*images, labels_path, legend], model_files(output), overwrite=overwrite, writable=False
     )
-    scene = load_scene(images, band_names, resampling, bands, resolution)
+    scene = with_mask(
+        load_scene(images, band_names, resampling, bands, resolution),
+        mask_policy,
+        mask_layer,
+        mask_kind,
+    )
     labels = load_labels(scene, labels_path, attribute, unlabelled, legend)
     with ProgressDisplay(quiet=quiet) as progress:
         result = train(

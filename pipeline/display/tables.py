@@ -6,7 +6,8 @@ Every table goes through `align`, so columns line up the same way in every comma
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -152,7 +153,27 @@ def batch_summary(result: BatchResult) -> str:
         f"{len(result.records)} scenes in {result.seconds:.1f} s ({rate:.2f} scenes/s): "
         f"{counts}; manifest: {result.manifest}"
     )
-    return "\n".join(lines)
+    masked = masked_summary(r.pixels for r in result.records if r.pixels)
+    return "\n".join([*lines, *([masked] if masked else [])])
+
+
+def masked_summary(counts: Iterable[Mapping[str, int]]) -> str | None:
+    """'masked pixels: cloud 1,234, shadow 56' (most first) over pixel counts by map name (a
+    tally's, a manifest record's); None where nothing was masked."""
+    from bandfusion.engine.masked import MASKED_PREFIX  # the engine's imports: only when asked
+
+    total: Counter[str] = Counter()
+    for pixels in counts:
+        total.update(
+            {
+                k.removeprefix(MASKED_PREFIX): n
+                for k, n in pixels.items()
+                if k.startswith(MASKED_PREFIX)
+            }
+        )
+    if not total:
+        return None
+    return "masked pixels: " + ", ".join(f"{reason} {n:,}" for reason, n in total.most_common())
 
 
 def _scene_row(record: SceneRecord) -> list[str]:

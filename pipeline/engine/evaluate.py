@@ -14,6 +14,7 @@ import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
+from bandfusion.engine.masked import excluded_values
 from bandfusion.engine.predict import predict_scene
 from bandfusion.engine.task_steps import report_tasks
 from bandfusion.io.labels import Labels
@@ -130,6 +131,7 @@ def evaluate(
     """Compare the model's map of `scene` with `labels` on labelled (and `where`) pixels.
 
     Classes in the labels that the model never learnt are kept as rows: they count as errors.
+    Pixels the scene's mask marks (clouds, shadows, ...) are not scored, as nodata is not.
     `progress` is told of every finished dask task (stage "evaluate").
     """
     class_map = predict_scene(scene, model, device=device)
@@ -138,7 +140,7 @@ def evaluate(
     scored = labels.labelled if where is None else labels.labelled & where
     chunks = class_map.data.chunks
     parts = [
-        dask.delayed(_chunk_confusion)(pred, truth, mask, ids, class_map.attrs["nodata"])
+        dask.delayed(_chunk_confusion)(pred, truth, mask, ids, excluded_values(class_map))
         for pred, truth, mask in zip(
             class_map.data.to_delayed().ravel(),
             da.from_array(labels.values, chunks=chunks).to_delayed().ravel(),
@@ -152,11 +154,15 @@ def evaluate(
 
 
 def _chunk_confusion(
-    predicted: np.ndarray, truth: np.ndarray, scored: np.ndarray, ids: list[int], nodata: int
+    predicted: np.ndarray,
+    truth: np.ndarray,
+    scored: np.ndarray,
+    ids: list[int],
+    excluded: tuple[int, ...],
 ) -> np.ndarray:
     """The chunk's confusion matrix; zeros for a chunk without a scored, valid pixel (one
-    that the labels miss, or all nodata), which is skipped rather than scored."""
-    keep = scored & (predicted != nodata)
+    that the labels miss, or all nodata or masked), which is skipped rather than scored."""
+    keep = scored & ~np.isin(predicted, excluded)
     if not keep.any():
         return np.zeros((len(ids), len(ids)), dtype=np.int64)
     return confusion_matrix(truth[keep], predicted[keep], labels=ids)

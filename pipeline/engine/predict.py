@@ -19,7 +19,9 @@ import xarray as xr
 from bandfusion.colours import colour_table
 from bandfusion.engine.cuda import CudaRunner
 from bandfusion.engine.guard import KernelGuard, probe_block
+from bandfusion.engine.masked import MASKED_VALUES, masked_map_attrs, paint_masked, refuse_clashes
 from bandfusion.errors import BandfusionError, SceneError, SettingError
+from bandfusion.io.cloudmask import CLEAR, mask_of
 from bandfusion.io.grid import Grid
 from bandfusion.io.nodata import band_nodata, valid_mask
 from bandfusion.io.sources import scene_sources
@@ -90,6 +92,7 @@ class PixelClassifier:
         device: torch.device,
         batch_pixels: int = DEFAULT_BATCH_PIXELS,
         precision: str = "fp32",
+        masked: bool = False,
     ) -> None:
         self.device = device
         self.precision = check_precision(precision, device)
@@ -111,25 +114,33 @@ class PixelClassifier:
         self.bands, self.indices = meta.bands, meta.indices
         self.band_roles = resolve_roles(meta.indices, meta.bands, meta.band_roles)
         self.class_ids = np.asarray(model.meta.class_ids)
-        self.dtype, self.nodata = class_map_encoding(model.meta.class_ids)
+        self.dtype, self.nodata = _encoding(model.meta.class_ids, masked)
 
     def __dask_tokenize__(self) -> tuple[str, str, int, str]:
         return (self.token, str(self.device), self.batch_pixels, self.precision)
 
-    def classify_block(self, block: np.ndarray, nodata: tuple[float | None, ...]) -> np.ndarray:
-        """(C, h, w) block → (h, w) class ids; nodata where any band is nodata or NaN."""
-        valid, table = self._inputs(block, nodata)
+    def classify_block(
+        self, block: np.ndarray, nodata: tuple[float | None, ...], mask: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(C, h, w) block → (h, w) class ids; nodata where any band is nodata or NaN; where a
+        (h, w) `mask` block is given, its masked pixels get their masked values."""
+        valid, table = self._inputs(block, nodata, mask)
         out = np.full(valid.shape, self.nodata, dtype=self.dtype)
         if len(table):
             classify = _on_host(self.kernel.classify)
             if self.cuda:
                 classify = partial(self.cuda.classify, probe=partial(self._probe, block, nodata))
             out[valid] = self.class_ids[self._batched(classify, table)]
+        if mask is not None:
+            paint_masked(out, mask)
         return out
 
-    def proba_block(self, block: np.ndarray, nodata: tuple[float | None, ...]) -> np.ndarray:
-        """(C, h, w) block → (K, h, w) float32 class probabilities; NaN on nodata pixels."""
-        valid, table = self._inputs(block, nodata)
+    def proba_block(
+        self, block: np.ndarray, nodata: tuple[float | None, ...], mask: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(C, h, w) block → (K, h, w) float32 class probabilities; NaN on nodata and masked
+        pixels."""
+        valid, table = self._inputs(block, nodata, mask)
         out = np.full((len(self.class_ids), *valid.shape), np.nan, dtype=np.float32)
         if len(table):
             proba = _on_host(self.kernel.proba)
@@ -139,10 +150,11 @@ class PixelClassifier:
         return out
 
     def _inputs(
-        self, block: np.ndarray, nodata: tuple[float | None, ...]
+        self, block: np.ndarray, nodata: tuple[float | None, ...], mask: np.ndarray | None = None
     ) -> tuple[np.ndarray, torch.Tensor]:
-        """The valid mask and the (M, inputs) table of valid pixels: bands, then indices."""
-        valid, table = _valid_table(block, nodata)
+        """The valid mask and the (M, inputs) table of valid, clear pixels: bands, then
+        indices."""
+        valid, table = _valid_table(block, nodata, mask)
         if self.indices and len(table):
             derived = append_indices(table.numpy(), self.bands, self.indices, self.band_roles)
             table = torch.from_numpy(derived)
@@ -185,14 +197,16 @@ def _guarded_runner(
 
 
 def _valid_table(
-    block: np.ndarray, nodata: tuple[float | None, ...]
+    block: np.ndarray, nodata: tuple[float | None, ...], mask: np.ndarray | None = None
 ) -> tuple[np.ndarray, torch.Tensor]:
     """The valid mask and a (M, C) view of the valid pixels, still in the block's dtype.
 
     Only valid pixels are gathered (nodata costs a mask and nothing more); the kernel casts
-    the view sub-batch by sub-batch, in cache.
+    the view sub-batch by sub-batch, in cache. Pixels a `mask` block marks are not valid.
     """
     valid = valid_mask(block, nodata)
+    if mask is not None:
+        valid &= mask == CLEAR
     table = block.reshape(block.shape[0], -1)
     if not valid.all():
         table = np.compress(valid.ravel(), table, axis=1)
@@ -242,12 +256,16 @@ def predict_scene(
     faster at the cost of a few labels.
     """
     scene = align_bands(scene, model)
-    classifier = PixelClassifier(model, resolve_device(device), batch_pixels, precision)
+    mask = _mask_blocks(scene, model)
+    classifier = PixelClassifier(
+        model, resolve_device(device), batch_pixels, precision, masked=mask is not None
+    )
     data = da.blockwise(
         partial(_only_block, classifier.classify_block),
         "yx",
         scene.data.rechunk({0: -1}),
         "byx",
+        *(() if mask is None else (mask, "yx")),
         nodata=band_nodata(scene),
         concatenate=False,
         dtype=classifier.dtype,
@@ -256,6 +274,8 @@ def predict_scene(
     )
     array = _map_array(data, scene, ("y", "x"), nodata=classifier.nodata, name="classes")
     array.attrs.update(map_file_attrs(model, class_map=True))
+    if mask is not None:
+        array.attrs = masked_map_attrs(scene.coords["mask"], array.attrs)
     return array
 
 
@@ -272,11 +292,13 @@ def predict_proba_scene(
     Its attrs name each band after its class for `write_geotiff`, as `predict_scene`'s do.
     """
     scene = align_bands(scene, model)
+    mask = _mask_blocks(scene, model)
     classifier = PixelClassifier(model, resolve_device(device), batch_pixels, precision)
     n_classes = len(model.meta.class_ids)
     data = da.map_blocks(
-        classifier.proba_block,
+        partial(_with_mask, classifier.proba_block),
         scene.data,
+        *(() if mask is None else (mask,)),
         nodata=band_nodata(scene),
         chunks=((n_classes,), *scene.data.chunks[1:]),
         dtype=np.float32,
@@ -289,15 +311,40 @@ def predict_proba_scene(
 
 
 def _only_block(
-    method: Callable[..., np.ndarray], blocks: list[np.ndarray], **kwargs: Any
+    method: Callable[..., np.ndarray], blocks: list[np.ndarray], *mask: np.ndarray, **kwargs: Any
 ) -> np.ndarray:
-    """`method` on the single (band, y, x) block that blockwise hands over for a dropped axis.
+    """`method` on the single (band, y, x) block that blockwise hands over for a dropped axis
+    (and the (y, x) mask block, where the scene has a mask).
 
     `map_blocks(drop_axis=0)` would concatenate that one block into a fresh copy first: a
     chunk's worth of copying and page faults that a mostly-nodata chunk cannot save.
     """
     (block,) = blocks
-    return method(block, **kwargs)
+    return _with_mask(method, block, *mask, **kwargs)
+
+
+def _with_mask(
+    method: Callable[..., np.ndarray], block: np.ndarray, *mask: np.ndarray, **kwargs: Any
+) -> np.ndarray:
+    """`method` on a scene block, with its mask block by name where there is one."""
+    return method(block, **kwargs, **({"mask": mask[0]} if mask else {}))
+
+
+def _mask_blocks(scene: xr.DataArray, model: TrainedModel) -> da.Array | None:
+    """The scene's mask codes chunked as its pixels, or None; a model whose class ids are
+    masked values is refused here."""
+    mask = mask_of(scene)
+    if mask is None:
+        return None
+    refuse_clashes(model.meta.class_ids)
+    data = mask.data if isinstance(mask.data, da.Array) else da.from_array(mask.data)
+    return data.rechunk(scene.data.chunks[1:])
+
+
+def _encoding(class_ids: list[int], masked: bool) -> tuple[np.dtype[Any], int]:
+    """The map's dtype and nodata: those of `class_map_encoding`, with room for the masked
+    values in a map of a masked scene."""
+    return class_map_encoding([*class_ids, *MASKED_VALUES] if masked else class_ids)
 
 
 def _map_array(

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import xarray as xr
+from bandfusion.io.cloudmask import clear_in
 from bandfusion.io.labels import Labels
 from bandfusion.io.nodata import band_nodata, valid_mask
 
@@ -86,10 +87,11 @@ def sample_pixels(
 
     Candidates are labelled pixels (within `where` when given). Per class, at most
     `per_class_cap` of them are drawn at random (all with None); then their scene values are
-    read and pixels that are nodata in any band are dropped, so a class can end up slightly
-    below the cap. The scene is read one spatial chunk at a time, and only chunks holding
-    drawn pixels are computed, so memory is bounded by one chunk (and the labels) whatever the
-    scene size. Rows come in chunk order, then row-major; the same seed gives the same rows.
+    read and pixels that are nodata in any band, or masked by the scene's `mask` coordinate, are
+    dropped, so a class can end up slightly below the cap. The scene is read one spatial chunk
+    at a time, and only chunks holding drawn pixels are computed, so memory is bounded by one
+    chunk (and the labels) whatever the scene size. Rows come in chunk order, then row-major;
+    the same seed gives the same rows.
     """
     if labels.values.shape != scene.shape[1:] or (
         where is not None and where.shape != labels.values.shape
@@ -114,7 +116,7 @@ def sample_pixels(
         for cols in col_strips:
             if drawn[:, cols].any():
                 block = np.asarray(scene.data[:, rows, cols])  # computes this one chunk
-                keep = drawn[:, cols] & valid_mask(block, nodata)
+                keep = drawn[:, cols] & valid_mask(block, nodata) & clear_in(scene, rows, cols)
                 xs.append(block[:, keep].T.astype(np.float32))
                 ys.append(labels.values[rows, cols][keep].astype(np.int64))
     if not xs:

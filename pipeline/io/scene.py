@@ -243,7 +243,8 @@ def open_scene(
     `bands` picks bands by name (for products any of a band's names: "B4", "B04", "red"). A
     product's bands carry its own scale, offset and nodata (the files' tags are not used) and
     their canonical names; its grid is at `resolution` metres, by default the finest the bands
-    asked for are held at, as `bandfusion.io.products.choose` describes.
+    asked for are held at, as `bandfusion.io.products.choose` describes. A product's mask layers
+    (SCL, QA_PIXEL) are listed in attrs["mask_layers"] for `bandfusion.io.cloudmask.mask_scene`.
     """
     if resampling not in RESAMPLING_METHODS:
         raise BandfusionError(
@@ -272,7 +273,18 @@ def open_scene(
         for dataset, _ in opened:
             dataset.close()
     scene = _scene_array(sources, names, grid, resampling, block_shape, chunk_pixels, gdal_threads)
-    return scene if product is not None or bands is None else _select(scene, bands)
+    if product is not None:
+        scene.attrs["mask_layers"] = _mask_layers(product, grid)
+        return scene
+    return scene if bands is None else _select(scene, bands)
+
+
+def _mask_layers(product: Product, grid: Grid) -> list[tuple[str, str]]:
+    """The product's mask layers as (kind, href), the one nearest the grid's resolution first:
+    `bandfusion.io.cloudmask` reads them when the scene is masked."""
+    pixel = abs(grid.transform.a)
+    nearest = sorted(product.masks, key=lambda m: abs((m.resolution or pixel) - pixel))
+    return [(m.kind, m.href) for m in nearest]
 
 
 def _product_of(paths: PathLike | Sequence[PathLike]) -> Product | None:

@@ -16,7 +16,7 @@ from bandfusion.errors import BandfusionError, SceneError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import random_model
+from tests.helpers import computed, random_model
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +51,7 @@ def test_any_tiling_batch_and_thread_count_gives_a_bit_identical_map(
 ):
     tiled = scene.chunk({"y": rows, "x": cols})
     classes = predict_scene(tiled, model, batch_pixels=batch)
-    if workers is None:
-        result = classes.compute(scheduler="synchronous").values
-    else:
-        result = classes.compute(scheduler="threads", num_workers=workers).values
-    np.testing.assert_array_equal(result, reference_map)
+    np.testing.assert_array_equal(computed(classes, workers), reference_map)
 
 
 def test_probabilities_agree_across_tilings_and_with_the_map(scene, model, reference_map):
