@@ -42,6 +42,8 @@ class BatchOptions:
     batch_pixels: int = DEFAULT_BATCH_PIXELS
     resampling: str = "nearest"
     band_names: tuple[str, ...] | None = None
+    nodata: float | None = None
+    trust_metadata: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,11 @@ class SceneTask:
         """The scene's lazy class map from the one engine, `predict_scene`."""
         options = self.options
         scene = open_scene(
-            self.record.input_paths, band_names=options.band_names, resampling=options.resampling
+            self.record.input_paths,
+            band_names=options.band_names,
+            resampling=options.resampling,
+            nodata=options.nodata,
+            trust_metadata=options.trust_metadata,
         )
         return predict_scene(scene, model, device=options.device, batch_pixels=options.batch_pixels)
 

@@ -66,6 +66,8 @@ def batch_command(
     images: tuple[Path, ...],
     band_names: str | None,
     resampling: str,
+    nodata: float | None,
+    trust_metadata: bool,
     model_path: Path,
     out_dir: Path,
     scheduler: str | None,
@@ -109,6 +111,8 @@ def batch_command(
         device=device,
         batch_pixels=batch_pixels,
         resampling=resampling,
+        nodata=nodata,
+        trust_metadata=trust_metadata,
         band_names=tuple(names) if (names := parse_names(band_names)) else None,
     )
     with ProgressDisplay(quiet=quiet) as progress:

@@ -122,6 +122,8 @@ def benchmark_command(
     images: tuple[Path, ...],
     band_names: str | None,
     resampling: str,
+    nodata: float | None,
+    trust_metadata: bool,
     labels_path: Path,
     attribute: str | None,
     unlabelled: str,
@@ -165,7 +167,15 @@ def benchmark_command(
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     scene, labels = _dataset(
-        images, band_names, resampling, labels_path, attribute, unlabelled, legend
+        images,
+        band_names,
+        resampling,
+        nodata,
+        trust_metadata,
+        labels_path,
+        attribute,
+        unlabelled,
+        legend,
     )
     known = available_methods([str(b) for b in scene["band"].values])
     unknown = [m for m in methods or [] if m not in known]
@@ -204,6 +214,8 @@ def _dataset(
     images: tuple[Path, ...],
     band_names: str | None,
     resampling: str,
+    nodata: float | None,
+    trust_metadata: bool,
     labels_path: Path,
     attribute: str | None,
     unlabelled: str,
@@ -212,5 +224,5 @@ def _dataset(
     """A .mat cube with its .mat ground truth, or any scene and labels the other commands take."""
     if len(images) == 1 and is_mat_file(images[0]):
         return read_mat_scene(images[0], labels_path, legend=legend)
-    scene = load_scene(images, band_names, resampling)
+    scene = load_scene(images, band_names, resampling, nodata, trust_metadata)
     return scene, load_labels(scene, labels_path, attribute, unlabelled, legend)

@@ -46,6 +46,8 @@ def evaluate_command(
     images: tuple[Path, ...],
     band_names: str | None,
     resampling: str,
+    nodata: float | None,
+    trust_metadata: bool,
     labels_path: Path,
     attribute: str | None,
     unlabelled: str,
@@ -68,7 +70,7 @@ def evaluate_command(
         overwrite=overwrite,
     )
     model = load_model(model_path)
-    scene = load_scene(images, band_names, resampling)
+    scene = load_scene(images, band_names, resampling, nodata, trust_metadata)
     labels = load_labels(scene, labels_path, attribute, unlabelled, legend)
     where = held_out(model, labels, model_path) if split == "validation" else None
     with ProgressDisplay(quiet=quiet) as progress:

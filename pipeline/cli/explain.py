@@ -67,6 +67,8 @@ def explain_command(
     images: tuple[Path, ...],
     band_names: str | None,
     resampling: str,
+    nodata: float | None,
+    trust_metadata: bool,
     labels_path: Path,
     attribute: str | None,
     unlabelled: str,
@@ -95,7 +97,7 @@ def explain_command(
     inputs = [model_path, *model_files(model_path), *images, labels_path, legend]
     prepare_output_dir(output, EXPLANATION_FILES, inputs, overwrite=overwrite)
     model = load_model(model_path)
-    scene = load_scene(images, band_names, resampling)
+    scene = load_scene(images, band_names, resampling, nodata, trust_metadata)
     labels = load_labels(scene, labels_path, attribute, unlabelled, legend)
     where = held_out(model, labels, model_path) if split == "validation" else None
     with ProgressDisplay(quiet=quiet) as progress:

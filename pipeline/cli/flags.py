@@ -18,6 +18,8 @@ FLAGS = {
     "hidden": "--hidden",
     "learning_rate": "--lr",
     "precision": "--precision",
+    "nodata": "--nodata",
+    "trust_metadata": "--trust-metadata",
 }
 """Engine argument → the flag that sets it."""
 

@@ -133,6 +133,17 @@ scene_options = _stack(
         show_default=True,
         help="How coarser band files are resampled onto the finest grid.",
     ),
+    click.option(
+        "--nodata",
+        type=float,
+        help="No-data value of every band, in place of what the files declare (Sentinel-2 "
+        "JPEG 2000 files declare none; 0 is their fill).",
+    ),
+    click.option(
+        "--trust-metadata",
+        is_flag=True,
+        help="Skip the check of a product's reflectance against a sample of its pixels.",
+    ),
 )
 
 label_options = _stack(
@@ -158,9 +169,21 @@ label_options = _stack(
 )
 
 
-def load_scene(images: tuple[Path, ...], band_names: str | None, resampling: str) -> xr.DataArray:
+def load_scene(
+    images: tuple[Path, ...],
+    band_names: str | None,
+    resampling: str,
+    nodata: float | None = None,
+    trust_metadata: bool = False,
+) -> xr.DataArray:
     """Open the IMAGE arguments as one lazy scene."""
-    return open_scene(list(images), band_names=parse_names(band_names), resampling=resampling)
+    return open_scene(
+        list(images),
+        band_names=parse_names(band_names),
+        resampling=resampling,
+        nodata=nodata,
+        trust_metadata=trust_metadata,
+    )
 
 
 def load_labels(

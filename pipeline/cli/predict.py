@@ -77,6 +77,8 @@ def predict_command(
     images: tuple[Path, ...],
     band_names: str | None,
     resampling: str,
+    nodata: float | None,
+    trust_metadata: bool,
     model_path: Path,
     output: Path,
     probabilities: Path | None,
@@ -110,7 +112,7 @@ def predict_command(
         overwrite=overwrite,
     )
     model = load_model(model_path)
-    scene = load_scene(images, band_names, resampling)
+    scene = load_scene(images, band_names, resampling, nodata, trust_metadata)
     classes = predict_scene(
         scene, model, device=device, batch_pixels=batch_pixels, precision=precision
     )

@@ -125,6 +125,8 @@ def train_command(
     images: tuple[Path, ...],
     band_names: str | None,
     resampling: str,
+    nodata: float | None,
+    trust_metadata: bool,
     labels_path: Path,
     attribute: str | None,
     unlabelled: str,
@@ -162,7 +164,7 @@ def train_command(
     check_outputs(
         [*images, labels_path, legend], model_files(output), overwrite=overwrite, writable=False
     )
-    scene = load_scene(images, band_names, resampling)
+    scene = load_scene(images, band_names, resampling, nodata, trust_metadata)
     labels = load_labels(scene, labels_path, attribute, unlabelled, legend)
     with ProgressDisplay(quiet=quiet) as progress:
         result = train(

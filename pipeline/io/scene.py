@@ -21,11 +21,13 @@ import numpy as np
 import rasterio
 import xarray as xr
 from bandfusion.errors import BandfusionError, BandfusionWarning, SceneError
+from bandfusion.io.bands import canonical_band
 from bandfusion.io.gdal_settings import READ_THREADS
 from bandfusion.io.grid import Grid
 from bandfusion.io.inputs import refuse_special
 from bandfusion.io.masks import bounds, covers, data_bands, mask_bands
 from bandfusion.io.nodata import nodata_coord, pixel_value
+from bandfusion.io.radiometry import GDAL_TAGS, check_radiometry, radiometry_attrs
 from bandfusion.io.reader import SceneReader, SourceFile, gdal_reason
 from bandfusion.io.windows import DEFAULT_CHUNK_PIXELS, chunk_grid
 from dask.base import tokenize
@@ -147,7 +149,8 @@ def _descriptions(dataset: DatasetReader, name: str) -> list[str | None]:
 
 
 def _band_names(datasets: list[tuple[DatasetReader, str]]) -> list[str]:
-    """Band descriptions where the file has them, else file names, else b1..bn; made unique."""
+    """Band descriptions where the file has them, else file names (the canonical band a name
+    holds, `T29UNU_20221005T115411_B02_60m` → `B02`), else b1..bn; made unique."""
     names: list[str] = []
     for dataset, name in datasets:
         indexes = data_bands(dataset)
@@ -156,7 +159,7 @@ def _band_names(datasets: list[tuple[DatasetReader, str]]) -> list[str]:
         if all(descriptions):
             names.extend(str(d) for d in descriptions)
         elif len(datasets) > 1 and len(indexes) == 1:
-            names.append(Path(name).stem)
+            names.append(canonical_band(Path(name).stem))
         elif len(datasets) > 1:
             names.extend(f"{Path(name).stem}_b{i}" for i in indexes)
         else:
@@ -197,6 +200,8 @@ def open_scene(
     resampling: str = "nearest",
     chunk_pixels: int = DEFAULT_CHUNK_PIXELS,
     gdal_threads: int | str = READ_THREADS,
+    nodata: float | None = None,
+    trust_metadata: bool = False,
 ) -> xr.DataArray:
     """Open a multi-band raster, or several files (one per band), as lazy `DataArray(band, y, x)`.
 
@@ -206,6 +211,10 @@ def open_scene(
     attrs hold "crs" (WKT, "" if none) and "transform" (6 floats); the `nodata` coordinate holds
     each band's nodata value (NaN: none), `source` its file. Each chunk is read with a bounded
     GDAL block cache and `gdal_threads` decoding threads ("ALL_CPUS" helps a single reader).
+    `nodata` replaces every band's declared nodata value (Sentinel-2 JPEG 2000 files declare
+    none; 0 is their fill). attrs "radiometry" and "radiometry_source" hold the scene's
+    radiometric domain (`bandfusion.io.radiometry`); reflectance scaled by a product's metadata
+    has a sample of its pixels checked against it (`check_radiometry`) unless `trust_metadata`.
     """
     if resampling not in RESAMPLING_METHODS:
         raise BandfusionError(
@@ -216,14 +225,28 @@ def open_scene(
         raise BandfusionError("open_scene needs at least one raster file")
     opened = [inspect_raster(p) for p in path_list]
     try:
-        sources = _describe_sources(opened)
+        sources = _with_nodata(_describe_sources(opened), nodata)
         names = list(band_names) if band_names is not None else _band_names(opened)
         reference = opened[[s.grid for s in sources].index(_reference_grid(sources))][0]
         block_shape = reference.block_shapes[0]
     finally:
         for dataset, _ in opened:
             dataset.close()
-    return _scene_array(sources, names, resampling, block_shape, chunk_pixels, gdal_threads)
+    scene = _scene_array(sources, names, resampling, block_shape, chunk_pixels, gdal_threads)
+    if not trust_metadata and any(_scaled(s) and s.origin != GDAL_TAGS for s in sources):
+        check_radiometry(scene, ", ".join(dict.fromkeys(s.path for s in sources)))
+    return scene
+
+
+def _with_nodata(sources: list[SourceFile], nodata: float | None) -> list[SourceFile]:
+    """`sources` with `nodata` in place of what they declare, where one is given."""
+    if nodata is None:
+        return sources
+    return [replace(s, nodata=float(nodata)) for s in sources]
+
+
+def _scaled(source: SourceFile) -> bool:
+    return source.scale != 1.0 or source.offset != 0.0
 
 
 def _describe_sources(opened: list[tuple[DatasetReader, str]]) -> list[SourceFile]:
@@ -260,7 +283,7 @@ def _scene_array(
             BandfusionWarning,
             stacklevel=3,
         )
-    scaled = any(s.scale != 1.0 or s.offset != 0.0 for s in sources)
+    scaled = any(_scaled(s) for s in sources)
     dtype = np.dtype(np.float32) if scaled else _common_dtype(sources)
     if any(_masks_need_nan(s) for s in sources):
         dtype = np.result_type(dtype, np.float32)
@@ -290,7 +313,7 @@ def _scene_array(
             "nodata": nodata_coord(nodata),
             **grid.coords(),
         },
-        attrs=grid.to_attrs(),
+        attrs={**grid.to_attrs(), **radiometry_attrs((_scaled(s), s.origin) for s in sources)},
         name="reflectance" if scaled else "scene",
     )
 
