@@ -30,7 +30,9 @@ GDAL_TAGS = "GDAL tags"
 """The origin of scale and offset read from a file's own tags."""
 
 REFLECTANCE_RANGE = (-0.2, 1.6)
-"""What valid surface reflectance spans at robust percentiles (bright cloud and snow included)."""
+"""What valid surface reflectance spans between its 5th and 95th percentiles, bright cloud and
+snow included (thick cloud's blue goes beyond 1.6 at the 99th)."""
+RANGE_PERCENTILE = 5.0
 DARK_PERCENTILE = 1.0
 """The percentile of each band taken as its dark targets (water, shadow, dense vegetation)."""
 DARKEST_BELOW = 0.07
@@ -70,7 +72,7 @@ def check_radiometry(scene: xr.DataArray, name: str) -> None:
     """Refuse a reflectance scene whose sampled pixels no correct scale and offset give.
 
     Reads at most `SAMPLE_CHUNKS` chunks. Refused, with one line naming `name` and the band:
-    values outside `REFLECTANCE_RANGE` at the 1st/99th percentiles (not scaled, or scaled
+    values outside `REFLECTANCE_RANGE` at the 5th/95th percentiles (not scaled, or scaled
     wrongly), dark targets below `NEGATIVE_BELOW` (an offset applied twice), or no band with dark
     targets below `DARKEST_BELOW` (an offset not applied). A scene in another domain, or with
     too few valid pixels to judge, passes.
@@ -82,7 +84,10 @@ def check_radiometry(scene: xr.DataArray, name: str) -> None:
         return
     bands = [str(b) for b in scene["band"].values]
     low, dark, high = np.percentile(
-        pixels, [100 - 99.0, DARK_PERCENTILE, 99.0], axis=0, method="nearest"
+        pixels,
+        [RANGE_PERCENTILE, DARK_PERCENTILE, 100 - RANGE_PERCENTILE],
+        axis=0,
+        method="nearest",
     )
     source = scene.attrs.get("radiometry_source", "")
     for band, lo, hi in zip(bands, low, high, strict=True):
@@ -90,7 +95,7 @@ def check_radiometry(scene: xr.DataArray, name: str) -> None:
             raise _refused(
                 name,
                 band,
-                f"reflectance spans {lo:.4g} to {hi:.4g} (1st to 99th percentile), outside "
+                f"reflectance spans {lo:.4g} to {hi:.4g} (5th to 95th percentile), outside "
                 f"{REFLECTANCE_RANGE[0]} to {REFLECTANCE_RANGE[1]}: not scaled, or scaled "
                 f"wrongly",
                 source,
