@@ -21,8 +21,9 @@ from bandfusion import __version__
 from bandfusion.models.fusion import SpectralFusionNet
 from bandfusion.models.indices import resolve_roles
 
-FORMAT_VERSION = 2
-"""2 added derived spectral indices (`indices`, `band_roles`); version 1 files still load."""
+FORMAT_VERSION = 3
+"""2 added derived spectral indices (`indices`, `band_roles`); 3 the radiometric domain
+(`radiometry`) and canonical band names; version 1 and 2 files still load."""
 METADATA_FILE = "model.json"
 _INT32 = range(-(2**31), 2**31)
 
@@ -34,6 +35,8 @@ class ModelMetadata:
     Logit k of the network belongs to class `class_ids[k]`, the label value used in training.
     The network's inputs are `bands` (what a scene must provide), then `indices`: spectral
     indices prediction recomputes from the bands that `band_roles` names ({"nir": "B8", ...}).
+    `radiometry` is the domain the model was trained in, `{"domain": "dn" | "reflectance" |
+    "mixed", "source": "scale/offset from ..."}`; empty (files before format 3): unknown.
     """
 
     bands: list[str]
@@ -45,6 +48,7 @@ class ModelMetadata:
     metrics: dict[str, Any] = field(default_factory=dict)
     indices: list[str] = field(default_factory=list)
     band_roles: dict[str, str] = field(default_factory=dict)
+    radiometry: dict[str, str] = field(default_factory=dict)
     package_version: str = __version__
     format_version: int = FORMAT_VERSION
 
@@ -114,6 +118,7 @@ def metadata_from_json(doc: object) -> ModelMetadata:
         metrics=_field(doc, "metrics", _is_dict, "an object"),
         indices=_optional_field(doc, "indices", _list_of(_is_str), "a list of strings", []),
         band_roles=_optional_field(doc, "band_roles", _is_str_dict, "an object of strings", {}),
+        radiometry=_optional_field(doc, "radiometry", _is_str_dict, "an object of strings", {}),
         package_version=_field(doc, "package_version", _is_str, "a string"),
         format_version=version,
     )
@@ -122,7 +127,8 @@ def metadata_from_json(doc: object) -> ModelMetadata:
 def _optional_field(
     doc: dict[str, Any], key: str, is_valid: Callable[[object], bool], what: str, default: Any
 ) -> Any:
-    """`doc[key]` checked as `_field` does, or `default` when absent (fields added in format 2)."""
+    """`doc[key]` checked as `_field` does, or `default` when absent (fields added in format 2
+    and 3)."""
     return _field(doc, key, is_valid, what) if key in doc else default
 
 

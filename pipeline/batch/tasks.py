@@ -46,6 +46,8 @@ class BatchOptions:
     bands: tuple[str, ...] | None = None
     resolution: float | None = None
     mask: MaskPolicy = AUTO
+    nodata: float | None = None
+    trust_metadata: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,8 @@ class SceneTask:
             bands=options.bands,
             resolution=options.resolution,
             resampling=options.resampling,
+            nodata=options.nodata,
+            trust_metadata=options.trust_metadata,
         )
         scene = mask_scene(scene, options.mask, layers=())  # the product's own layers, if any
         return predict_scene(scene, model, device=options.device, batch_pixels=options.batch_pixels)

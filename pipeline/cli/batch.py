@@ -11,6 +11,7 @@ from bandfusion.batch.manifest import MANIFEST_NAME, collect_scenes, output_path
 from bandfusion.batch.run import BatchError, run_batch
 from bandfusion.batch.tasks import BatchOptions
 from bandfusion.cli.options import (
+    SceneArguments,
     device_option,
     mask_policy_option,
     parse_names,
@@ -72,10 +73,7 @@ from bandfusion.io.cloudmask import MaskPolicy
 @quiet_option
 def batch_command(
     images: tuple[Path, ...],
-    band_names: str | None,
-    resampling: str,
-    bands: str | None,
-    resolution: float | None,
+    scene_args: SceneArguments,
     mask_policy: MaskPolicy,
     model_path: Path,
     out_dir: Path,
@@ -119,11 +117,13 @@ def batch_command(
     options = BatchOptions(
         device=device,
         batch_pixels=batch_pixels,
-        resampling=resampling,
+        resampling=scene_args.resampling,
         mask=mask_policy,
-        band_names=tuple(names) if (names := parse_names(band_names)) else None,
-        bands=tuple(picked) if (picked := parse_names(bands)) else None,
-        resolution=resolution,
+        nodata=scene_args.nodata,
+        trust_metadata=scene_args.trust_metadata,
+        band_names=tuple(names) if (names := parse_names(scene_args.band_names)) else None,
+        bands=tuple(picked) if (picked := parse_names(scene_args.bands)) else None,
+        resolution=scene_args.resolution,
     )
     with ProgressDisplay(quiet=quiet) as progress:
         result = run_batch(

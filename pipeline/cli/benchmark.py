@@ -13,10 +13,10 @@ from bandfusion.cli.options import (
     POSITIVE,
     RATE,
     SHARE,
+    SceneArguments,
     device_option,
     label_options,
     load_labels,
-    load_scene,
     names_callback,
     quiet_option,
     scene_options,
@@ -120,10 +120,7 @@ DEFAULT_PROTOCOL = Protocol()
 @quiet_option
 def benchmark_command(
     images: tuple[Path, ...],
-    band_names: str | None,
-    resampling: str,
-    bands: str | None,
-    resolution: float | None,
+    scene_args: SceneArguments,
     labels_path: Path,
     attribute: str | None,
     unlabelled: str,
@@ -168,10 +165,7 @@ def benchmark_command(
         raise click.BadParameter(str(exc)) from None
     scene, labels = _dataset(
         images,
-        band_names,
-        resampling,
-        bands,
-        resolution,
+        scene_args,
         labels_path,
         attribute,
         unlabelled,
@@ -212,10 +206,7 @@ def benchmark_command(
 
 def _dataset(
     images: tuple[Path, ...],
-    band_names: str | None,
-    resampling: str,
-    bands: str | None,
-    resolution: float | None,
+    scene_args: SceneArguments,
     labels_path: Path,
     attribute: str | None,
     unlabelled: str,
@@ -224,5 +215,5 @@ def _dataset(
     """A .mat cube with its .mat ground truth, or any scene and labels the other commands take."""
     if len(images) == 1 and is_mat_file(images[0]):
         return read_mat_scene(images[0], labels_path, legend=legend)
-    scene = load_scene(images, band_names, resampling, bands, resolution)
+    scene = scene_args.open(images)
     return scene, load_labels(scene, labels_path, attribute, unlabelled, legend)

@@ -7,15 +7,15 @@ from pathlib import Path
 import click
 import numpy as np
 from bandfusion.cli.options import (
+    MaskArguments,
+    SceneArguments,
     device_option,
     label_options,
     load_labels,
-    load_scene,
     mask_options,
     model_option,
     quiet_option,
     scene_options,
-    with_mask,
 )
 from bandfusion.cli.outputs import check_outputs, model_files, overwrite_option
 from bandfusion.display.progress import ProgressDisplay
@@ -24,7 +24,6 @@ from bandfusion.engine.evaluate import evaluate
 from bandfusion.engine.train import held_out_blocks
 from bandfusion.errors import ModelFileError
 from bandfusion.io.atomic import write_json
-from bandfusion.io.cloudmask import MaskPolicy
 from bandfusion.io.labels import Labels
 from bandfusion.models.checkpoint import TrainedModel, load_model
 
@@ -48,13 +47,8 @@ from bandfusion.models.checkpoint import TrainedModel, load_model
 def evaluate_command(
     model_path: Path,
     images: tuple[Path, ...],
-    band_names: str | None,
-    resampling: str,
-    bands: str | None,
-    resolution: float | None,
-    mask_policy: MaskPolicy,
-    mask_layer: Path | None,
-    mask_kind: str | None,
+    scene_args: SceneArguments,
+    mask_args: MaskArguments,
     labels_path: Path,
     attribute: str | None,
     unlabelled: str,
@@ -77,12 +71,7 @@ def evaluate_command(
         overwrite=overwrite,
     )
     model = load_model(model_path)
-    scene = with_mask(
-        load_scene(images, band_names, resampling, bands, resolution),
-        mask_policy,
-        mask_layer,
-        mask_kind,
-    )
+    scene = mask_args.apply(scene_args.open(images))
     labels = load_labels(scene, labels_path, attribute, unlabelled, legend)
     where = held_out(model, labels, model_path) if split == "validation" else None
     with ProgressDisplay(quiet=quiet) as progress:

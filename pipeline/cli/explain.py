@@ -9,22 +9,21 @@ from bandfusion.cli.evaluate import held_out
 from bandfusion.cli.options import (
     CAP,
     POSITIVE,
+    MaskArguments,
+    SceneArguments,
     label_options,
     load_labels,
-    load_scene,
     mask_options,
     model_option,
     quiet_option,
     scene_options,
     seed_option,
-    with_mask,
 )
 from bandfusion.cli.outputs import model_files, overwrite_option, prepare_output_dir
 from bandfusion.display.files import EXPLANATION_FILES, write_explanation
 from bandfusion.display.progress import ProgressDisplay
 from bandfusion.display.tables import importance_table
 from bandfusion.engine.explain import explain
-from bandfusion.io.cloudmask import MaskPolicy
 from bandfusion.models.checkpoint import load_model
 from sklearn.metrics import get_scorer
 
@@ -69,13 +68,8 @@ from sklearn.metrics import get_scorer
 def explain_command(
     model_path: Path,
     images: tuple[Path, ...],
-    band_names: str | None,
-    resampling: str,
-    bands: str | None,
-    resolution: float | None,
-    mask_policy: MaskPolicy,
-    mask_layer: Path | None,
-    mask_kind: str | None,
+    scene_args: SceneArguments,
+    mask_args: MaskArguments,
     labels_path: Path,
     attribute: str | None,
     unlabelled: str,
@@ -104,12 +98,7 @@ def explain_command(
     inputs = [model_path, *model_files(model_path), *images, labels_path, legend]
     prepare_output_dir(output, EXPLANATION_FILES, inputs, overwrite=overwrite)
     model = load_model(model_path)
-    scene = with_mask(
-        load_scene(images, band_names, resampling, bands, resolution),
-        mask_policy,
-        mask_layer,
-        mask_kind,
-    )
+    scene = mask_args.apply(scene_args.open(images))
     labels = load_labels(scene, labels_path, attribute, unlabelled, legend)
     where = held_out(model, labels, model_path) if split == "validation" else None
     with ProgressDisplay(quiet=quiet) as progress:

@@ -20,6 +20,8 @@ FLAGS = {
     "mask": "--mask",
     "mask_kind": "--mask-kind",
     "precision": "--precision",
+    "nodata": "--nodata",
+    "trust_metadata": "--trust-metadata",
 }
 """Engine argument → the flag that sets it."""
 

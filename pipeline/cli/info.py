@@ -23,8 +23,13 @@ from bandfusion.models.checkpoint import load_model
     callback=device_callback,
     help="Also say which kernel the model would run on this device here (auto, cpu, cuda).",
 )
+@click.option(
+    "--nodata",
+    type=float,
+    help="No-data value of every band, in place of what the file declares.",
+)
 @quiet_option
-def info_command(path: Path, device: str | None, quiet: bool) -> None:
+def info_command(path: Path, device: str | None, nodata: float | None, quiet: bool) -> None:
     """Describe a raster (bands, dtype, grid, CRS, nodata, blocks), a sensor product (sensor,
     date, bands with resolution, nodata, scale/offset and their origin, mask layers) or a model
     directory.
@@ -46,7 +51,7 @@ def info_command(path: Path, device: str | None, quiet: bool) -> None:
     if not path.is_dir():
         if device is not None:
             raise BandfusionError(f"{path}: --device tells a model's kernel; this is no model")
-        click.echo(describe_raster(path))
+        click.echo(describe_raster(path, nodata))
         return
     model = load_model(path)
     click.echo(describe_model(model))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -122,6 +123,48 @@ device_option = click.option(
     help="auto (CUDA when present), cpu, cuda or cuda:N.",
 )
 
+
+@dataclass(frozen=True)
+class SceneArguments:
+    """The scene options every scene-reading command shares, as one value: a command takes
+    `scene_args` and opens its IMAGE arguments with `open`, so a new option lands in one place."""
+
+    band_names: str | None = None
+    resampling: str = "nearest"
+    bands: str | None = None
+    resolution: float | None = None
+    nodata: float | None = None
+    trust_metadata: bool = False
+
+    def open(self, images: tuple[Path, ...]) -> xr.DataArray:
+        """Open the IMAGE arguments (raster files, or one sensor product) as one lazy scene."""
+        return open_scene(
+            list(images),
+            band_names=parse_names(self.band_names),
+            bands=parse_names(self.bands),
+            resolution=self.resolution,
+            resampling=self.resampling,
+            nodata=self.nodata,
+            trust_metadata=self.trust_metadata,
+        )
+
+
+def _collect(arguments: type[Any], name: str) -> Callable[[F], F]:
+    """A decorator handing the command one `name` argument, an `arguments` dataclass built from
+    the options of the same names, in place of those separate options."""
+    fields = tuple(arguments.__dataclass_fields__)
+
+    def decorate(function: F) -> F:
+        @functools.wraps(function)
+        def command(**kwargs: Any) -> Any:
+            bundled = arguments(**{field: kwargs.pop(field) for field in fields})
+            return function(**{name: bundled}, **kwargs)
+
+        return command  # type: ignore[return-value]
+
+    return decorate
+
+
 scene_options = _stack(
     click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path)),
     click.option(
@@ -145,6 +188,18 @@ scene_options = _stack(
         help="Grid of a sensor product, in metres (Sentinel-2: 10, 20 or 60). "
         "Default: the finest the bands read are held at.",
     ),
+    click.option(
+        "--nodata",
+        type=FiniteRange(),
+        help="No-data value of every band, in place of what the files declare (Sentinel-2 "
+        "JPEG 2000 files declare none; 0 is their fill).",
+    ),
+    click.option(
+        "--trust-metadata",
+        is_flag=True,
+        help="Skip the check of a product's reflectance against a sample of its pixels.",
+    ),
+    _collect(SceneArguments, "scene_args"),
 )
 
 label_options = _stack(
@@ -170,23 +225,6 @@ label_options = _stack(
 )
 
 
-def load_scene(
-    images: tuple[Path, ...],
-    band_names: str | None,
-    resampling: str,
-    bands: str | None = None,
-    resolution: float | None = None,
-) -> xr.DataArray:
-    """Open the IMAGE arguments (raster files, or one sensor product) as one lazy scene."""
-    return open_scene(
-        list(images),
-        band_names=parse_names(band_names),
-        bands=parse_names(bands),
-        resolution=resolution,
-        resampling=resampling,
-    )
-
-
 def policy_callback(_ctx: click.Context, _param: click.Parameter, value: str) -> MaskPolicy:
     """click callback: a --mask value as the engine's policy; its error shown with the flag."""
     return MaskPolicy.parse(value)
@@ -202,6 +240,38 @@ mask_policy_option = click.option(
     "clouds, cirrus, cloud shadow, ...), none, or reasons like cloud,shadow,snow or "
     "auto,snow. Masked pixels get their own map values (docs/engine.md).",
 )
+
+
+@dataclass(frozen=True)
+class MaskLayerArgument:
+    """--mask-layer and --mask-kind as the mask layer `mask_scene` takes."""
+
+    kind: str
+    href: str
+
+
+@dataclass(frozen=True)
+class MaskArguments:
+    """--mask, --mask-layer and --mask-kind as one value a command applies to its scene."""
+
+    mask_policy: MaskPolicy
+    mask_layer: Path | None = None
+    mask_kind: str | None = None
+
+    def apply(self, scene: xr.DataArray) -> xr.DataArray:
+        """The scene masked by the --mask options (a product's own layer where none is named)."""
+        layers = []
+        if self.mask_layer is not None:
+            kind = self.mask_kind or kind_of(self.mask_layer)
+            if kind is None:
+                raise click.BadParameter(
+                    f"{self.mask_layer}: its name shows no kind; name it with --mask-kind",
+                    param_hint="--mask-layer",
+                )
+            layers.append(MaskLayerArgument(kind, str(self.mask_layer)))
+        return mask_scene(scene, self.mask_policy, layers)
+
+
 mask_options = _stack(
     mask_policy_option,
     click.option(
@@ -214,31 +284,8 @@ mask_options = _stack(
         type=click.Choice(KINDS),
         help="What --mask-layer holds [from its file name: *_SCL_*, *QA_PIXEL*].",
     ),
+    _collect(MaskArguments, "mask_args"),
 )
-
-
-@dataclass(frozen=True)
-class MaskLayerArgument:
-    """--mask-layer and --mask-kind as the mask layer `mask_scene` takes."""
-
-    kind: str
-    href: str
-
-
-def with_mask(
-    scene: xr.DataArray, policy: MaskPolicy, layer: Path | None, kind: str | None
-) -> xr.DataArray:
-    """The scene masked by the --mask options."""
-    layers = []
-    if layer is not None:
-        kind = kind or kind_of(layer)
-        if kind is None:
-            raise click.BadParameter(
-                f"{layer}: its name shows no kind; name it with --mask-kind",
-                param_hint="--mask-layer",
-            )
-        layers.append(MaskLayerArgument(kind, str(layer)))
-    return mask_scene(scene, policy, layers)
 
 
 def load_labels(

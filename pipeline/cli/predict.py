@@ -8,13 +8,13 @@ import click
 import xarray as xr
 from bandfusion.batch.tally import PixelTally
 from bandfusion.cli.options import (
+    MaskArguments,
+    SceneArguments,
     device_option,
-    load_scene,
     mask_options,
     model_option,
     quiet_option,
     scene_options,
-    with_mask,
 )
 from bandfusion.cli.outputs import (
     check_outputs,
@@ -26,7 +26,6 @@ from bandfusion.colours import MASK_COLOURS
 from bandfusion.display.progress import ProgressDisplay
 from bandfusion.display.tables import masked_summary
 from bandfusion.engine.predict import DEFAULT_BATCH_PIXELS, predict_proba_scene, predict_scene
-from bandfusion.io.cloudmask import MaskPolicy
 from bandfusion.io.geotiff import write_geotiff
 from bandfusion.io.probabilities import PROBABILITY_DTYPES, with_dtype
 from bandfusion.models.checkpoint import load_model
@@ -82,13 +81,8 @@ from bandfusion.progress import Progress, counter
 @quiet_option
 def predict_command(
     images: tuple[Path, ...],
-    band_names: str | None,
-    resampling: str,
-    bands: str | None,
-    resolution: float | None,
-    mask_policy: MaskPolicy,
-    mask_layer: Path | None,
-    mask_kind: str | None,
+    scene_args: SceneArguments,
+    mask_args: MaskArguments,
     model_path: Path,
     output: Path,
     probabilities: Path | None,
@@ -117,17 +111,12 @@ def predict_command(
 
         stac_item = item_path(output)
     check_outputs(
-        [*images, model_path, *model_files(model_path), mask_layer],
+        [*images, model_path, *model_files(model_path), mask_args.mask_layer],
         [output, probabilities, preview, stac_item],
         overwrite=overwrite,
     )
     model = load_model(model_path)
-    scene = with_mask(
-        load_scene(images, band_names, resampling, bands, resolution),
-        mask_policy,
-        mask_layer,
-        mask_kind,
-    )
+    scene = mask_args.apply(scene_args.open(images))
     classes = predict_scene(
         scene, model, device=device, batch_pixels=batch_pixels, precision=precision
     )

@@ -10,22 +10,21 @@ from bandfusion.cli.options import (
     POSITIVE,
     RATE,
     SHARE,
+    MaskArguments,
+    SceneArguments,
     device_option,
     label_options,
     load_labels,
-    load_scene,
     mask_options,
     quiet_option,
     scene_options,
     seed_option,
     widths_callback,
-    with_mask,
 )
 from bandfusion.cli.outputs import check_outputs, model_files, overwrite_option
 from bandfusion.display.progress import ProgressDisplay
 from bandfusion.display.tables import evaluation_table
 from bandfusion.engine.train import TrainingSettings, train
-from bandfusion.io.cloudmask import MaskPolicy
 from bandfusion.models.checkpoint import check_model_path, save_model
 from bandfusion.models.indices import INDICES
 
@@ -127,13 +126,8 @@ def roles_callback(
 @quiet_option
 def train_command(
     images: tuple[Path, ...],
-    band_names: str | None,
-    resampling: str,
-    bands: str | None,
-    resolution: float | None,
-    mask_policy: MaskPolicy,
-    mask_layer: Path | None,
-    mask_kind: str | None,
+    scene_args: SceneArguments,
+    mask_args: MaskArguments,
     labels_path: Path,
     attribute: str | None,
     unlabelled: str,
@@ -171,12 +165,7 @@ def train_command(
     check_outputs(
         [*images, labels_path, legend], model_files(output), overwrite=overwrite, writable=False
     )
-    scene = with_mask(
-        load_scene(images, band_names, resampling, bands, resolution),
-        mask_policy,
-        mask_layer,
-        mask_kind,
-    )
+    scene = mask_args.apply(scene_args.open(images))
     labels = load_labels(scene, labels_path, attribute, unlabelled, legend)
     with ProgressDisplay(quiet=quiet) as progress:
         result = train(

@@ -9,8 +9,12 @@ from bandfusion.io.scene import inspect_raster
 from rasterio.io import DatasetReader
 
 
-def describe_raster(path: str | os.PathLike[str]) -> str:
-    """Bands, data types, size, CRS, resolution, nodata, internal blocks, compression, overviews."""
+def describe_raster(path: str | os.PathLike[str], nodata: float | None = None) -> str:
+    """Bands, data types, size, CRS, resolution, nodata, internal blocks, compression, overviews.
+
+    Each band's nodata and scale/offset say where they come from: the file's tags, or `nodata`
+    given in place of the file's (what reading the raster as a scene with it would use).
+    """
     dataset, name = inspect_raster(path)
     with dataset:
         crs = dataset.crs.to_string() if dataset.crs else "none"
@@ -32,7 +36,7 @@ def describe_raster(path: str | os.PathLike[str]) -> str:
                 str(index),
                 dataset.descriptions[index - 1] or f"b{index}",
                 dataset.dtypes[index - 1],
-                f"nodata={dataset.nodatavals[index - 1]}",
+                *_radiometry(dataset, index, nodata),
             ]
             for index in dataset.indexes
         ]
@@ -40,6 +44,18 @@ def describe_raster(path: str | os.PathLike[str]) -> str:
         if entries := _colormap_size(dataset):
             lines.append(f"colour map:  {entries} entries")
     return "\n".join(lines)
+
+
+def _radiometry(dataset: DatasetReader, index: int, nodata: float | None) -> list[str]:
+    """The band's nodata, scale and offset as a scene reads them, and where each comes from."""
+    if nodata is None:
+        nodata_text = f"nodata={dataset.nodatavals[index - 1]} (file)"
+    else:
+        nodata_text = f"nodata={float(nodata)} (given)"
+    scale, offset = dataset.scales[index - 1], dataset.offsets[index - 1]
+    if scale == 1.0 and offset == 0.0:
+        return [nodata_text, "values as stored (no scale/offset)"]
+    return [nodata_text, f"value x {scale:g} + {offset:g} (GDAL scale/offset tags)"]
 
 
 def _colormap_size(dataset: DatasetReader) -> int:

@@ -13,9 +13,11 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from bandfusion.engine.domain import check_domain
 from bandfusion.engine.sampling import sample_pixels
 from bandfusion.engine.task_steps import report_tasks
 from bandfusion.errors import LabelError, SceneError
+from bandfusion.io.bands import pick_bands
 from bandfusion.io.labels import Labels
 from bandfusion.io.sources import scene_sources
 from bandfusion.models.checkpoint import TrainedModel
@@ -100,6 +102,7 @@ def explain(
     shuffled `n_repeats` times. `scoring` is a scikit-learn scorer name. `progress` is told of
     every dask task that reads the pixels (stage "read pixels").
     """
+    check_domain(scene, model)
     classifier = SpectralFusionClassifier.from_model(model)
     with report_tasks(progress, "read pixels"):
         x, y = sample_pixels(
@@ -145,9 +148,8 @@ def _stat(pixels: np.ndarray, reduce: Any) -> np.ndarray:
 
 def _model_bands(scene: xr.DataArray, bands: list[str]) -> xr.DataArray:
     """The scene's bands the model takes, in its order; SceneError naming missing ones."""
-    have = [str(b) for b in scene["band"].values]
-    missing = [b for b in bands if b not in have]
+    picked, missing = pick_bands(scene, bands)
     if missing:
-        sources = scene_sources(scene)
-        raise SceneError(f"{sources}: lacks the model's bands {missing} (has {have})")
-    return scene.sel(band=bands)
+        have = [str(b) for b in scene["band"].values]
+        raise SceneError(f"{scene_sources(scene)}: lacks the model's bands {missing} (has {have})")
+    return picked

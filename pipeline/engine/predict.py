@@ -18,9 +18,11 @@ import torch
 import xarray as xr
 from bandfusion.colours import colour_table
 from bandfusion.engine.cuda import CudaRunner
+from bandfusion.engine.domain import check_domain
 from bandfusion.engine.guard import KernelGuard, probe_block
 from bandfusion.engine.masked import MASKED_VALUES, masked_map_attrs, paint_masked, refuse_clashes
 from bandfusion.errors import BandfusionError, SceneError, SettingError
+from bandfusion.io.bands import pick_bands
 from bandfusion.io.cloudmask import CLEAR, mask_of
 from bandfusion.io.grid import Grid
 from bandfusion.io.nodata import band_nodata, valid_mask
@@ -59,15 +61,15 @@ def class_map_encoding(class_ids: list[int]) -> tuple[np.dtype[Any], int]:
 
 
 def align_bands(scene: xr.DataArray, model: TrainedModel) -> xr.DataArray:
-    """The scene's bands in the model's order; extra bands are dropped, missing ones refused."""
-    have = [str(b) for b in scene["band"].values]
+    """The scene's bands in the model's order, under the model's names (`B1` serves a model's
+    `B01`, `B04` its `red`: `bandfusion.io.bands`); extra bands are dropped, missing ones
+    refused, and so is a scene in another radiometric domain than the model's."""
+    check_domain(scene, model)
     want = list(model.meta.bands)
-    if have == want:
-        return scene
-    available = set(have)
-    missing = [b for b in want if b not in available]
+    aligned, missing = pick_bands(scene, want)
     if not missing:
-        return scene.sel(band=want)
+        return aligned
+    have = [str(b) for b in scene["band"].values]
     sources = scene_sources(scene)
     raise SceneError(
         f"{sources}: bands {have} do not match the model's {want} (missing {missing}); "

@@ -16,8 +16,10 @@ from bandfusion import __version__
 from bandfusion.engine.evaluate import EvaluationReport, evaluate
 from bandfusion.engine.sampling import sample_pixels, spatial_block_split
 from bandfusion.errors import LabelError, ModelFileError, SceneError
+from bandfusion.io.bands import canonical_bands
 from bandfusion.io.grid import Grid
 from bandfusion.io.labels import Labels, read_labels
+from bandfusion.io.radiometry import scene_radiometry
 from bandfusion.io.sources import scene_sources
 from bandfusion.models.checkpoint import TrainedModel
 from bandfusion.models.devices import resolve_device
@@ -185,8 +187,10 @@ def _metadata(
         "inputs": sorted({str(s) for s in scene["source"].values}),
         "samples": {"train": len(split.y_train), "validation": len(split.y_val)},
     }
+    names = [str(b) for b in scene["band"].values]
+    canonical = dict(zip(names, canonical_bands(names), strict=True))
     return ModelMetadata(
-        bands=[str(b) for b in scene["band"].values],
+        bands=list(canonical.values()),
         class_ids=list(split.class_ids),
         class_names=list(legend.names),
         class_colors=list(legend.colors),
@@ -194,5 +198,6 @@ def _metadata(
         training=training,
         package_version=__version__,
         indices=list(config.indices),
-        band_roles=roles,
+        band_roles={role: canonical[band] for role, band in roles.items()},
+        radiometry=scene_radiometry(scene),
     )

@@ -23,6 +23,7 @@ from bandfusion.io.grid import Grid
 from bandfusion.io.inputs import file_stamp
 from bandfusion.io.masks import data_bands, read_valid
 from bandfusion.io.nodata import pixel_value
+from bandfusion.io.radiometry import GDAL_TAGS
 from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import DatasetReader
@@ -45,6 +46,7 @@ class SourceFile:
     offset: float
     dtype: str
     mask_bands: tuple[int, ...] = ()  # bands whose GDAL masks to read (masks.mask_bands)
+    origin: str = GDAL_TAGS  # where scale, offset and nodata came from (a product's metadata)
 
     @property
     def last(self) -> int:

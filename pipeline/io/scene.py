@@ -22,12 +22,14 @@ import rasterio
 import xarray as xr
 from affine import Affine
 from bandfusion.errors import BandfusionError, BandfusionWarning, SceneError, SettingError
+from bandfusion.io.bands import canonical_band
 from bandfusion.io.gdal_settings import READ_THREADS
 from bandfusion.io.grid import Grid
 from bandfusion.io.inputs import file_stamp, refuse_special
 from bandfusion.io.masks import bounds, covers, data_bands, mask_bands
 from bandfusion.io.nodata import nodata_coord, pixel_value
 from bandfusion.io.products import BandAsset, Product, choose_bands, read_product
+from bandfusion.io.radiometry import GDAL_TAGS, check_radiometry, radiometry_attrs
 from bandfusion.io.reader import SceneReader, SourceFile, gdal_reason
 from bandfusion.io.sources import scene_sources
 from bandfusion.io.windows import DEFAULT_CHUNK_PIXELS, chunk_grid
@@ -151,7 +153,8 @@ def _descriptions(dataset: DatasetReader, name: str) -> list[str | None]:
 
 
 def _band_names(datasets: list[tuple[DatasetReader, str]]) -> list[str]:
-    """Band descriptions where the file has them, else file names, else b1..bn; made unique."""
+    """Band descriptions where the file has them, else file names (the canonical band a name
+    holds, `T29UNU_20221005T115411_B02_60m` → `B02`), else b1..bn; made unique."""
     names: list[str] = []
     for dataset, name in datasets:
         indexes = data_bands(dataset)
@@ -160,7 +163,7 @@ def _band_names(datasets: list[tuple[DatasetReader, str]]) -> list[str]:
         if all(descriptions):
             names.extend(str(d) for d in descriptions)
         elif len(datasets) > 1 and len(indexes) == 1:
-            names.append(Path(name).stem)
+            names.append(canonical_band(Path(name).stem))
         elif len(datasets) > 1:
             names.extend(f"{Path(name).stem}_b{i}" for i in indexes)
         else:
@@ -228,6 +231,8 @@ def open_scene(
     resampling: str = "nearest",
     chunk_pixels: int = DEFAULT_CHUNK_PIXELS,
     gdal_threads: int | str = READ_THREADS,
+    nodata: float | None = None,
+    trust_metadata: bool = False,
 ) -> xr.DataArray:
     """Open a multi-band raster, several files (one per band), or a sensor product (a Sentinel-2
     SAFE folder, zip or MTD file, a Landsat C2 L2 folder or MTL, a STAC Item JSON, or a
@@ -245,6 +250,11 @@ def open_scene(
     their canonical names; its grid is at `resolution` metres, by default the finest the bands
     asked for are held at, as `bandfusion.io.products.choose` describes. A product's mask layers
     (SCL, QA_PIXEL) are listed in attrs["mask_layers"] for `bandfusion.io.cloudmask.mask_scene`.
+
+    `nodata` replaces every band's declared nodata value (Sentinel-2 JPEG 2000 files declare
+    none; 0 is their fill). attrs "radiometry" and "radiometry_source" hold the scene's
+    radiometric domain (`bandfusion.io.radiometry`); reflectance scaled by a product's metadata
+    has a sample of its pixels checked against it (`check_radiometry`) unless `trust_metadata`.
     """
     if resampling not in RESAMPLING_METHODS:
         raise BandfusionError(
@@ -266,6 +276,7 @@ def open_scene(
         names = list(band_names) if band_names is not None else _band_names(opened)
         if product is not None:
             sources, names = _product_sources(sources, assets), [a.name for a in assets]
+        sources = _with_nodata(sources, nodata)
         grid = _reference_grid(sources, resolution)
         reference = opened[_closest_source(sources, grid)][0]
         block_shape = reference.block_shapes[0]
@@ -273,6 +284,8 @@ def open_scene(
         for dataset, _ in opened:
             dataset.close()
     scene = _scene_array(sources, names, grid, resampling, block_shape, chunk_pixels, gdal_threads)
+    if not trust_metadata and any(_scaled(s) and s.origin != GDAL_TAGS for s in sources):
+        check_radiometry(scene, ", ".join(dict.fromkeys(s.path for s in sources)))
     if product is not None:
         scene.attrs["mask_layers"] = _mask_layers(product, grid)
         return scene
@@ -297,7 +310,7 @@ def _product_of(paths: PathLike | Sequence[PathLike]) -> Product | None:
 def _product_sources(sources: list[SourceFile], assets: list[BandAsset]) -> list[SourceFile]:
     """The sources with the product's radiometry in place of whatever the files' tags say."""
     return [
-        replace(s, scale=a.scale, offset=a.offset, nodata=a.nodata)
+        replace(s, scale=a.scale, offset=a.offset, nodata=a.nodata, origin=a.origin)
         for s, a in zip(sources, assets, strict=True)
     ]
 
@@ -311,6 +324,17 @@ def _select(scene: xr.DataArray, bands: Sequence[str]) -> xr.DataArray:
             "bands", ",".join(missing), f"not in {scene_sources(scene)} (it has {', '.join(have)})"
         )
     return scene.sel(band=list(bands))
+
+
+def _with_nodata(sources: list[SourceFile], nodata: float | None) -> list[SourceFile]:
+    """`sources` with `nodata` in place of what they declare, where one is given."""
+    if nodata is None:
+        return sources
+    return [replace(s, nodata=float(nodata)) for s in sources]
+
+
+def _scaled(source: SourceFile) -> bool:
+    return source.scale != 1.0 or source.offset != 0.0
 
 
 def _describe_sources(opened: list[tuple[DatasetReader, str]]) -> list[SourceFile]:
@@ -347,7 +371,7 @@ def _scene_array(
             BandfusionWarning,
             stacklevel=3,
         )
-    scaled = any(s.scale != 1.0 or s.offset != 0.0 for s in sources)
+    scaled = any(_scaled(s) for s in sources)
     dtype = np.dtype(np.float32) if scaled else _common_dtype(sources)
     if any(_masks_need_nan(s) for s in sources):
         dtype = np.result_type(dtype, np.float32)
@@ -377,7 +401,7 @@ def _scene_array(
             "nodata": nodata_coord(nodata),
             **grid.coords(),
         },
-        attrs=grid.to_attrs(),
+        attrs={**grid.to_attrs(), **radiometry_attrs((_scaled(s), s.origin) for s in sources)},
         name="reflectance" if scaled else "scene",
     )
 

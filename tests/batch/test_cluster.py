@@ -142,9 +142,10 @@ def test_a_failing_scene_is_recorded_and_the_others_complete(
 def test_a_mismatched_scene_fails_with_the_band_error(
     tmp_path: Path, client: Client, model_dir: Path, data_dir: Path
 ):
-    spain = data_dir / "sen1floods11_spain" / "Spain_7370579_S2Hand.tif"
+    # Not the Spain chip: its B2, B3, B4, B8 are the model's B02, B03, B04, B08 (io/bands.py).
+    rgb = data_dir / "landsat7_rgb" / "RGB.byte.tif"
     result = run_batch(
-        [SceneSpec.of(spain), SceneSpec.of(chip_bands("akny"))], model_dir, tmp_path, client
+        [SceneSpec.of(rgb), SceneSpec.of(chip_bands("akny"))], model_dir, tmp_path, client
     )
     assert [r.status for r in result.records] == ["failed", "done"]
     assert "do not match the model's ['B02', 'B03', 'B04', 'B08']" in str(result.failed[0].error)

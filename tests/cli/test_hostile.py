@@ -150,7 +150,7 @@ def fewer_bands(tmp: Path, data: Path, model: Path) -> list[str]:
 
 
 def renamed_bands(tmp: Path, data: Path, model: Path) -> list[str]:
-    names = S2_BANDS.replace("B8A", "B8a")
+    names = S2_BANDS.replace("B8A", "B8X")  # B8a would be B8A: one band (io/bands.py)
     return ["predict", str(data / S2), "-m", str(model), "--band-names", names]
 
 

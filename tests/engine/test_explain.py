@@ -120,8 +120,9 @@ def test_water_chip_ranks_nir_and_swir_above_cirrus_and_water_vapour(
         ]
     )
     ranking = json.loads((out / "explanation.json").read_text())["ranking"]
-    nir_swir = [ranking.index(band) for band in ("B8", "B8A", "B11", "B12")]
-    cirrus_vapour = [ranking.index(band) for band in ("B9", "B10")]
+    # The model names its bands canonically: the file's B8 is B08.
+    nir_swir = [ranking.index(band) for band in ("B08", "B8A", "B11", "B12")]
+    cirrus_vapour = [ranking.index(band) for band in ("B09", "B10")]
     assert max(nir_swir) < min(cirrus_vapour), ranking
     # The explained classifier is the saved model itself: same classes on the same pixels.
     window = scene.isel(y=slice(0, 64), x=slice(0, 64))

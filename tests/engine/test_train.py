@@ -13,6 +13,7 @@ from bandfusion.engine.predict import predict_scene
 from bandfusion.engine.sampling import spatial_block_split
 from bandfusion.engine.train import held_out_blocks, train
 from bandfusion.errors import LabelError, SceneError
+from bandfusion.io.bands import canonical_band
 from bandfusion.io.grid import Grid
 from bandfusion.io.labels import read_labels
 from bandfusion.io.scene import open_scene
@@ -58,7 +59,7 @@ def test_same_seed_same_model_other_seed_other_model(water, trained):
 
 def test_model_metadata_records_what_a_rerun_needs(trained):
     meta = trained.model.meta
-    assert meta.bands[:3] == ["B1", "B2", "B3"] and len(meta.bands) == 13
+    assert meta.bands[:3] == ["B01", "B02", "B03"] and len(meta.bands) == 13  # canonical
     assert meta.class_ids == [0, 1]
     assert meta.architecture["hidden"] == [16, 16]
     assert meta.training["seed"] == 3
@@ -107,9 +108,10 @@ def test_declared_indices_are_recomputed_by_every_prediction_path(water, tmp_pat
     result = train(scene, labels, seed=3, indices=("NDWI", "MNDWI"), **QUICK_TRAINING)
     path = save_model(result.model, tmp_path / "indices-model")
     model = load_model(path)
-    assert model.meta.bands == [str(b) for b in scene["band"].values]
+    # model.json names the bands, and the roles, canonically: the file's B3 is B03.
+    assert model.meta.bands == [canonical_band(str(b)) for b in scene["band"].values]
     assert model.meta.indices == ["NDWI", "MNDWI"]
-    assert model.meta.band_roles == {"green": "B3", "nir": "B8", "swir1": "B11"}
+    assert model.meta.band_roles == {"green": "B03", "nir": "B08", "swir1": "B11"}
     assert model.net.in_bands == len(model.meta.bands) + 2
     # The scene path (kernel over chunks) and the estimator (indices appended to rows of
     # bands) give the same labels: both recompute the indices from the raw bands.
