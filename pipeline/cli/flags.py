@@ -18,6 +18,7 @@ FLAGS = {
     "hidden": "--hidden",
     "learning_rate": "--lr",
     "precision": "--precision",
+    "scheduler": "--scheduler",
 }
 """Engine argument → the flag that sets it."""
 
