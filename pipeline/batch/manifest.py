@@ -23,6 +23,7 @@ from typing import Any
 
 from bandfusion.errors import BandfusionError, BandfusionWarning, OutputError, first_line
 from bandfusion.io.atomic import atomic_output
+from bandfusion.io.inputs import refuse_special
 
 PathLike = str | os.PathLike[str]
 RASTER_SUFFIXES = frozenset({".tif", ".tiff", ".jp2", ".vrt", ".img"})
@@ -100,6 +101,7 @@ def read_scene_list(path: PathLike) -> list[SceneSpec]:
     files, or objects {"inputs": file or [files], "output": name}.
     """
     path = Path(path)
+    refuse_special(path, BandfusionError)  # a FIFO would never end the read
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
