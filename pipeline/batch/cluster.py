@@ -91,7 +91,7 @@ def _address_in_file(path: str) -> str:
     """The `address` a dask scheduler file holds; a BandfusionError if it is not one."""
     refuse_special(path, BandfusionError)
     try:
-        with open(path, "rb") as file:
+        with Path(path).open("rb") as file:
             document = json.loads(file.read(_SCHEDULER_FILE_BYTES + 1)[:_SCHEDULER_FILE_BYTES])
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not JSON"

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from bandfusion.cli import main
+from bandfusion.cli import INTERRUPT_EXIT, main
 from bandfusion.io.scene import open_scene
 from bandfusion.models.checkpoint import save_model
 
@@ -330,6 +330,11 @@ def existing_map(tmp: Path, data: Path, model: Path) -> list[str]:
     return ["predict", str(data / S2), "-m", str(model)]
 
 
+def existing_side_file(tmp: Path, data: Path, model: Path) -> list[str]:
+    (tmp / "out.tif.aux.xml").write_text("<PAMDataset/>")
+    return ["predict", str(data / S2), "-m", str(model)]
+
+
 def existing_model(tmp: Path, data: Path, model: Path) -> list[str]:
     shutil.copytree(model, tmp / "trained")
     return [
@@ -440,6 +445,9 @@ OUTPUT_CASES: dict[str, Case] = {
         second_output_onto_the_map("--preview"), 2, "is also the output"
     ),
     "existing map without --overwrite": Case(existing_map, 2, "exists; use --overwrite"),
+    "an existing `MAP.tif.aux.xml` without the map": Case(
+        existing_side_file, 2, "out.tif.aux.xml: exists; use --overwrite"
+    ),
     "existing model without --overwrite": Case(existing_model, 2, "exists; use --overwrite"),
     "evaluate --json onto model.json": Case(json_onto("model.json"), 2, "is the input"),
     "evaluate --json onto the labels": Case(json_onto("labels"), 2, "is the input"),
@@ -659,7 +667,7 @@ def test_interrupt_while_writing_leaves_nothing(
         with rasterio.open(out) as src:
             assert src.read(1).shape == (512, 512)
         return
-    assert process.returncode == 130, err
+    assert process.returncode == INTERRUPT_EXIT[signal.Signals(signum)], err
     assert "interrupted" in err and "Traceback" not in err
     assert not out.exists()
     assert not list(tmp_path.glob(".map.tif*"))
