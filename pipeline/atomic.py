@@ -58,14 +58,21 @@ def replacing(target: Path) -> Iterator[Path]:
 
 
 def sweep_temporaries(targets: Iterable[Path]) -> None:
-    """Delete the temporary files and directories that killed writers left beside `targets`
-    (never the targets themselves)."""
+    """Delete the temporary files and directories that killed writers left beside `targets`,
+    for a target or for one of its side files, named TARGET.MORE (a map's `.aux.xml`); never
+    the targets themselves."""
     names: defaultdict[Path, set[str]] = defaultdict(set)
     for target in targets:
         names[target.parent].add(target.name)
     for folder, outputs in names.items():
+        sides = tuple(f"{name}." for name in outputs)
         for entry in folder.iterdir():
-            if entry.name not in outputs and temporary_owner(entry.name) in outputs:
+            owner = temporary_owner(entry.name)
+            if (
+                entry.name not in outputs
+                and owner
+                and (owner in outputs or owner.startswith(sides))
+            ):
                 _delete(entry)
 
 

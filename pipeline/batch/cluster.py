@@ -3,13 +3,22 @@ already running, reached by address or scheduler file."""
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import dask
 from bandfusion.errors import BandfusionError, first_line
+from bandfusion.io.inputs import refuse_special
 from distributed import Client, LocalCluster
+from distributed.comm.addressing import resolve_address
+
+CONNECT_TIMEOUT_S = 5
+"""How long connecting to a running scheduler may take before the batch gives up."""
+_SCHEDULER_FILE_BYTES = 1 << 20
+"""More than any scheduler file holds: a larger file is not one (and is not read whole)."""
 
 _LOCAL_WORKER_CONFIG = {
     "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
@@ -45,15 +54,56 @@ def local_client(
 
 @contextmanager
 def connect(scheduler: str) -> Iterator[Client]:
-    """A client of a running cluster, by address (tcp://host:port) or scheduler file."""
-    where = {"scheduler_file": scheduler} if Path(scheduler).is_file() else {"address": scheduler}
+    """A client of a running cluster, by address (tcp://host:port) or scheduler file.
+
+    The address is checked before any connection is tried, and connecting gives up after
+    CONNECT_TIMEOUT_S: a wrong `scheduler` is a BandfusionError naming it, never a wait.
+    (distributed's Client, given an address it cannot parse, fails in its constructor and then
+    waits a minute in its finaliser; given one nobody answers, it waits 30 s.)
+    """
+    address = scheduler_address(scheduler)
     try:
-        client = Client(**where, set_as_default=False)
+        client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
         reason = first_line(exc, typed=True)
-        raise BandfusionError(f"scheduler {scheduler}: cannot connect ({reason})") from exc
+        raise BandfusionError(
+            f"{scheduler}: cannot connect to a scheduler ({reason})", setting="scheduler"
+        ) from exc
     with client:
         yield client
+
+
+def scheduler_address(scheduler: str) -> str:
+    """The address `scheduler` names: itself, or the `address` of the scheduler file (JSON)
+    at that path; a BandfusionError unless it is an address distributed can connect to."""
+    address = _address_in_file(scheduler) if os.path.lexists(scheduler) else scheduler
+    try:
+        resolve_address(address)  # the scheme, host and port, and the host name resolves
+    except (OSError, ValueError) as exc:
+        raise BandfusionError(
+            f"{scheduler}: not a scheduler address or scheduler file ({first_line(exc)})",
+            setting="scheduler",
+        ) from exc
+    return address
+
+
+def _address_in_file(path: str) -> str:
+    """The `address` a dask scheduler file holds; a BandfusionError if it is not one."""
+    refuse_special(path, BandfusionError)
+    try:
+        with Path(path).open("rb") as file:
+            document = json.loads(file.read(_SCHEDULER_FILE_BYTES + 1)[:_SCHEDULER_FILE_BYTES])
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not JSON"
+        raise BandfusionError(
+            f"{path}: not a scheduler file ({reason})", setting="scheduler"
+        ) from exc
+    address = document.get("address") if isinstance(document, dict) else None
+    if not isinstance(address, str):
+        raise BandfusionError(
+            f"{path}: not a scheduler file (no 'address' in it)", setting="scheduler"
+        )
+    return address
 
 
 def dashboard_link(client: Client) -> str | None:

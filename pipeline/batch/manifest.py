@@ -23,6 +23,7 @@ from typing import Any
 
 from bandfusion.errors import BandfusionError, BandfusionWarning, OutputError, first_line
 from bandfusion.io.atomic import atomic_output
+from bandfusion.io.inputs import refuse_special
 from bandfusion.io.products import is_product
 
 PathLike = str | os.PathLike[str]
@@ -110,6 +111,7 @@ def read_scene_list(path: PathLike) -> list[SceneSpec]:
     files, or objects {"inputs": file or [files], "output": name}.
     """
     path = Path(path)
+    refuse_special(path, BandfusionError)  # a FIFO would never end the read
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

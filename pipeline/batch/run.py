@@ -34,7 +34,9 @@ from bandfusion.batch.manifest import (
 from bandfusion.batch.tasks import BatchOptions, ModelRef, SceneTask, SplitScene, failed, run_scene
 from bandfusion.errors import BandfusionError, OutputError
 from bandfusion.io.atomic import check_writable
-from bandfusion.models.checkpoint import TrainedModel, load_model
+from bandfusion.io.inputs import refuse_clashes
+from bandfusion.io.pam import aux_path
+from bandfusion.models.checkpoint import METADATA_FILE, WEIGHTS_FILE, TrainedModel, load_model
 from bandfusion.progress import Count, Progress, Step, counter, silent
 from distributed import Client, Future, as_completed
 
@@ -86,7 +88,9 @@ def run_batch(
     `start_client` (a LocalCluster sized to the machine) only if any scene needs work.
     Scenes whose outputs are complete and current per DIR/manifest.json are skipped unless
     `force`; a file at an output path that the manifest does not record is refused unless
-    `overwrite`. One batch at a time writes into `out_dir`: a second is refused (OutputError)
+    `overwrite`; an output path that is one of the inputs (a scene's file, a scene list, the
+    model's files; links count) is refused (OutputError) before anything is written. One batch
+    at a time writes into `out_dir`: a second is refused (OutputError)
     while the first holds DIR/.bandfusion.lock. Failed scenes are records with a reason, not
     exceptions; check `result.failed`.
     `progress` is told of every scene as it is done, skipped or failed (stage "scenes", with
@@ -94,10 +98,10 @@ def run_batch(
     (stage "pixels").
     """
     start = time.perf_counter()
+    items = [scenes] if isinstance(scenes, str | os.PathLike | SceneSpec) else list(scenes)
+    specs = collect_scenes(items)
+    _refuse_inputs_as_outputs(items, specs, Path(model), Path(out_dir))
     root = _prepare_out_dir(Path(out_dir))
-    specs = collect_scenes(
-        [scenes] if isinstance(scenes, str | os.PathLike | SceneSpec) else scenes
-    )
     with _owning(root):
         records = _run_owned(
             specs, Path(model), root, client, start_client, force, overwrite, options, progress
@@ -193,15 +197,35 @@ def _same_file(descriptor: int, path: Path) -> bool:
         return False
 
 
+def _refuse_inputs_as_outputs(
+    items: Sequence[PathLike | SceneSpec], specs: Sequence[SceneSpec], model: Path, out_dir: Path
+) -> None:
+    """OutputError where a map or the manifest would be written onto an input: a scene's file,
+    a scene list or folder named in `items`, or a file of the model directory."""
+    named = [Path(item) for item in items if not isinstance(item, SceneSpec)]
+    scene_files = [Path(file) for spec in specs for file in spec.inputs]
+    refuse_clashes(
+        [*named, *scene_files, model, model / METADATA_FILE, model / WEIGHTS_FILE],
+        # each path once: two scenes naming one output are `_targets`' to refuse, in its words
+        dict.fromkeys(
+            [*(output_path(out_dir, spec.output) for spec in specs), out_dir / MANIFEST_NAME]
+        ),
+    )
+
+
 def _refuse_strays(targets: Sequence[Path], root: Path, manifest: Manifest) -> None:
     """OutputError for the first output path holding a file the manifest does not record:
-    someone else's file, which a batch never replaces unless told to."""
+    someone else's file, which a batch never replaces unless told to. A map's side file
+    (`MAP.tif.aux.xml`, its class names) counts: the writer replaces it with the map."""
     for target in targets:
-        if os.path.lexists(target) and target.relative_to(root).as_posix() not in manifest.records:
-            raise OutputError(
-                f"{target}: exists and {manifest.path.name} does not record it; not replacing it",
-                setting="overwrite",
-            )
+        if target.relative_to(root).as_posix() in manifest.records:
+            continue
+        for path in (target, aux_path(target)):
+            if os.path.lexists(path):
+                raise OutputError(
+                    f"{path}: exists and {manifest.path.name} does not record it; not replacing it",
+                    setting="overwrite",
+                )
 
 
 def _scene_step(record: SceneRecord, total: int) -> Step:

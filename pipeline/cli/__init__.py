@@ -49,13 +49,24 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
-def _interrupt_on_sigterm() -> None:
-    """SIGTERM (a job scheduler, `timeout`, `kill`) unwinds like Ctrl-C, so temp files go."""
+INTERRUPT_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+"""Exit code after an interrupt, 128 + the signal's number as shells report a process the
+signal killed: what a signal that lands before Python runs bandfusion's code also gives."""
+
+_received: list[int] = []
+"""The signals that interrupted this run, in order."""
+
+
+def _interrupt_on_signals() -> None:
+    """SIGINT and SIGTERM (a job scheduler, `timeout`, `kill`) unwind as KeyboardInterrupt,
+    so temp files go; the signal is remembered for the exit code."""
 
     def interrupt(signum: int, _frame: object) -> None:
+        _received.append(signum)
         raise KeyboardInterrupt(f"signal {signum}")
 
-    signal.signal(signal.SIGTERM, interrupt)
+    for signum in INTERRUPT_EXIT:
+        signal.signal(signum, interrupt)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -63,18 +74,26 @@ def main(argv: list[str] | None = None) -> None:
 
     What else reaches the terminal (warnings, GDAL's messages) is `messages`' business.
     """
+    _interrupt_on_signals()
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
-    with terminal_messages(debug):
-        _run(argv, debug)
+    try:
+        with terminal_messages(debug):
+            _run(argv, debug)
+    except KeyboardInterrupt:  # while setting up or tearing down the terminal's messages
+        _exit_interrupted()
 
 
 def _exit_interrupted() -> NoReturn:
-    """Say so and exit 130 once an interrupt has unwound the main thread (temp files are gone).
+    """Say so and exit 130 (143 after SIGTERM) once an interrupt has unwound the main thread
+    (temp files are gone). Further signals are ignored from here: the exit is under way.
 
     Worker threads (dask's pool, the writer's) cannot be interrupted, and one blocked on a queue
     the main thread no longer serves would hold interpreter shutdown forever: where any is still
     alive, the process ends at once rather than waiting for them.
     """
+    for signum in INTERRUPT_EXIT:
+        signal.signal(signum, signal.SIG_IGN)
+    code = INTERRUPT_EXIT.get(signal.Signals(_received[0]), 130) if _received else 130
     click.echo("bandfusion: interrupted", err=True)
     if any(
         t.is_alive() and not t.daemon
@@ -83,8 +102,8 @@ def _exit_interrupted() -> NoReturn:
     ):
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(130)
-    sys.exit(130)
+        os._exit(code)
+    sys.exit(code)
 
 
 def _usage_line(error: click.UsageError) -> str:
@@ -95,7 +114,6 @@ def _usage_line(error: click.UsageError) -> str:
 
 def _run(argv: list[str] | None, debug: bool) -> None:
     """Run the command line, turning each kind of failure into its message and exit code."""
-    _interrupt_on_sigterm()
     try:
         cli.main(args=argv, prog_name="bandfusion", standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from pathlib import Path
 
 import click
-from bandfusion.batch.cluster import connect, local_client
-from bandfusion.batch.manifest import MANIFEST_NAME, collect_scenes, output_path
+from bandfusion.batch.cluster import CONNECT_TIMEOUT_S, connect, local_client
 from bandfusion.batch.run import BatchError, run_batch
 from bandfusion.batch.tasks import BatchOptions
 from bandfusion.cli.options import (
@@ -18,7 +18,7 @@ from bandfusion.cli.options import (
     quiet_option,
     scene_options,
 )
-from bandfusion.cli.outputs import model_files, overwrite_option, refuse_clashes
+from bandfusion.cli.outputs import overwrite_option
 from bandfusion.display.progress import ProgressDisplay
 from bandfusion.display.tables import batch_summary
 from bandfusion.engine.predict import DEFAULT_BATCH_PIXELS
@@ -44,7 +44,8 @@ from bandfusion.io.cloudmask import MaskPolicy
 )
 @click.option(
     "--scheduler",
-    help="Address (tcp://host:port) or scheduler file of a running dask.distributed cluster. "
+    help="Address (tcp://host:port) or scheduler file of a running dask.distributed cluster, "
+    f"connected to first (giving up after {CONNECT_TIMEOUT_S} s). "
     "Default: a local cluster of worker processes.",
 )
 @click.option(
@@ -103,17 +104,7 @@ def batch_command(
     """
     if scheduler and (workers or threads_per_worker):
         raise click.UsageError("--workers and --threads-per-worker size the local cluster only")
-    scenes = collect_scenes(images)
-    inputs = [Path(file) for scene in scenes for file in scene.inputs]
-    refuse_clashes(
-        [*images, *inputs, model_path, *model_files(model_path)],
-        [*(output_path(out_dir, scene.output) for scene in scenes), out_dir / MANIFEST_NAME],
-    )
-    start_client = (
-        functools.partial(connect, scheduler)
-        if scheduler
-        else functools.partial(local_client, workers, threads_per_worker)
-    )
+    cluster = connect(scheduler) if scheduler else contextlib.nullcontext(None)
     options = BatchOptions(
         device=device,
         batch_pixels=batch_pixels,
@@ -125,16 +116,17 @@ def batch_command(
         bands=tuple(picked) if (picked := parse_names(scene_args.bands)) else None,
         resolution=scene_args.resolution,
     )
-    with ProgressDisplay(quiet=quiet) as progress:
+    with cluster as client, ProgressDisplay(quiet=quiet) as progress:
         result = run_batch(
-            scenes,
+            images,
             model_path,
             out_dir,
+            client,
             force=force,
             overwrite=overwrite,
             options=options,
             progress=progress,
-            start_client=start_client,
+            start_client=functools.partial(local_client, workers, threads_per_worker),
         )
     click.echo(batch_summary(result))
     if stac:

@@ -22,6 +22,7 @@ FLAGS = {
     "precision": "--precision",
     "nodata": "--nodata",
     "trust_metadata": "--trust-metadata",
+    "scheduler": "--scheduler",
 }
 """Engine argument → the flag that sets it."""
 

@@ -3,8 +3,10 @@
 Before any work, a command's outputs are refused when one of them is one of its inputs (the same
 file by device and inode, so a symlink or a hard link to an input counts), when two of them are
 one file, when one exists already and --overwrite was not given (rasterio's `rio` convention),
-and when one cannot be written (`check_writable`). Map outputs are GeoTIFFs, so their names must
-say so: the format follows the suffix, and a suffix of another format is refused.
+and when one cannot be written (`check_writable`). A map's side file (`MAP.tif.aux.xml`, see
+`bandfusion.io.pam`) is part of the map: one there counts as an existing output. Map outputs
+are GeoTIFFs, so their names must say so: the format follows the suffix, and a suffix of
+another format is refused.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 import click
 from bandfusion.errors import OutputError
 from bandfusion.io.atomic import check_writable
+from bandfusion.io.inputs import refuse_clashes
+from bandfusion.io.pam import aux_path
 from bandfusion.models.checkpoint import METADATA_FILE, WEIGHTS_FILE
 
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
@@ -25,34 +29,9 @@ overwrite_option = click.option(
 )
 
 
-def file_identity(path: Path) -> tuple[int, int] | str:
-    """What makes two paths one file: device and inode where it exists (links count), else
-    the path with every link of its folders resolved."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return os.path.realpath(path)
-    return (stat.st_dev, stat.st_ino)
-
-
 def model_files(model_path: Path) -> list[Path]:
     """The two files of the model directory `model_path`."""
     return [model_path / METADATA_FILE, model_path / WEIGHTS_FILE]
-
-
-def refuse_clashes(inputs: Iterable[Path | None], outputs: Iterable[Path | None]) -> list[Path]:
-    """Raise OutputError, naming the output, if an output is one of the inputs or two outputs
-    are one file; returns the outputs given (None entries, options not given, left out)."""
-    known = {file_identity(path): path for path in inputs if path is not None}
-    seen: dict[tuple[int, int] | str, Path] = {}
-    for output in (path for path in outputs if path is not None):
-        identity = file_identity(output)
-        if identity in known:
-            raise OutputError(f"{output}: is the input {known[identity]}; never replacing an input")
-        if identity in seen:
-            raise OutputError(f"{output}: is also the output {seen[identity]}; name another file")
-        seen[identity] = output
-    return list(seen.values())
 
 
 def check_outputs(
@@ -66,10 +45,17 @@ def check_outputs(
     input or another output, none exists unless `overwrite`, and (where `writable`: not for
     the files of a model directory, which `check_model_path` checks) each can be created."""
     for output in refuse_clashes(inputs, outputs):
-        if os.path.lexists(output) and not overwrite and not output.is_dir():
-            raise OutputError(f"{output}: exists; use --overwrite")
+        for existing in [output, *_side_files(output)]:
+            if os.path.lexists(existing) and not overwrite and not existing.is_dir():
+                raise OutputError(f"{existing}: exists; use --overwrite")
         if writable:
             check_writable(output)
+
+
+def _side_files(output: Path) -> list[Path]:
+    """Files written beside `output` as part of it: a GeoTIFF map's `.aux.xml` (its class
+    names), which the writer replaces or removes with the map."""
+    return [aux_path(output)] if output.suffix.lower() in GEOTIFF_SUFFIXES else []
 
 
 def prepare_output_dir(

@@ -1,17 +1,20 @@
-"""What an input path must be before it is opened: never a FIFO, device or socket.
+"""What an input path must be before it is opened, and what an output may never be.
 
 Opening a FIFO for reading waits for a writer, and reading a terminal or a socket waits for
 input: either would hang a command forever. Such paths are refused from their `stat`, before
-anything opens them.
+anything opens them. Inputs are never replaced: an output that is one of its command's inputs
+(the same file by device and inode, so a symlink or a hard link counts), or two outputs that are
+one file, are refused before any work, by the CLI and by the Python API's `run_batch` alike.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 
-from bandfusion.errors import BandfusionError
+from bandfusion.errors import BandfusionError, OutputError
 
 _SPECIAL = (
     (stat.S_ISFIFO, "a FIFO (named pipe)"),
@@ -47,3 +50,28 @@ def file_stamp(path: str) -> tuple[int, int]:
         return (0, 0)
     stat = Path(path).stat()
     return (stat.st_mtime_ns, stat.st_size)
+
+
+def file_identity(path: Path) -> tuple[int, int] | str:
+    """What makes two paths one file: device and inode where it exists (links count), else
+    the path with every link of its folders resolved."""
+    try:
+        info = path.stat()
+    except OSError:
+        return os.path.realpath(path)
+    return (info.st_dev, info.st_ino)
+
+
+def refuse_clashes(inputs: Iterable[Path | None], outputs: Iterable[Path | None]) -> list[Path]:
+    """Raise OutputError, naming the output, if an output is one of the inputs or two outputs
+    are one file; returns the outputs given (None entries, options not given, left out)."""
+    known = {file_identity(path): path for path in inputs if path is not None}
+    seen: dict[tuple[int, int] | str, Path] = {}
+    for output in (path for path in outputs if path is not None):
+        identity = file_identity(output)
+        if identity in known:
+            raise OutputError(f"{output}: is the input {known[identity]}; never replacing an input")
+        if identity in seen:
+            raise OutputError(f"{output}: is also the output {seen[identity]}; name another file")
+        seen[identity] = output
+    return list(seen.values())

@@ -24,6 +24,7 @@ from affine import Affine
 from bandfusion.atomic import temporary_path
 from bandfusion.batch.manifest import file_sha256
 from bandfusion.batch.run import run_batch
+from bandfusion.io.pam import aux_path
 from bandfusion.models.checkpoint import save_model
 from distributed import Client
 
@@ -247,6 +248,7 @@ def test_a_rerun_with_nothing_to_redo_still_removes_what_a_crash_left(
     out = shutil.copytree(clean_out, tmp_path / "out")
     temporary_path(out / good_name(3)).write_bytes(b"II*\x00 cut")
     temporary_path(out / "manifest.json").write_text('{"version": 1, "sc')
+    temporary_path(aux_path(out / good_name(4))).write_text("<PAMDataset><PAMRa")
     result = run_batch(good_scenes(scenes), model_dir, out, start_client=no_cluster)
     assert result.count("skipped") == GOOD
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in clean_out.iterdir())

@@ -15,7 +15,7 @@ from bandfusion.batch.manifest import SceneRecord, SceneSpec
 from bandfusion.batch.run import BatchResult, run_batch
 from bandfusion.batch.tally import value_counts
 from bandfusion.batch.tasks import row_groups
-from bandfusion.errors import BandfusionError
+from bandfusion.errors import BandfusionError, OutputError
 
 from tests.helpers import no_cluster, pending_like
 
@@ -32,6 +32,14 @@ def test_run_refuses_two_scenes_writing_one_output(tmp_path: Path, model_dir: Pa
     specs = [SceneSpec(("a/x.tif",), "x.tif"), SceneSpec(("b/x.tif",), "./x.tif")]
     with pytest.raises(BandfusionError, match=r"several scenes would write x\.tif"):
         run_batch(specs, model_dir, tmp_path / "out", start_client=no_cluster)
+
+
+def test_run_batch_refuses_an_output_onto_its_input(tmp_path: Path, model_dir: Path):
+    """The CLI's check, in the Python API too: a scene in the out-dir would become its map."""
+    (tmp_path / "a.tif").write_bytes(b"a scene")
+    with pytest.raises(OutputError, match=r"a\.tif: is the input .*a\.tif; never replacing"):
+        run_batch(tmp_path / "a.tif", model_dir, tmp_path, start_client=no_cluster)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tif"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import os
 import pickle
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from bandfusion.cli import main
+from bandfusion.cli import INTERRUPT_EXIT, main
 from bandfusion.io.scene import open_scene
 from bandfusion.models.checkpoint import save_model
 
@@ -272,6 +273,30 @@ def fifo_as(role: str) -> Callable[[Path, Path, Path], list]:
     return make
 
 
+def fifo_scene_list(tmp: Path, data: Path, model: Path) -> list[str]:
+    """A FIFO named as a CSV scene list: refused before it is opened (reading it would wait)."""
+    os.mkfifo(tmp / "scenes.csv")
+    return ["batch", str(tmp / "scenes.csv"), "-m", str(model), "--out-dir", str(tmp / "maps")]
+
+
+def scheduler(make_address: Callable[[Path], str]) -> Callable[[Path, Path, Path], list]:
+    """`batch --scheduler ADDRESS`, ADDRESS made from the test's folder."""
+
+    def make(tmp: Path, data: Path, model: Path) -> list[str]:
+        return ["batch", str(data / S2), "-m", str(model), "--out-dir", str(tmp / "maps"),
+                "--scheduler", make_address(tmp)]  # fmt: skip
+
+    return make
+
+
+def _closed_port(_tmp: Path) -> str:
+    """tcp://127.0.0.1:PORT where nothing listens (a port just bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"tcp://127.0.0.1:{port}"
+
+
 def _symlink(target: Path, link: Path) -> None:
     link.symlink_to(target)
 
@@ -302,6 +327,11 @@ def train_water(*options: str) -> Callable[[Path, Path, Path], list]:
 
 def existing_map(tmp: Path, data: Path, model: Path) -> list[str]:
     (tmp / "out.tif").write_bytes(b"yesterday's map")
+    return ["predict", str(data / S2), "-m", str(model)]
+
+
+def existing_side_file(tmp: Path, data: Path, model: Path) -> list[str]:
+    (tmp / "out.tif.aux.xml").write_text("<PAMDataset/>")
     return ["predict", str(data / S2), "-m", str(model)]
 
 
@@ -415,6 +445,9 @@ OUTPUT_CASES: dict[str, Case] = {
         second_output_onto_the_map("--preview"), 2, "is also the output"
     ),
     "existing map without --overwrite": Case(existing_map, 2, "exists; use --overwrite"),
+    "an existing `MAP.tif.aux.xml` without the map": Case(
+        existing_side_file, 2, "out.tif.aux.xml: exists; use --overwrite"
+    ),
     "existing model without --overwrite": Case(existing_model, 2, "exists; use --overwrite"),
     "evaluate --json onto model.json": Case(json_onto("model.json"), 2, "is the input"),
     "evaluate --json onto the labels": Case(json_onto("labels"), 2, "is the input"),
@@ -479,6 +512,16 @@ CASES: dict[str, Case] = {
     "a FIFO as the legend": Case(fifo_as("legend"), 2, "legend.fifo: is a FIFO"),
     "a network over the memory budget": Case(
         train_water("--hidden", "1000000000"), 2, "--hidden 1000000000: a network of"
+    ),
+    "a FIFO as the batch scene list": Case(fifo_scene_list, 2, "scenes.csv: is a FIFO"),
+    "batch --scheduler a text file (/etc/passwd)": Case(
+        scheduler(lambda _tmp: "/etc/passwd"), 2, "/etc/passwd: not a scheduler file (not JSON)"
+    ),
+    "batch --scheduler notaurl::://": Case(
+        scheduler(lambda _tmp: "notaurl::://"), 2, "unknown address scheme 'notaurl::'"
+    ),
+    "batch --scheduler a closed port": Case(
+        scheduler(_closed_port), 2, "cannot connect to a scheduler (OSError: Timed out"
     ),
     "a learning rate that diverges": Case(
         train_water("--lr", "1e30", "--epochs", "2"), 2, "--lr 1e+30: training diverged"
@@ -624,7 +667,7 @@ def test_interrupt_while_writing_leaves_nothing(
         with rasterio.open(out) as src:
             assert src.read(1).shape == (512, 512)
         return
-    assert process.returncode == 130, err
+    assert process.returncode == INTERRUPT_EXIT[signal.Signals(signum)], err
     assert "interrupted" in err and "Traceback" not in err
     assert not out.exists()
     assert not list(tmp_path.glob(".map.tif*"))
