@@ -63,7 +63,7 @@ from bandfusion.engine.predict import DEFAULT_BATCH_PIXELS
 @device_option
 @quiet_option
 def batch_command(
-    images: tuple[Path, ...],
+    images: tuple[Path | str, ...],
     band_names: str | None,
     resampling: str,
     model_path: Path,

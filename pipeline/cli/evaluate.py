@@ -43,7 +43,7 @@ from bandfusion.models.checkpoint import TrainedModel, load_model
 @quiet_option
 def evaluate_command(
     model_path: Path,
-    images: tuple[Path, ...],
+    images: tuple[Path | str, ...],
     band_names: str | None,
     resampling: str,
     labels_path: Path,

@@ -64,7 +64,7 @@ from sklearn.metrics import get_scorer
 @quiet_option
 def explain_command(
     model_path: Path,
-    images: tuple[Path, ...],
+    images: tuple[Path | str, ...],
     band_names: str | None,
     resampling: str,
     labels_path: Path,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from bandfusion.cli.options import device_callback, quiet_option
+from bandfusion.cli.options import SceneInput, device_callback, quiet_option
 from bandfusion.display.model_info import describe_model
 from bandfusion.display.raster_info import describe_raster
 from bandfusion.engine.guard import KERNEL_NAMES
@@ -15,14 +15,14 @@ from bandfusion.models.checkpoint import load_model
 
 
 @click.command("info")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=SceneInput())
 @click.option(
     "--device",
     callback=device_callback,
     help="Also say which kernel the model would run on this device here (auto, cpu, cuda).",
 )
 @quiet_option
-def info_command(path: Path, device: str | None, quiet: bool) -> None:
+def info_command(path: Path | str, device: str | None, quiet: bool) -> None:
     """Describe a raster (bands, dtype, grid, CRS, nodata, blocks) or a model directory.
 
     It reads only metadata, so it never shows progress (--quiet is accepted for symmetry).
@@ -32,7 +32,7 @@ def info_command(path: Path, device: str | None, quiet: bool) -> None:
       bandfusion info data/sen1floods11_spain/Spain_7370579_S2Hand.tif
       bandfusion info water-model --device auto
     """
-    if not path.is_dir():
+    if isinstance(path, str) or not path.is_dir():  # a str is a URL
         if device is not None:
             raise BandfusionError(f"{path}: --device tells a model's kernel; this is no model")
         click.echo(describe_raster(path))

@@ -11,6 +11,7 @@ import click
 import xarray as xr
 from bandfusion.io.grid import Grid
 from bandfusion.io.labels import Labels, read_labels
+from bandfusion.io.remote import is_remote
 from bandfusion.io.scene import RESAMPLING_METHODS, open_scene
 from bandfusion.models.devices import resolve_device
 
@@ -120,8 +121,21 @@ device_option = click.option(
     help="auto (CUDA when present), cpu, cuda or cuda:N.",
 )
 
+
+class SceneInput(click.ParamType):
+    """A scene argument: a local path, or an https:// or s3:// URL kept as written (click's
+    Path would fold its `//`)."""
+
+    name = "path"
+
+    def convert(
+        self, value: str | Path, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Path | str:
+        return value if isinstance(value, str) and is_remote(value) else Path(value)
+
+
 scene_options = _stack(
-    click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path)),
+    click.argument("images", nargs=-1, required=True, type=SceneInput()),
     click.option(
         "--band-names",
         help="Comma-separated names for the input bands, overriding the files' descriptions.",
@@ -158,7 +172,9 @@ label_options = _stack(
 )
 
 
-def load_scene(images: tuple[Path, ...], band_names: str | None, resampling: str) -> xr.DataArray:
+def load_scene(
+    images: tuple[Path | str, ...], band_names: str | None, resampling: str
+) -> xr.DataArray:
     """Open the IMAGE arguments as one lazy scene."""
     return open_scene(list(images), band_names=parse_names(band_names), resampling=resampling)
 

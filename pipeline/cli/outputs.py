@@ -10,6 +10,7 @@ say so: the format follows the suffix, and a suffix of another format is refused
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -25,11 +26,16 @@ overwrite_option = click.option(
 )
 
 
-def file_identity(path: Path) -> tuple[int, int] | str:
+_URL = re.compile(r"^([a-z][a-z0-9+.-]+):/+", re.IGNORECASE)
+"""A URL as click's Path leaves it: `s3://b/k` becomes `s3:/b/k` (two letters at least, so
+that a drive letter is no scheme)."""
+
+
+def file_identity(path: Path | str) -> tuple[int, int] | str:
     """What makes two paths one file: device and inode where it exists (links count), else
-    the path with every link of its folders resolved."""
+    the path with every link of its folders resolved (a URL input is never a local output)."""
     try:
-        stat = path.stat()
+        stat = Path(path).stat()
     except OSError:
         return os.path.realpath(path)
     return (stat.st_dev, stat.st_ino)
@@ -40,12 +46,26 @@ def model_files(model_path: Path) -> list[Path]:
     return [model_path / METADATA_FILE, model_path / WEIGHTS_FILE]
 
 
-def refuse_clashes(inputs: Iterable[Path | None], outputs: Iterable[Path | None]) -> list[Path]:
-    """Raise OutputError, naming the output, if an output is one of the inputs or two outputs
-    are one file; returns the outputs given (None entries, options not given, left out)."""
+def refuse_remote(path: Path) -> None:
+    """Raise OutputError for an output named by URL (s3://, https://): outputs are local files
+    (object storage as an output is yet to come), and click would make `s3://b/k` a local
+    folder `s3:`."""
+    match = _URL.match(os.fspath(path))
+    if match:
+        url = f"{match[1]}://{os.fspath(path)[match.end() :]}"
+        raise OutputError(f"{url}: outputs are local files; write it here, then upload it")
+
+
+def refuse_clashes(
+    inputs: Iterable[Path | str | None], outputs: Iterable[Path | None]
+) -> list[Path]:
+    """Raise OutputError, naming the output, if an output is a URL, is one of the inputs, or
+    two outputs are one file; returns the outputs given (None entries, options not given, left
+    out)."""
     known = {file_identity(path): path for path in inputs if path is not None}
     seen: dict[tuple[int, int] | str, Path] = {}
     for output in (path for path in outputs if path is not None):
+        refuse_remote(output)
         identity = file_identity(output)
         if identity in known:
             raise OutputError(f"{output}: is the input {known[identity]}; never replacing an input")
@@ -56,7 +76,7 @@ def refuse_clashes(inputs: Iterable[Path | None], outputs: Iterable[Path | None]
 
 
 def check_outputs(
-    inputs: Iterable[Path | None],
+    inputs: Iterable[Path | str | None],
     outputs: Iterable[Path | None],
     *,
     overwrite: bool,
@@ -73,10 +93,11 @@ def check_outputs(
 
 
 def prepare_output_dir(
-    directory: Path, names: Iterable[str], inputs: Iterable[Path | None], *, overwrite: bool
+    directory: Path, names: Iterable[str], inputs: Iterable[Path | str | None], *, overwrite: bool
 ) -> None:
     """Check the files `names` a command writes into `directory` as `check_outputs` does, then
     create the directory (its parent must exist), before any long work."""
+    refuse_remote(directory)
     if directory.exists() and not directory.is_dir():
         raise OutputError(f"{directory}: exists and is not a directory")
     if not directory.parent.is_dir():

@@ -74,7 +74,7 @@ from bandfusion.progress import Progress, counter
 @device_option
 @quiet_option
 def predict_command(
-    images: tuple[Path, ...],
+    images: tuple[Path | str, ...],
     band_names: str | None,
     resampling: str,
     model_path: Path,

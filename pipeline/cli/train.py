@@ -122,7 +122,7 @@ def roles_callback(
 @device_option
 @quiet_option
 def train_command(
-    images: tuple[Path, ...],
+    images: tuple[Path | str, ...],
     band_names: str | None,
     resampling: str,
     labels_path: Path,

@@ -12,7 +12,6 @@ import threading
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +22,7 @@ from bandfusion.io.gdal_settings import READ_THREADS, gdal_env
 from bandfusion.io.grid import Grid
 from bandfusion.io.masks import data_bands, read_valid
 from bandfusion.io.nodata import pixel_value
+from bandfusion.io.remote import file_stamp, gdal_path
 from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import DatasetReader
@@ -145,14 +145,13 @@ def _open_cached(source: SourceFile, grid: Grid, resampling: str) -> _Opened:
     cache: OrderedDict[tuple[Any, ...], _Opened] = _local.__dict__.setdefault(
         "cache", OrderedDict()
     )
-    stat = Path(source.path).stat()
-    key = (source.path, stat.st_mtime_ns, stat.st_size, grid, resampling)
+    key = (source.path, file_stamp(source.path), grid, resampling)
     if key in cache:
         cache.move_to_end(key)
         return cache[key]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        dataset = rasterio.open(source.path)
+        dataset = rasterio.open(gdal_path(source.path))
     if source.grid.same_as(grid):
         nodata = pixel_value(np.dtype(source.dtype), source.nodata)
         opened = _Opened([dataset], EmptyBlocks.of(dataset, nodata))
