@@ -38,12 +38,16 @@ REMOTE_DEFAULTS = {
     "GDAL_HTTP_CONNECTTIMEOUT": "10",
     "GDAL_HTTP_MAX_RETRY": "4",
     "GDAL_HTTP_RETRY_DELAY": "1",
-    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
 }
 """GDAL's network settings unless the environment sets them: a stalled server fails a request
 within a minute instead of hanging the read, a refused connection within seconds; throttling and
-gateway errors (429, 502-504) are retried with growing delays; and opening a remote file lists no
-folder (a remote listing is a slow request, and maps read remotely have no side files)."""
+gateway errors (429, 502-504) are retried with growing delays."""
+
+REMOTE_OPEN = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
+"""While a remote file is opened (unless the environment says otherwise): list no remote folder
+to look for side files, a slow request (an S3 listing) for files that have none. Set around
+remote opens only: process-wide it would hide local side files too (a map's .aux.xml class
+names, the COG writer's .ovr chain)."""
 
 _ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_S3_ENDPOINT")
 """Where an S3-compatible store is, in the order the AWS tools read them (GDAL reads only the
@@ -74,6 +78,11 @@ def remote_options(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
         options["AWS_S3_ENDPOINT"] = parts.netloc + parts.path.rstrip("/")
         return options
     return {key: value for key, value in options.items() if key not in environ}
+
+
+def remote_open_env() -> rasterio.Env:
+    """The environment a remote file is opened in: REMOTE_OPEN, less what the environment sets."""
+    return rasterio.Env(**{k: v for k, v in REMOTE_OPEN.items() if k not in os.environ})
 
 
 def configure_remote() -> None:

@@ -16,8 +16,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import rasterio
 from bandfusion.errors import SceneError, first_line
-from bandfusion.io.gdal_settings import REMOTE_DEFAULTS, configure_remote
+from bandfusion.io.gdal_settings import REMOTE_DEFAULTS, configure_remote, remote_open_env
+from rasterio.io import DatasetReader
 
 _HTTP = ("https://", "http://")
 _S3 = "s3://"
@@ -50,6 +52,14 @@ def gdal_path(href: str | os.PathLike[str]) -> str:
     if is_remote(name):
         configure_remote()
     return name
+
+
+def open_raster(href: str | os.PathLike[str]) -> DatasetReader:
+    """`rasterio.open` of `href` (a path or a URL), in `remote_open_env` where it is remote."""
+    if not is_remote(href):
+        return rasterio.open(href)
+    with remote_open_env():
+        return rasterio.open(gdal_path(href))
 
 
 def file_stamp(href: str | os.PathLike[str]) -> tuple[int, int] | None:

@@ -28,7 +28,7 @@ from bandfusion.io.inputs import refuse_special
 from bandfusion.io.masks import bounds, covers, data_bands, mask_bands
 from bandfusion.io.nodata import nodata_coord, pixel_value
 from bandfusion.io.reader import SceneReader, SourceFile, gdal_reason
-from bandfusion.io.remote import file_stamp, gdal_path, is_remote
+from bandfusion.io.remote import file_stamp, is_remote, open_raster
 from bandfusion.io.windows import DEFAULT_CHUNK_PIXELS, chunk_grid
 from dask.base import tokenize
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
@@ -76,7 +76,7 @@ def _open_remote(url: str) -> DatasetReader:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return rasterio.open(gdal_path(url))
+            return open_raster(url)
     except (RasterioError, ValueError) as exc:
         raise SceneError(f"{url}: cannot read it over the network ({gdal_reason(exc)})") from exc
 

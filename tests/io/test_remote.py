@@ -45,7 +45,7 @@ def test_remote_options_follow_the_standard_environment() -> None:
     minio = remote_options({"AWS_ENDPOINT_URL": "http://minio.local:9000/"})
     assert minio["AWS_S3_ENDPOINT"] == "minio.local:9000"
     assert minio["AWS_HTTPS"] == "NO" and minio["AWS_VIRTUAL_HOSTING"] == "FALSE"
-    assert minio["GDAL_HTTP_TIMEOUT"] and minio["GDAL_DISABLE_READDIR_ON_OPEN"] == "EMPTY_DIR"
+    assert minio["GDAL_HTTP_TIMEOUT"] and minio["GDAL_HTTP_MAX_RETRY"]
     # What the environment sets itself, GDAL reads there: never overridden.
     own = remote_options({"GDAL_HTTP_TIMEOUT": "5", "AWS_S3_ENDPOINT": "s3.example.com"})
     assert "GDAL_HTTP_TIMEOUT" not in own and "AWS_S3_ENDPOINT" not in own
@@ -78,6 +78,9 @@ def test_geotiff_over_http_reads_as_the_local_file(http_server: RangeServer) -> 
     scene = open_scene(url)
     assert set(scene["source"].values) == {url}
     _same_scene(scene, open_scene(S2))
+    # No folder listing while remote files open, and only then: local side files (a map's
+    # .aux.xml, the COG writer's .ovr chain) are still seen.
+    assert get_gdal_config("GDAL_DISABLE_READDIR_ON_OPEN") is None
 
 
 def test_band_files_over_http_read_as_the_local_files(http_server: RangeServer) -> None:
