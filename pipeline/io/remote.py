@@ -43,14 +43,13 @@ def gdal_path(href: str | os.PathLike[str]) -> str:
     opens it (a dask worker thread included) reads with the environment's timeouts.
     """
     name = os.fspath(href)
+    if not is_remote(name):
+        return name
+    configure_remote()
     if name.startswith(_HTTP):
-        configure_remote()
         return f"/vsicurl/{name}"
     if name.startswith(_S3):
-        configure_remote()
         return f"/vsis3/{name[len(_S3) :]}"
-    if is_remote(name):
-        configure_remote()
     return name
 
 
