@@ -20,14 +20,16 @@ import numpy as np
 import rasterio
 from bandfusion.models.inference import cpu_runs_bf16
 
+from . import jp2
 from .report import Figure, cuda_ratios, format_table, ratios, record
-from .synthetic import model_path, mosaic_path, scene_path
+from .synthetic import CACHE, model_path, mosaic_path, scene_path
 
 SENTINEL2_SIZE = 10980
 NO_BF16 = (
     "bf16 figures skipped: this CPU has no native bfloat16 (AVX-512 or AMX), and bandfusion "
     "refuses --precision bf16 on it"
 )
+NO_JP2 = "JP2 figures skipped: no Sentinel-2 L2A SAFE with 60 m JP2 bands in data/ or shared/data"
 
 
 def run_figure(
@@ -63,15 +65,17 @@ def run_figure(
 
 
 def warm_page_cache(path: Path) -> None:
-    """Read `path` once, so that no figure pays for reading its scene from disk.
+    """Read `path` (a file, or a folder's files) once, so that no figure pays for reading its
+    scene from disk.
 
     The baseline and the 4× scene push earlier scenes out of the page cache: in the next run the
     first 50 %-nodata round read its scene from disk and lost about 10 % against the others.
     """
     buffer = bytearray(16 << 20)
-    with path.open("rb") as file:
-        while file.readinto(buffer):
-            pass
+    for file_path in sorted(path.iterdir()) if path.is_dir() else [path]:
+        with file_path.open("rb") as file:
+            while file.readinto(buffer):
+                pass
 
 
 def run_alternating(
@@ -175,6 +179,8 @@ def main() -> None:
         help="alternated rounds of the I/O floor and the full and 50 %% nodata scenes (ratios "
         "between them are medians of the rounds' ratios)",
     )
+    parser.add_argument("--no-jp2", action="store_true", help="skip the JPEG 2000 product figure")
+    parser.add_argument("--jp2-only", action="store_true", help="only the JPEG 2000 product figure")
     parser.add_argument(
         "--no-record", action="store_true", help="do not write the run's tables to build/bench/"
     )
@@ -185,6 +191,9 @@ def main() -> None:
         help="cuda: the GPU figures (issue 7 §3) and the CPU map they must reproduce",
     )
     args = parser.parse_args()
+    if args.jp2_only:
+        report(run_jp2(args.repeats) or NO_JP2, args.no_record)
+        return
 
     print(f"scene {args.size}² × {args.bands} uint16 (generated once into bench/cache)")
     scene = scene_path(args.size, args.bands, nodata_fraction=0.05)
@@ -230,7 +239,26 @@ def main() -> None:
     table = format_table(figures, ratios(figures, checks))
     if not bf16:
         table += f"\n\n{NO_BF16}"
+    if not args.no_jp2:
+        table += f"\n\n{run_jp2(args.repeats) or NO_JP2}"
     report(table, args.no_record)
+
+
+def run_jp2(repeats: int) -> str | None:
+    """The JPEG 2000 table: the product's JP2 bands and their GeoTIFF twins, end to end and
+    decoded alone, alternated for `repeats` rounds; None where no product is found."""
+    bands = jp2.jp2_bands()
+    if bands is None:
+        return None
+    print(f"JP2 product: {len(bands)} bands of {bands[0].parent} (GeoTIFF twins in bench/cache)")
+    copies, model = jp2.folders(bands), jp2.model(bands)
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        plan = {
+            label: (name, copies[copy], Path(tmp) / f"{copy}.tif")
+            for label, (name, copy) in jp2.LABELS.items()
+        }
+        figures = run_alternating(plan, model, repeats)
+    return format_table(list(figures.values()), jp2.jp2_ratios(figures))
 
 
 def report(table: str, no_record: bool) -> None:

@@ -23,6 +23,7 @@ import xarray as xr
 from bandfusion.cli import main as bandfusion_main
 from bandfusion.engine.cuda import UNSIGNED_CARRIERS, DeviceKernels, labels_on_device
 from bandfusion.engine.predict import map_file_attrs
+from bandfusion.io.gdal_settings import READ_THREADS
 from bandfusion.io.geotiff import write_geotiff
 from bandfusion.io.grid import Grid
 from bandfusion.io.nodata import band_nodata, valid_mask
@@ -161,11 +162,28 @@ def sgemm_peak(args: argparse.Namespace) -> dict[str, Any]:
     return {**result, "gflops": result["runs"] * 2 * size**3 / result["seconds"] / 1e9}
 
 
+def scene_files(scene: Path) -> list[str]:
+    """A scene's files: the file itself, or a folder's files in name order (one per band)."""
+    return sorted(str(p) for p in scene.iterdir()) if scene.is_dir() else [str(scene)]
+
+
+def decode_floor(
+    args: argparse.Namespace, gdal_threads: int | str = READ_THREADS
+) -> dict[str, Any]:
+    """The engine's reader decoding every window of the scene, with no model and no writes:
+    the floor of a format's end-to-end figure."""
+    scene = open_scene(scene_files(args.scene), gdal_threads=gdal_threads)
+    nothing = da.map_blocks(
+        lambda block: np.zeros((1, 1, 1), np.uint8), scene.data, chunks=(1, 1, 1), dtype=np.uint8
+    )
+    return _timed(nothing.compute)
+
+
 def end_to_end(args: argparse.Namespace) -> dict[str, Any]:
     """`bandfusion predict` as a user runs it: scene → model → COG class map."""
     argv = [
         "predict",
-        str(args.scene),
+        *scene_files(args.scene),
         "-m",
         str(args.model),
         "-o",
@@ -215,6 +233,8 @@ FIGURES: dict[str, Figure] = {
     "peak": sgemm_peak,
     "e2e": end_to_end,
     "baseline": rioxarray_baseline,
+    "decode": decode_floor,
+    "decode-all-cpus": lambda args: decode_floor(args, gdal_threads="ALL_CPUS"),
 }
 
 

@@ -70,7 +70,7 @@ def ratios(figures: list[Figure], checks: dict[str, float]) -> list[Ratio]:
     cpu_floor = by["io"].cpu_seconds + model_cpu
     found = [
         Ratio("model floor fp32 for the scene (s)", model_s["fp32"], None, None),
-        *_paired(
+        *paired(
             "e2e fp32 / (I/O floor + model floor)",
             e2e,
             by["io"],
@@ -96,7 +96,7 @@ def ratios(figures: list[Figure], checks: dict[str, float]) -> list[Ratio]:
             None,
         ),
         _at_most("e2e fp32 peak RSS (MB)", e2e.rss_mb, 768),
-        *_paired(
+        *paired(
             "50 % nodata speed-up",
             e2e,
             by["e2e fp32, 50 % nodata"],
@@ -133,7 +133,7 @@ def cuda_ratios(figures: list[Figure], checks: dict[str, float]) -> list[Ratio]:
     by = {f.name: f for f in figures}
     e2e = by["e2e fp32 cuda"]
     found = [
-        *_paired(
+        *paired(
             "e2e fp32 cuda / I/O floor",
             e2e,
             by["io"],
@@ -162,7 +162,7 @@ def cuda_ratios(figures: list[Figure], checks: dict[str, float]) -> list[Ratio]:
     return found
 
 
-def _paired(
+def paired(
     name: str,
     first: Figure,
     second: Figure,

@@ -1,6 +1,7 @@
 """Shared fixtures: paths to the bundled real data, a small dask.distributed cluster, one torch
 thread for modules that train tiny networks, bf16 prediction on any CPU, the water chip as a
-scene, and the scratch directory and base GeoTIFFs of the fuzz tests.
+scene, the scratch directory and base GeoTIFFs of the fuzz tests, and the loopback HTTP and S3
+servers of the remote-input tests.
 
 Without a GPU, Triton kernels run under Triton's CPU interpreter, which must be chosen before
 Triton is first imported."""
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -19,6 +21,7 @@ from bandfusion.io.scene import open_scene
 from distributed import Client
 
 from tests.helpers import REPO
+from tests.servers import RangeServer, range_server, s3_server
 from tests.strategies import BASES, write_base
 
 if not torch.cuda.is_available():
@@ -71,3 +74,35 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def bases(scratch: Path) -> dict[str, bytes]:
     """The bytes of every `BASES` GeoTIFF, the files the mutation fuzzers start from."""
     return {name: write_base(scratch / f"{name}.tif", o).read_bytes() for name, o in BASES.items()}
+
+
+S3_BUCKET = "scenes"
+
+
+@pytest.fixture(scope="session")
+def http_server() -> Iterator[RangeServer]:
+    """A Range-capable HTTP server on loopback, for the whole session."""
+    with range_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3_store() -> Iterator[tuple[str, Any]]:
+    """moto's S3-compatible server on loopback holding the bucket S3_BUCKET: (endpoint, boto3
+    client)."""
+    with s3_server(S3_BUCKET) as store:
+        yield store
+
+
+@pytest.fixture
+def s3_env(s3_store: tuple[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The standard AWS environment pointing at the loopback store; its boto3 client."""
+    endpoint, client = s3_store
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+    }.items():
+        monkeypatch.setenv(name, value)
+    return client

@@ -73,7 +73,7 @@ from bandfusion.io.cloudmask import MaskPolicy
 @device_option
 @quiet_option
 def batch_command(
-    images: tuple[Path, ...],
+    images: tuple[Path | str, ...],
     scene_args: SceneArguments,
     mask_policy: MaskPolicy,
     model_path: Path,

@@ -119,7 +119,7 @@ DEFAULT_PROTOCOL = Protocol()
 @device_option
 @quiet_option
 def benchmark_command(
-    images: tuple[Path, ...],
+    images: tuple[Path | str, ...],
     scene_args: SceneArguments,
     labels_path: Path,
     attribute: str | None,
@@ -190,7 +190,7 @@ def benchmark_command(
         bench = run_benchmark(
             scene,
             labels,
-            dataset=", ".join(p.name for p in images),
+            dataset=", ".join(Path(p).name for p in images),
             protocol=chosen,
             methods=methods,
             seeds=range(seed, seed + runs),
@@ -205,7 +205,7 @@ def benchmark_command(
 
 
 def _dataset(
-    images: tuple[Path, ...],
+    images: tuple[Path | str, ...],
     scene_args: SceneArguments,
     labels_path: Path,
     attribute: str | None,

@@ -46,7 +46,7 @@ from bandfusion.models.checkpoint import TrainedModel, load_model
 @quiet_option
 def evaluate_command(
     model_path: Path,
-    images: tuple[Path, ...],
+    images: tuple[Path | str, ...],
     scene_args: SceneArguments,
     mask_args: MaskArguments,
     labels_path: Path,

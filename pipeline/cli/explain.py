@@ -67,7 +67,7 @@ from sklearn.metrics import get_scorer
 @quiet_option
 def explain_command(
     model_path: Path,
-    images: tuple[Path, ...],
+    images: tuple[Path | str, ...],
     scene_args: SceneArguments,
     mask_args: MaskArguments,
     labels_path: Path,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from bandfusion.cli.options import device_callback, quiet_option
+from bandfusion.cli.options import SceneInput, device_callback, quiet_option
 from bandfusion.display.model_info import describe_model
 from bandfusion.display.product_info import describe_product
 from bandfusion.display.raster_info import describe_raster
@@ -17,7 +17,7 @@ from bandfusion.models.checkpoint import load_model
 
 
 @click.command("info")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=SceneInput())
 @click.option(
     "--device",
     callback=device_callback,
@@ -29,7 +29,7 @@ from bandfusion.models.checkpoint import load_model
     help="No-data value of every band, in place of what the file declares.",
 )
 @quiet_option
-def info_command(path: Path, device: str | None, nodata: float | None, quiet: bool) -> None:
+def info_command(path: Path | str, device: str | None, nodata: float | None, quiet: bool) -> None:
     """Describe a raster (bands, dtype, grid, CRS, nodata, blocks), a sensor product (sensor,
     date, bands with resolution, nodata, scale/offset and their origin, mask layers) or a model
     directory.
@@ -48,7 +48,7 @@ def info_command(path: Path, device: str | None, nodata: float | None, quiet: bo
             raise BandfusionError(f"{path}: --device tells a model's kernel; this is a product")
         click.echo(describe_product(product))
         return
-    if not path.is_dir():
+    if isinstance(path, str) or not path.is_dir():  # a str is a URL
         if device is not None:
             raise BandfusionError(f"{path}: --device tells a model's kernel; this is no model")
         click.echo(describe_raster(path, nodata))

@@ -14,6 +14,7 @@ import xarray as xr
 from bandfusion.io.cloudmask import KINDS, MaskPolicy, kind_of, mask_scene
 from bandfusion.io.grid import Grid
 from bandfusion.io.labels import Labels, read_labels
+from bandfusion.io.remote import is_remote
 from bandfusion.io.scene import RESAMPLING_METHODS, open_scene
 from bandfusion.models.devices import resolve_device
 
@@ -124,6 +125,18 @@ device_option = click.option(
 )
 
 
+class SceneInput(click.ParamType):
+    """A scene argument: a local path, or an https:// or s3:// URL kept as written (click's
+    Path would fold its `//`)."""
+
+    name = "path"
+
+    def convert(
+        self, value: str | Path, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Path | str:
+        return value if isinstance(value, str) and is_remote(value) else Path(value)
+
+
 @dataclass(frozen=True)
 class SceneArguments:
     """The scene options every scene-reading command shares, as one value: a command takes
@@ -136,7 +149,7 @@ class SceneArguments:
     nodata: float | None = None
     trust_metadata: bool = False
 
-    def open(self, images: tuple[Path, ...]) -> xr.DataArray:
+    def open(self, images: tuple[Path | str, ...]) -> xr.DataArray:
         """Open the IMAGE arguments (raster files, or one sensor product) as one lazy scene."""
         return open_scene(
             list(images),
@@ -166,7 +179,7 @@ def _collect(arguments: type[Any], name: str) -> Callable[[F], F]:
 
 
 scene_options = _stack(
-    click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path)),
+    click.argument("images", nargs=-1, required=True, type=SceneInput()),
     click.option(
         "--band-names",
         help="Comma-separated names for the input bands, overriding the files' descriptions.",

@@ -12,6 +12,7 @@ another format is refused.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -29,13 +30,28 @@ overwrite_option = click.option(
 )
 
 
+_URL = re.compile(r"^([a-z][a-z0-9+.-]+):/+", re.IGNORECASE)
+"""A URL as click's Path leaves it: `s3://b/k` becomes `s3:/b/k` (two letters at least, so
+that a drive letter is no scheme)."""
+
+
 def model_files(model_path: Path) -> list[Path]:
     """The two files of the model directory `model_path`."""
     return [model_path / METADATA_FILE, model_path / WEIGHTS_FILE]
 
 
+def refuse_remote(path: Path) -> None:
+    """Raise OutputError for an output named by URL (s3://, https://): outputs are local files
+    (object storage as an output is yet to come), and click would make `s3://b/k` a local
+    folder `s3:`."""
+    match = _URL.match(os.fspath(path))
+    if match:
+        url = f"{match[1]}://{os.fspath(path)[match.end() :]}"
+        raise OutputError(f"{url}: outputs are local files; write it here, then upload it")
+
+
 def check_outputs(
-    inputs: Iterable[Path | None],
+    inputs: Iterable[Path | str | None],
     outputs: Iterable[Path | None],
     *,
     overwrite: bool,
@@ -44,6 +60,10 @@ def check_outputs(
     """Raise OutputError, naming the output, unless every output may be written: none is an
     input or another output, none exists unless `overwrite`, and (where `writable`: not for
     the files of a model directory, which `check_model_path` checks) each can be created."""
+    outputs = list(outputs)
+    for output in outputs:
+        if output is not None:
+            refuse_remote(output)
     for output in refuse_clashes(inputs, outputs):
         for existing in [output, *_side_files(output)]:
             if os.path.lexists(existing) and not overwrite and not existing.is_dir():
@@ -59,10 +79,11 @@ def _side_files(output: Path) -> list[Path]:
 
 
 def prepare_output_dir(
-    directory: Path, names: Iterable[str], inputs: Iterable[Path | None], *, overwrite: bool
+    directory: Path, names: Iterable[str], inputs: Iterable[Path | str | None], *, overwrite: bool
 ) -> None:
     """Check the files `names` a command writes into `directory` as `check_outputs` does, then
     create the directory (its parent must exist), before any long work."""
+    refuse_remote(directory)
     if directory.exists() and not directory.is_dir():
         raise OutputError(f"{directory}: exists and is not a directory")
     if not directory.parent.is_dir():

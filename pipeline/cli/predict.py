@@ -80,7 +80,7 @@ from bandfusion.progress import Progress, counter
 @device_option
 @quiet_option
 def predict_command(
-    images: tuple[Path, ...],
+    images: tuple[Path | str, ...],
     scene_args: SceneArguments,
     mask_args: MaskArguments,
     model_path: Path,

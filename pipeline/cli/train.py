@@ -125,7 +125,7 @@ def roles_callback(
 @device_option
 @quiet_option
 def train_command(
-    images: tuple[Path, ...],
+    images: tuple[Path | str, ...],
     scene_args: SceneArguments,
     mask_args: MaskArguments,
     labels_path: Path,

@@ -41,28 +41,19 @@ def refuse_special(path: str | os.PathLike[str], error: type[BandfusionError]) -
             )
 
 
-def file_stamp(path: str) -> tuple[int, int]:
-    """(mtime_ns, size) of the file holding `path`: the archive of a /vsizip/ path, (0, 0) for
-    other GDAL virtual paths (nothing local to stat). A changed file gets a new stamp."""
-    if path.startswith("/vsizip/") and (cut := path.lower().find(".zip/")) > 0:
-        path = path[len("/vsizip/") : cut + 4]
-    elif path.startswith("/vsi"):
-        return (0, 0)
-    stat = Path(path).stat()
-    return (stat.st_mtime_ns, stat.st_size)
-
-
-def file_identity(path: Path) -> tuple[int, int] | str:
+def file_identity(path: Path | str) -> tuple[int, int] | str:
     """What makes two paths one file: device and inode where it exists (links count), else
-    the path with every link of its folders resolved."""
+    the path with every link of its folders resolved (a URL input is never a local output)."""
     try:
-        info = path.stat()
+        info = Path(path).stat()
     except OSError:
         return os.path.realpath(path)
     return (info.st_dev, info.st_ino)
 
 
-def refuse_clashes(inputs: Iterable[Path | None], outputs: Iterable[Path | None]) -> list[Path]:
+def refuse_clashes(
+    inputs: Iterable[Path | str | None], outputs: Iterable[Path | None]
+) -> list[Path]:
     """Raise OutputError, naming the output, if an output is one of the inputs or two outputs
     are one file; returns the outputs given (None entries, options not given, left out)."""
     known = {file_identity(path): path for path in inputs if path is not None}

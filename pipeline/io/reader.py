@@ -15,15 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import rasterio
 from bandfusion.errors import SceneError, first_line
 from bandfusion.io.emptyblocks import EmptyBlocks
 from bandfusion.io.gdal_settings import READ_THREADS, gdal_env
 from bandfusion.io.grid import Grid
-from bandfusion.io.inputs import file_stamp
 from bandfusion.io.masks import data_bands, read_valid
 from bandfusion.io.nodata import pixel_value
 from bandfusion.io.radiometry import GDAL_TAGS
+from bandfusion.io.remote import file_stamp, open_raster
 from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import DatasetReader
@@ -147,13 +146,13 @@ def _open_cached(source: SourceFile, grid: Grid, resampling: str) -> _Opened:
     cache: OrderedDict[tuple[Any, ...], _Opened] = _local.__dict__.setdefault(
         "cache", OrderedDict()
     )
-    key = (source.path, *file_stamp(source.path), grid, resampling)
+    key = (source.path, file_stamp(source.path), grid, resampling)
     if key in cache:
         cache.move_to_end(key)
         return cache[key]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        dataset = rasterio.open(source.path)
+        dataset = open_raster(source.path)
     if source.grid.same_as(grid):
         nodata = pixel_value(np.dtype(source.dtype), source.nodata)
         opened = _Opened([dataset], EmptyBlocks.of(dataset, nodata))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import uuid
 import warnings
 from collections import Counter
 from collections.abc import Sequence
@@ -25,12 +26,13 @@ from bandfusion.errors import BandfusionError, BandfusionWarning, SceneError, Se
 from bandfusion.io.bands import canonical_band
 from bandfusion.io.gdal_settings import READ_THREADS
 from bandfusion.io.grid import Grid
-from bandfusion.io.inputs import file_stamp, refuse_special
+from bandfusion.io.inputs import refuse_special
 from bandfusion.io.masks import bounds, covers, data_bands, mask_bands
 from bandfusion.io.nodata import nodata_coord, pixel_value
 from bandfusion.io.products import BandAsset, Product, choose_bands, read_product
 from bandfusion.io.radiometry import GDAL_TAGS, check_radiometry, radiometry_attrs
 from bandfusion.io.reader import SceneReader, SourceFile, gdal_reason
+from bandfusion.io.remote import file_stamp, is_remote, open_raster
 from bandfusion.io.sources import scene_sources
 from bandfusion.io.windows import DEFAULT_CHUNK_PIXELS, chunk_grid
 from dask.base import tokenize
@@ -55,9 +57,12 @@ _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def inspect_raster(path: PathLike) -> tuple[DatasetReader, str]:
-    """Open `path` for its metadata, turning every failure into a one-line SceneError."""
+    """Open `path` (a file, or an https:// or s3:// URL) for its metadata, turning every
+    failure into a one-line SceneError."""
     name = os.fspath(path)
-    if not name.startswith("/vsi") and not Path(name).exists():
+    if is_remote(name):
+        return _open_remote(name), name
+    if not name.startswith("/vsi") and not Path(name).exists():  # /vsizip/: a product's
         raise SceneError(f"{name}: no such file")
     if Path(name).is_dir():
         raise SceneError(f"{name}: is a directory, not a raster file")
@@ -69,6 +74,17 @@ def inspect_raster(path: PathLike) -> tuple[DatasetReader, str]:
     except (RasterioError, ValueError) as exc:  # ValueError: a CRS that is not UTF-8 or not a CRS
         raise SceneError(f"{name}: not a raster GDAL can read ({gdal_reason(exc)})") from exc
     return dataset, name
+
+
+def _open_remote(url: str) -> DatasetReader:
+    """Open the remote raster `url`; a failure (not found, refused, timed out, not a raster)
+    is one line naming the URL and GDAL's reason."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return open_raster(url)
+    except (RasterioError, ValueError) as exc:
+        raise SceneError(f"{url}: cannot read it over the network ({gdal_reason(exc)})") from exc
 
 
 def _check_readable(dataset: DatasetReader, name: str) -> None:
@@ -428,6 +444,7 @@ def _masks_need_nan(source: SourceFile) -> bool:
     return bool(source.mask_bands) and source.dtype[0] in "iu" and _fill_value(source) is None
 
 
-def _stamps(sources: list[SourceFile]) -> list[tuple[str, int, int]]:
-    """File identities for the graph's name, so an edited file never reuses a cached result."""
-    return [(s.path, *file_stamp(s.path)) for s in sources]
+def _stamps(sources: list[SourceFile]) -> list[tuple[str, tuple[int, int] | str]]:
+    """File identities for the graph's name, so an edited file never reuses a cached result;
+    a remote object, whose identity would take a request, gets a name of its own each time."""
+    return [(s.path, file_stamp(s.path) or uuid.uuid4().hex) for s in sources]

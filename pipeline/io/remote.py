@@ -1,0 +1,131 @@
+"""Remote inputs: `https://` and `s3://` URLs, read through GDAL's /vsicurl/ and /vsis3/.
+
+A URL stays as the user named it everywhere a person reads it (messages, the scene's `source`
+coordinate); `gdal_path` turns it into the path GDAL opens only where a file is opened. GDAL's
+network settings (timeouts, retries, the S3 endpoint) come from the standard environment
+through `bandfusion.io.gdal_settings.configure_remote`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import rasterio
+from bandfusion.errors import SceneError, first_line
+from bandfusion.io.gdal_settings import REMOTE_DEFAULTS, configure_remote, remote_open_env
+from rasterio.io import DatasetReader
+
+_HTTP = ("https://", "http://")
+_S3 = "s3://"
+_REMOTE_FILESYSTEMS = ("/vsicurl", "/vsis3", "/vsigs", "/vsiaz", "/vsiadls", "/vsioss", "/vsiswift")
+
+
+def is_remote(href: str | os.PathLike[str]) -> bool:
+    """Whether `href` names a file over the network: an http(s):// or s3:// URL, or a GDAL
+    path through one of its network file systems (also inside a chain: /vsizip//vsicurl/...)."""
+    name = os.fspath(href)
+    if name.startswith((*_HTTP, _S3)):
+        return True
+    return name.startswith("/vsi") and any(fs in name for fs in _REMOTE_FILESYSTEMS)
+
+
+def gdal_path(href: str | os.PathLike[str]) -> str:
+    """The path GDAL opens for `href`: https://h/k → /vsicurl/https://h/k, s3://b/k → /vsis3/b/k,
+    anything else (a local path, a GDAL path already) unchanged.
+
+    The first remote path asked for sets GDAL's network options for the process, so whoever
+    opens it (a dask worker thread included) reads with the environment's timeouts.
+    """
+    name = os.fspath(href)
+    if not is_remote(name):
+        return name
+    configure_remote()
+    if name.startswith(_HTTP):
+        return f"/vsicurl/{name}"
+    if name.startswith(_S3):
+        return f"/vsis3/{name[len(_S3) :]}"
+    return name
+
+
+def open_raster(href: str | os.PathLike[str]) -> DatasetReader:
+    """`rasterio.open` of `href` (a path or a URL), in `remote_open_env` where it is remote."""
+    if not is_remote(href):
+        return rasterio.open(href)
+    with remote_open_env():
+        return rasterio.open(gdal_path(href))
+
+
+def file_stamp(href: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """What tells a changed local file from the one read before: its mtime and size (of the
+    archive, for a member of a local zip: `/vsizip/x.zip/member`).
+
+    None for a remote object: telling would take a request (a HEAD per chunk read), and GDAL
+    caches what it has read of the object for the process anyway; None too for other GDAL
+    virtual paths, which hold nothing local to stat.
+    """
+    name = os.fspath(href)
+    if name.startswith("/vsizip/") and not is_remote(name):
+        cut = name.lower().find(".zip/")
+        name = name[len("/vsizip/") : cut + 4] if cut > 0 else name
+    if is_remote(name) or name.startswith("/vsi"):
+        return None
+    stat = Path(name).stat()
+    return (stat.st_mtime_ns, stat.st_size)
+
+
+MAX_DOCUMENT_BYTES = 64 * 2**20
+"""The most a metadata document (a STAC Item or ItemCollection) fetched over HTTP may hold: a
+real one is kilobytes, and a hostile server could stream forever."""
+
+
+def fetch_text(url: str, *, timeout: float | None = None) -> str:
+    """The UTF-8 document at the http(s) `url`, fetched with a timeout (default: the
+    environment's `GDAL_HTTP_TIMEOUT`, as for rasters); any failure (not found, refused, timed
+    out, too large, not UTF-8) is one SceneError line naming the URL."""
+    if not url.startswith(_HTTP):
+        raise SceneError(f"{url}: not an http(s):// URL")
+    seconds = timeout if timeout is not None else _environment_timeout()
+    request = urllib.request.Request(url, headers={"User-Agent": "bandfusion"})
+    try:
+        with urllib.request.urlopen(request, timeout=seconds) as response:
+            data = response.read(MAX_DOCUMENT_BYTES + 1)
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # URLError, timeouts
+        raise SceneError(f"{url}: cannot fetch it ({_reason(exc)})") from exc
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise SceneError(f"{url}: larger than {MAX_DOCUMENT_BYTES} bytes; not a metadata file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SceneError(f"{url}: not UTF-8 text ({exc.reason})") from exc
+
+
+def fetch_json(url: str, *, timeout: float | None = None) -> Any:
+    """The JSON document at the http(s) `url` (see `fetch_text`); invalid JSON is one line."""
+    text = fetch_text(url, timeout=timeout)
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise SceneError(f"{url}: not JSON ({exc})") from exc
+
+
+def _environment_timeout() -> float:
+    value = os.environ.get("GDAL_HTTP_TIMEOUT", REMOTE_DEFAULTS["GDAL_HTTP_TIMEOUT"])
+    try:
+        return float(value)
+    except ValueError:
+        return float(REMOTE_DEFAULTS["GDAL_HTTP_TIMEOUT"])
+
+
+def _reason(exc: BaseException) -> str:
+    """urllib's reason without its wrapper: 'HTTP Error 404: Not Found', 'timed out', ..."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code}: {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        return str(exc.reason)
+    return first_line(exc)
