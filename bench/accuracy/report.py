@@ -40,7 +40,9 @@ def dataset_section(dataset: Dataset, bench: Benchmark) -> list[str]:
         f"{dataset.about}. Classes: {', '.join(bench.class_names)}.",
         f"Protocol: {bench.protocol.describe()}; seeds {_seeds(bench.seeds)} (each seed draws "
         f"the split and seeds every model). Training pixels per seed: {_span(n_train)}; "
-        f"test pixels per seed: {_span(n_test)}.",
+        f"test pixels per seed: {_span(n_test)}. Load average (1 min) "
+        f"{bench.environment['load_average_start'][0]:.1f} at the start of this set, "
+        f"{bench.environment['load_average_end'][0]:.1f} at its end.",
         "",
         *markdown_table(rows),
         "",

@@ -3,6 +3,8 @@ a summary whose verdicts follow the paired intervals."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ from bandfusion.engine.compare import FUSION, Protocol, run_benchmark
 from bench.accuracy.datasets import DATASETS, SCL_CLASSES, SHARED, Dataset, s2_safe_scl, slovenia
 from bench.accuracy.report import dataset_section, summary_table
 from tests.engine.test_compare_heldout import TINY_FUSION, coded_scene
+from tests.helpers import REPO
 
 
 def test_tables_hold_every_method_class_and_a_verdict() -> None:
@@ -61,3 +64,14 @@ def test_safe_scl_set_reads_reflectance_and_leaves_fill_unlabelled() -> None:
     water = labels.values == 3
     assert np.nanmedian(data[3][water]) < 0.05  # B04 over water: dark, offset applied
     assert set(np.unique(labels.values[labels.labelled])) == set(SCL_CLASSES)
+
+
+@pytest.mark.slow
+def test_one_command_writes_the_document(tmp_path: Path) -> None:
+    out = tmp_path / "accuracy.md"
+    argv = [sys.executable, "-m", "bench.accuracy", "--sets", "slovenia-raster", "--seeds", "2"]
+    argv += ["--train-per-class", "100", "--out", str(out), "--json", str(tmp_path)]
+    subprocess.run(argv, cwd=REPO, check=True, capture_output=True)
+    text = out.read_text()
+    assert "## Summary" in text and "## slovenia-raster" in text
+    assert (tmp_path / "slovenia-raster.json").is_file()
