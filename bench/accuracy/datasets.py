@@ -24,7 +24,8 @@ from bandfusion.io.nodata import nodata_coord
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "data"
-SHARED = REPO.parent.parent / "shared" / "data"
+SHARED_PLACES = (REPO.parent / "shared" / "data", REPO.parents[1] / "shared" / "data")
+"""Where the shared real data sits: beside the checkout, or beside its worktree folder."""
 SAFE_ROOT = Path("s2_l2a_safe")
 
 S2_60M_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B8A", "B09", "B11", "B12")
@@ -114,14 +115,14 @@ def _reflectance(path: Path) -> np.ndarray:
 
 
 def _safe_product() -> Path:
-    """The SAFE product: a cut under data/ once the project carries one, else the shared copy."""
-    for base in (DATA, SHARED):
+    """The SAFE product: the whole tile of the shared data where it is there (all six
+    classes), else the 384² px cut bundled in data/ (no "not vegetated" pixels)."""
+    places = [*SHARED_PLACES, DATA]
+    for base in places:
         found = sorted((base / SAFE_ROOT).glob("*.SAFE"))
         if found:
             return found[0]
-    raise FileNotFoundError(
-        f"no Sentinel-2 SAFE product under {DATA / SAFE_ROOT} or {SHARED / SAFE_ROOT}"
-    )
+    raise FileNotFoundError(f"no Sentinel-2 SAFE product under {' or '.join(map(str, places))}")
 
 
 WATER_BLOCKS = Protocol(name="block", block_size=64, test_fraction=0.3, buffer=4)

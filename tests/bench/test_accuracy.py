@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from bandfusion.engine.compare import FUSION, Protocol, run_benchmark
 
-from bench.accuracy.datasets import DATASETS, SCL_CLASSES, SHARED, Dataset, s2_safe_scl, slovenia
+from bench.accuracy.datasets import DATASETS, SCL_CLASSES, Dataset, s2_safe_scl, slovenia
 from bench.accuracy.report import dataset_section, summary_table
 from tests.engine.test_compare_heldout import TINY_FUSION, coded_scene
 from tests.helpers import REPO
@@ -53,17 +53,15 @@ def test_vector_and_raster_labels_of_slovenia_agree(data_dir: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (SHARED / "s2_l2a_safe").is_dir(), reason="no shared SAFE sample")
 def test_safe_scl_set_reads_reflectance_and_leaves_fill_unlabelled() -> None:
-    scene, labels = s2_safe_scl()
-    assert scene.shape == (11, 1830, 1830)
+    scene, labels = s2_safe_scl()  # the shared whole tile, or the bundled cut
+    assert scene.shape[0] == 11 and scene.shape[1:] == labels.values.shape
     data = scene.values
     fill = np.isnan(data[3])
-    assert 0.35 < fill.mean() < 0.45  # the swath edge, DN 0
-    assert not labels.labelled[fill].any()
+    assert fill.any() and not labels.labelled[fill].any()  # the swath edge, DN 0
     water = labels.values == 3
     assert np.nanmedian(data[3][water]) < 0.05  # B04 over water: dark, offset applied
-    assert set(np.unique(labels.values[labels.labelled])) == set(SCL_CLASSES)
+    assert set(np.unique(labels.values[labels.labelled])) <= set(SCL_CLASSES)
 
 
 @pytest.mark.slow
