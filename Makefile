@@ -7,7 +7,7 @@ DEMO_DIR := build/demo
 S2 := data/sen1floods11_spain
 SEED ?= 0
 
-.PHONY: demo test layout lint typecheck pytest bench clean
+.PHONY: demo test layout lint typecheck pytest bench bench-accuracy clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The accuracy suite: fusion net against scikit-learn baselines on real labelled sets, written
+# to docs/accuracy.md (see its header for the run time).
+bench-accuracy: $(STAMP)
+	$(BIN)/python -m bench.accuracy
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

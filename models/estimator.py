@@ -44,8 +44,10 @@ _FIT_FIELDS = (
 class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
     """Per-pixel classifier: a SpectralFusionNet trained on rows of band values.
 
-    Parameters mirror `bandfusion.train` (defaults from FitSettings). `class_weight` is
-    "balanced", a {label: weight} dict or None. `validation_fraction` of each class is held
+    Parameters mirror `bandfusion.train` (defaults from FitSettings). `class_weight` is None
+    (every pixel counts the same, as in every scikit-learn classifier), "balanced" or a
+    {label: weight} dict; `bandfusion train` balances by default instead, since a map's rare
+    classes matter as much as its common ones. `validation_fraction` of each class is held
     out at random for early stopping on macro-F1; the default 0 scores the training pixels
     instead: every pixel trains and the net stops late in the cosine schedule, which spatial
     cross-validation preferred on both benchmark data sets (bench/RESULTS.md, issue 4).
@@ -69,7 +71,7 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
         learning_rate: float = _DEFAULTS.learning_rate,
         weight_decay: float = _DEFAULTS.weight_decay,
         patience: int = _DEFAULTS.patience,
-        class_weight: str | Mapping[Any, float] | None = "balanced",
+        class_weight: str | Mapping[Any, float] | None = None,
         validation_fraction: float = 0.0,
         indices: tuple[str, ...] = (),
         band_roles: Mapping[str, str] | None = None,

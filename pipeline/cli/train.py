@@ -103,7 +103,13 @@ def roles_callback(
     show_default=True,
     help="Edge in pixels of the spatial blocks of the validation split.",
 )
-@click.option("--class-weight/--no-class-weight", default=True, show_default=True)
+@click.option(
+    "--class-weight/--no-class-weight",
+    default=True,
+    show_default=True,
+    help="Weight the loss by inverse class frequency, so rare classes count as much as common "
+    "ones in the map (SpectralFusionClassifier defaults to no weighting, as scikit-learn does).",
+)
 @click.option(
     "--indices",
     default="",

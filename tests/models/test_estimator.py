@@ -15,7 +15,7 @@ from bandfusion.models import (
 from sklearn.base import clone
 from sklearn.datasets import make_classification
 from sklearn.inspection import permutation_importance
-from sklearn.metrics import f1_score
+from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -118,6 +118,14 @@ def test_class_weight_takes_the_scikit_learn_forms() -> None:
         assert SpectralFusionClassifier(**FAST, class_weight=weight).fit(x, y).score(x, y) > 0.8
     with pytest.raises(ValueError, match="class"):
         SpectralFusionClassifier(**FAST, class_weight={99: 1.0}).fit(x, y)
+
+
+def test_like_every_scikit_learn_classifier_no_class_weight_and_accuracy_as_score() -> None:
+    assert SpectralFusionClassifier().get_params()["class_weight"] is None
+    x, y = pixels(n=300)
+    x_test, y_test = pixels(n=200, seed=1)
+    fitted = SpectralFusionClassifier(**FAST).fit(x, y)
+    assert fitted.score(x_test, y_test) == accuracy_score(y_test, fitted.predict(x_test))
 
 
 def test_an_estimator_with_indices_needs_their_bands() -> None:

@@ -1,9 +1,15 @@
 """The methods a benchmark compares: the fusion net (with or without spectral indices) and the
-scikit-learn baselines, each built unfitted for one seed."""
+scikit-learn baselines, each built unfitted for one seed.
+
+Two families of baselines: `BASELINES` (bandfusion.models.baselines: balanced class weights and
+settings chosen for maps) and `SKLEARN_DEFAULTS` ("sk:" names: each classifier exactly as
+scikit-learn builds it, with standardisation in front of the scale-sensitive ones), which is
+what a user fitting "a random forest in ten lines" gets.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -11,9 +17,26 @@ from bandfusion.models.baselines import BASELINES
 from bandfusion.models.estimator import SpectralFusionClassifier
 from bandfusion.models.indices import INDICES, resolve_roles
 from sklearn.base import BaseEstimator
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
 
 FUSION = "fusion"
 FUSION_INDICES = "fusion+indices"
+
+SKLEARN_DEFAULTS: dict[str, Callable[[int], BaseEstimator]] = {
+    "sk:random-forest": lambda seed: RandomForestClassifier(random_state=seed),
+    "sk:hist-gb": lambda seed: HistGradientBoostingClassifier(random_state=seed),
+    "sk:svm-rbf": lambda seed: make_pipeline(StandardScaler(), SVC(random_state=seed)),
+    "sk:logistic": lambda seed: make_pipeline(
+        StandardScaler(), LogisticRegression(random_state=seed)
+    ),
+    "sk:knn": lambda seed: make_pipeline(StandardScaler(), KNeighborsClassifier()),
+}
+"""scikit-learn's classifiers with their default settings, by name, built for a seed."""
 
 
 def available_methods(bands: Sequence[str]) -> list[str]:
@@ -37,6 +60,8 @@ def build_method(
     """
     if name in BASELINES:
         return BASELINES[name].build(seed), BASELINES[name].max_train_per_class
+    if name in SKLEARN_DEFAULTS:
+        return SKLEARN_DEFAULTS[name](seed), None
     if name == FUSION:
         return SpectralFusionClassifier(**fusion_params, random_state=seed), None
     if name == FUSION_INDICES:
@@ -47,7 +72,8 @@ def build_method(
         )
         return clf, None
     raise ValueError(
-        f"unknown method {name!r}; known: {FUSION}, {FUSION_INDICES}, {', '.join(BASELINES)}"
+        f"unknown method {name!r}; known: {FUSION}, {FUSION_INDICES}, "
+        f"{', '.join([*BASELINES, *SKLEARN_DEFAULTS])}"
     )
 
 
@@ -55,11 +81,12 @@ def baseline_settings(methods: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Each chosen baseline's estimator (as its repr) and training-pixel cap, for the record."""
     return {
         name: {
-            "estimator": " ".join(repr(b.build(0)).split()),
-            "max_train_per_class": b.max_train_per_class,
+            "estimator": " ".join(repr(estimator).split()),
+            "max_train_per_class": cap,
         }
-        for name, b in BASELINES.items()
-        if name in methods
+        for name in methods
+        if name in BASELINES or name in SKLEARN_DEFAULTS
+        for estimator, cap in [build_method(name, 0, [], {})]
     }
 
 

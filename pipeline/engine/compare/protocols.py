@@ -15,6 +15,7 @@ import xarray as xr
 from bandfusion.engine.sampling import sample_pixels, spatial_block_split
 from bandfusion.io.labels import Labels
 from bandfusion.io.nodata import band_nodata, valid_mask
+from scipy.ndimage import maximum_filter
 from sklearn.model_selection import PredefinedSplit
 
 PROTOCOLS = ("block", "fixed-per-class", "fraction")
@@ -25,9 +26,12 @@ class Protocol:
     """How labelled pixels are split into training and test pixels for one seed.
 
     block: whole `block_size` blocks, about `test_fraction` of the pixels, test (spatially
-    disjoint; see `spatial_block_split`). fixed-per-class: `per_class` random training pixels
-    per class (at most half of a class), the rest test, as in Hu et al. 2015. fraction:
-    `fraction` of each class's pixels, at random, for training, the rest test.
+    disjoint; see `spatial_block_split`); training pixels within `buffer` pixels (Chebyshev
+    distance) of a test block are dropped from training, so that no training pixel touches a
+    test pixel's neighbourhood (mixed pixels, shared objects). fixed-per-class: `per_class`
+    random training pixels per class (at most half of a class), the rest test, as in Hu et
+    al. 2015. fraction: `fraction` of each class's pixels, at random, for training, the rest
+    test.
     """
 
     name: str = "block"
@@ -35,12 +39,15 @@ class Protocol:
     test_fraction: float = 0.3
     per_class: int = 200
     fraction: float = 0.1
+    buffer: int = 0
 
     def __post_init__(self) -> None:
         if self.name not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, not {self.name!r}")
         if self.per_class < 1 or self.block_size < 1:
             raise ValueError("per_class and block_size must be at least 1")
+        if self.buffer < 0:
+            raise ValueError(f"buffer must be 0 or more, not {self.buffer}")
         if not (0 < self.test_fraction < 1 and 0 < self.fraction < 1):
             raise ValueError("test_fraction and fraction must lie between 0 and 1")
 
@@ -52,9 +59,10 @@ class Protocol:
     def describe(self) -> str:
         """One line saying what the protocol does, with the optimism warning where it applies."""
         if self.name == "block":
+            buffer = f", {self.buffer}-px buffer around them out of training" if self.buffer else ""
             return (
                 f"block: spatially disjoint {self.block_size}-px blocks, "
-                f"~{self.test_fraction:.0%} of labelled pixels for test"
+                f"~{self.test_fraction:.0%} of labelled pixels for test{buffer}"
             )
         what = (
             f"fixed-per-class: {self.per_class} random training pixels per class"
@@ -66,10 +74,11 @@ class Protocol:
     def split(self, labels: Labels, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Bool (H, W) masks (train, test) over the labelled pixels; disjoint, seed-determined."""
         if self.name == "block":
-            test = labels.labelled & spatial_block_split(
+            blocks = spatial_block_split(
                 labels, block_size=self.block_size, val_fraction=self.test_fraction, seed=seed
             )
-            return labels.labelled & ~test, test
+            near = maximum_filter(blocks, size=2 * self.buffer + 1) if self.buffer else blocks
+            return labels.labelled & ~near, labels.labelled & blocks
         rng = np.random.default_rng(seed)
         train = np.zeros(labels.values.shape, dtype=bool)
         for class_id in labels.legend.ids:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from bandfusion.engine.compare.protocols import Protocol
 from bandfusion.engine.evaluate import EvaluationReport
+from scipy.stats import t
 
 SCORES = ("overall_accuracy", "average_accuracy", "kappa", "macro_f1")
 
@@ -97,6 +98,35 @@ class Benchmark:
                 for r in self.runs
             ],
         }
+
+
+def paired_differences(
+    bench: Benchmark, reference: str, score: str = "overall_accuracy", level: float = 0.95
+) -> dict[str, tuple[float, float, float] | None]:
+    """Per other method: mean of (reference − method) over the seeds both ran, and its
+    `level` confidence interval (Student t over the seeds; each seed shares split and pixels,
+    so the pairs are matched). None where fewer than two seeds pair up."""
+    by_seed = {(r.method, r.seed): r.scores()[score] for r in bench.runs}
+    result: dict[str, tuple[float, float, float] | None] = {}
+    for method in bench.methods:
+        if method == reference:
+            continue
+        diffs = np.array(
+            [
+                by_seed[(reference, seed)] - by_seed[(method, seed)]
+                for seed in bench.seeds
+                if (reference, seed) in by_seed and (method, seed) in by_seed
+            ]
+        )
+        if len(diffs) < 2:
+            result[method] = None
+            continue
+        mean = float(diffs.mean())
+        half = float(
+            t.ppf(0.5 + level / 2, len(diffs) - 1) * diffs.std(ddof=1) / np.sqrt(len(diffs))
+        )
+        result[method] = (mean, mean - half, mean + half)
+    return result
 
 
 def mean_std(values: Sequence[float] | np.ndarray) -> tuple[float, float] | None:

@@ -9,6 +9,8 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -16,6 +18,7 @@ import sklearn
 import torch
 import xarray as xr
 from bandfusion import __version__
+from bandfusion.engine.compare.heldout import HeldOut
 from bandfusion.engine.compare.methods import (
     available_methods,
     baseline_settings,
@@ -44,13 +47,16 @@ def run_benchmark(
     per_class_cap: int | None = 20000,
     fusion_params: Mapping[str, Any] | None = None,
     threads: int = 1,
+    max_test_pixels: int | None = None,
     progress: Progress | None = None,
 ) -> Benchmark:
     """Fit and score every method on every seed's split of the labelled pixels of `scene`.
 
     Each seed draws its own split and seeds every method; all methods fit on the same training
     pixels (at most `per_class_cap` per class, fewer for methods with a smaller cap) and are
-    scored on every test pixel. `fusion_params` are SpectralFusionClassifier parameters.
+    scored on the same test pixels: every one, or `max_test_pixels` of them drawn at random.
+    Test pixels are read only once every method of the seed is fitted (`HeldOut`), so no fit
+    can see them. `fusion_params` are SpectralFusionClassifier parameters.
     `progress` is told of each fit as it starts (its seed and method) and ends (stage "fits").
     """
     protocol = protocol or Protocol()
@@ -67,6 +73,7 @@ def run_benchmark(
         class_names=list(labels.legend.names),
         settings={
             "per_class_cap": per_class_cap,
+            "max_test_pixels": max_test_pixels,
             "fusion_params": fusion_params,
             "baselines": baseline_settings(methods),
             "bands": bands,
@@ -81,22 +88,16 @@ def run_benchmark(
             x_train, y_train = sample_pixels(
                 scene, labels, where=train, per_class_cap=per_class_cap, seed=seed
             )
-            x_test, y_test = sample_pixels(scene, labels, where=test, per_class_cap=None)
+            held = HeldOut(partial(_test_pixels, scene, labels, test, max_test_pixels, seed))
+            fitted = []
             for method in methods:
                 report(Step("fits", 0, total, "fit", {"seed": seed, "method": method}))
                 estimator, cap = build_method(method, seed, bands, fusion_params)
                 x, y = cap_per_class(x_train, y_train, cap, seed)
-                bench.runs.append(
-                    _run(
-                        method,
-                        seed,
-                        with_jobs(estimator, threads),
-                        (x, y),
-                        (x_test, y_test),
-                        bench,
-                    )
-                )
+                fitted.append(_fit(method, with_jobs(estimator, threads), x, y))
                 report(Step("fits", 1, total, "fit"))
+            held.release()
+            bench.runs.extend(_score(fit, seed, held.pixels(), bench) for fit in fitted)
     bench.environment["load_average_end"] = list(os.getloadavg())
     return bench
 
@@ -130,18 +131,36 @@ def _thread_limit(threads: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _run(
-    method: str,
-    seed: int,
-    estimator: BaseEstimator,
-    train: tuple[np.ndarray, np.ndarray],
-    test: tuple[np.ndarray, np.ndarray],
-    bench: Benchmark,
+@dataclass(frozen=True)
+class _Fitted:
+    method: str
+    estimator: BaseEstimator
+    fit_seconds: float
+    n_train: int
+
+
+def _fit(method: str, estimator: BaseEstimator, x: np.ndarray, y: np.ndarray) -> _Fitted:
+    start = time.perf_counter()
+    estimator.fit(x, y)
+    return _Fitted(method, estimator, time.perf_counter() - start, len(y))
+
+
+def _score(
+    fitted: _Fitted, seed: int, test: tuple[np.ndarray, np.ndarray], bench: Benchmark
 ) -> MethodRun:
     start = time.perf_counter()
-    estimator.fit(*train)
-    fitted = time.perf_counter()
-    predicted = estimator.predict(test[0])
-    done = time.perf_counter()
+    predicted = fitted.estimator.predict(test[0])
+    seconds = time.perf_counter() - start
     report = report_from_pixels(test[1], predicted, bench.class_ids, bench.class_names)
-    return MethodRun(method, seed, report, fitted - start, done - fitted, len(train[1]))
+    return MethodRun(fitted.method, seed, report, fitted.fit_seconds, seconds, fitted.n_train)
+
+
+def _test_pixels(
+    scene: xr.DataArray, labels: Labels, test: np.ndarray, most: int | None, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every test pixel's (X, y), or `most` of them drawn at random (the same for a seed)."""
+    x, y = sample_pixels(scene, labels, where=test, per_class_cap=None)
+    if most is None or len(y) <= most:
+        return x, y
+    keep = np.sort(np.random.default_rng(seed).choice(len(y), most, replace=False))
+    return x[keep], y[keep]
