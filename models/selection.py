@@ -22,8 +22,8 @@ from sklearn.model_selection import GroupKFold, StratifiedKFold
 
 CANDIDATES: Mapping[str, Mapping[str, Any]] = {
     "given": {},
-    "wide": {"hidden": (256, 256), "dropout": 0.2, "weight_decay": 1e-3},
-    "ensemble": {"members": 4, "hidden": (128, 128), "dropout": 0.2},
+    "regularised": {"dropout": 0.3, "weight_decay": 1e-2},
+    "ensemble": {"members": 4, "hidden": (32, 32)},
 }
 """The candidates a search scores, as overrides of the caller's settings ("given": none)."""
 
