@@ -20,6 +20,7 @@ from bandfusion.models.devices import resolve_device
 from bandfusion.models.fusion import Activation, Norm
 from bandfusion.models.indices import append_indices, resolve_roles
 from bandfusion.models.metadata import ModelMetadata
+from bandfusion.models.selection import select_settings
 from bandfusion.models.training import FitSettings, fit_pixels, predict_logits
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
@@ -38,6 +39,7 @@ _FIT_FIELDS = (
     "learning_rate",
     "weight_decay",
     "patience",
+    "members",
 )
 
 
@@ -54,10 +56,14 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
     `indices` (e.g. ("NDWI", "MNDWI")) are appended as extra inputs from the bands that
     `band_roles` names ({"green": "B3", ...}; default: Sentinel-2 band names), and recomputed
     at prediction. Bands are the DataFrame's column names, else b1..bn. `random_state` seeds
-    torch and the hold-out; `device` is "cpu", "cuda[:N]" or "auto".
+    torch and the hold-out; `device` is "cpu", "cuda[:N]" or "auto". With `search` (the
+    default) `fit` first scores a few candidate settings, each a change to these parameters,
+    by stratified cross-validation on the training rows (bandfusion.models.selection) and
+    trains the best; `search=False` trains exactly these parameters, in one fit.
 
     Fitted attributes: classes_, n_features_in_, feature_names_in_ (DataFrame input only),
-    bands_, band_roles_, net_, seed_, history_, n_iter_ (epochs run).
+    bands_, band_roles_, net_, seed_, history_, n_iter_ (epochs run), selection_ (the search's
+    record, or None).
     """
 
     def __init__(
@@ -71,8 +77,10 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
         learning_rate: float = _DEFAULTS.learning_rate,
         weight_decay: float = _DEFAULTS.weight_decay,
         patience: int = _DEFAULTS.patience,
+        members: int = _DEFAULTS.members,
         class_weight: str | Mapping[Any, float] | None = None,
         validation_fraction: float = 0.0,
+        search: bool = True,
         indices: tuple[str, ...] = (),
         band_roles: Mapping[str, str] | None = None,
         device: str = "cpu",
@@ -87,8 +95,10 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.patience = patience
+        self.members = members
         self.class_weight = class_weight
         self.validation_fraction = validation_fraction
+        self.search = search
         self.indices = indices
         self.band_roles = band_roles
         self.device = device
@@ -113,20 +123,36 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
         self.seed_ = _seed(self.random_state)
         train, val = _holdout(y_index, self.validation_fraction, self.seed_)
         inputs = self._inputs(X)
+        device = resolve_device(self.device)
+
+        def class_weights(rows: np.ndarray) -> np.ndarray | None:
+            if self.class_weight is None:
+                return None
+            return compute_class_weight(self.class_weight, classes=classes, y=classes[rows])
+
+        settings = FitSettings(**{k: getattr(self, k) for k in _FIT_FIELDS}, seed=self.seed_)
+        self.selection_ = None
+        if self.search:
+            selection = select_settings(
+                inputs[train],
+                y_index[train],
+                n_classes=len(classes),
+                settings=settings,
+                class_weights=class_weights,
+                device=device,
+            )
+            settings, self.selection_ = selection.settings, selection.to_dict()
         fit = fit_pixels(
             inputs[train],
             y_index[train],
             n_classes=len(classes),
             x_val=inputs[val],
             y_val=y_index[val],
-            settings=FitSettings(**{k: getattr(self, k) for k in _FIT_FIELDS}, seed=self.seed_),
-            class_weights=(
-                None
-                if self.class_weight is None
-                else compute_class_weight(self.class_weight, classes=classes, y=y[train])
-            ),
-            device=resolve_device(self.device),
+            settings=settings,
+            class_weights=class_weights(y_index[train]),
+            device=device,
         )
+        self.settings_ = settings
         self.net_ = fit.net
         self.history_ = fit.history
         self.n_iter_ = len(fit.history)
@@ -182,6 +208,10 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
             "random_state": self.seed_,
             "estimator": type(self).__name__,
         }
+        if getattr(self, "selection_", None) is not None:
+            # The chosen settings, so that a clone of the loaded model refits this model.
+            training.update({k: getattr(self.settings_, k) for k in _FIT_FIELDS})
+            training.update(search=False, selection=self.selection_)
         meta = ModelMetadata(
             bands=list(self.bands_),
             class_ids=ids,
@@ -212,11 +242,13 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
             "norm": net.norm,
             "activation": net.activation,
             "dropout": net.dropout,
+            "members": net.members,
         }
         params = {k: training[k] for k in _FIT_FIELDS if k in training}
         estimator = cls(
             **{**params, **architecture},
             class_weight=_stored_class_weight(training.get("class_weight", "balanced")),
+            search=bool(training.get("search", False)),
             indices=indices,
             band_roles=meta.band_roles or None,
             random_state=training.get("random_state", training.get("seed", 0)),

@@ -3,6 +3,11 @@
 A 1x1 convolution is a per-pixel linear map, so the whole network is computed as GEMMs on a
 flattened (pixels, bands) table: faster than Conv2d on CPU, and tiles and pixel tables give
 bit-identical logits because they run exactly the same code on exactly the same table.
+
+With `members` k > 1 the network is an ensemble of k such stacks in one (a packed ensemble in
+the manner of TabM, Gorishniy et al. 2025): the first layer has k·width outputs, later layers
+are grouped 1x1 convolutions (k groups), and the logits are the members' mean. Every layer is
+still linear per pixel, so the folded kernel runs each one as one dense, block-diagonal GEMM.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ Activation = Literal["relu", "gelu"]
 MIN_STD = 1e-6
 
 _CONFIG_KEYS = frozenset({"in_bands", "n_classes", "hidden", "norm", "activation", "dropout"})
+_OPTIONAL_KEYS = frozenset({"members"})  # added with ensembles; absent means 1
 
 
 def _is_count(value: object) -> bool:
@@ -36,6 +42,7 @@ def _check_arguments(
     norm: object,
     activation: object,
     dropout: object,
+    members: object = 1,
 ) -> None:
     """Raise ValueError naming the first constructor argument that cannot build a network."""
     if not _is_count(in_bands):
@@ -51,6 +58,10 @@ def _check_arguments(
     is_number = isinstance(dropout, int | float) and not isinstance(dropout, bool)
     if not (is_number and 0.0 <= cast(float, dropout) < 1.0):
         raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+    if not _is_count(members):
+        raise ValueError(f"members must be a positive integer, got {members!r}")
+    if members != 1 and norm == "layer":
+        raise ValueError("norm 'layer' would mix the members of an ensemble; use batch or none")
 
 
 def _make_norm(norm: Norm, width: int) -> nn.Module:
@@ -63,16 +74,24 @@ def _make_norm(norm: Norm, width: int) -> nn.Module:
 
 
 def _pixel_linear(conv: nn.Conv2d, table: torch.Tensor) -> torch.Tensor:
-    """Apply a 1x1 convolution to a (pixels, c_in) table as one GEMM."""
-    return F.linear(table, conv.weight.flatten(1), conv.bias)
+    """Apply a 1x1 convolution to a (pixels, c_in) table: one GEMM, or one per group."""
+    if conv.groups == 1:
+        return F.linear(table, conv.weight.flatten(1), conv.bias)
+    groups, c_out = conv.groups, conv.out_channels
+    weight = conv.weight.reshape(groups, c_out // groups, -1)
+    grouped = table.reshape(len(table), groups, -1).transpose(0, 1)  # (groups, pixels, c_in/g)
+    out = torch.bmm(grouped, weight.transpose(1, 2)).transpose(0, 1).reshape(len(table), c_out)
+    return out if conv.bias is None else out + conv.bias
 
 
 class SpectralFusionNet(nn.Module):
     """Per-pixel land-cover classifier built from 1x1 convolutions.
 
     For each hidden width: conv1x1 → norm → activation → dropout; then a conv1x1 to `n_classes`
-    logits. `hidden=()` gives a linear model. Inputs are standardised inside the model with the
-    `band_mean` / `band_std` buffers, so a saved model carries its own preprocessing.
+    logits. `hidden=()` gives a linear model. `members` k > 1 makes it k such networks in one
+    (grouped convolutions), each trained on its own loss, whose logits are averaged. Inputs
+    are standardised inside the model with the `band_mean` / `band_std` buffers, so a saved
+    model carries its own preprocessing.
     """
 
     band_mean: torch.Tensor
@@ -86,35 +105,45 @@ class SpectralFusionNet(nn.Module):
         norm: Norm = "batch",
         activation: Activation = "relu",
         dropout: float = 0.0,
+        members: int = 1,
     ) -> None:
         super().__init__()
-        _check_arguments(in_bands, n_classes, hidden, norm, activation, dropout)
+        _check_arguments(in_bands, n_classes, hidden, norm, activation, dropout, members)
         self.in_bands = in_bands
         self.n_classes = n_classes
         self.hidden = tuple(hidden)
         self.norm = norm
         self.activation = activation
         self.dropout = float(dropout)
+        self.members = members
+        k = members
         self.convs = nn.ModuleList(
-            nn.Conv2d(c_in, c_out, kernel_size=1) for c_in, c_out in pairwise(self.widths())
+            nn.Conv2d(
+                c_in if i == 0 else k * c_in, k * c_out, kernel_size=1, groups=1 if i == 0 else k
+            )
+            for i, (c_in, c_out) in enumerate(pairwise(self.widths()))
         )
-        self.norms = nn.ModuleList(_make_norm(norm, width) for width in self.hidden)
+        self.norms = nn.ModuleList(_make_norm(norm, k * width) for width in self.hidden)
         self.act: nn.Module = nn.ReLU() if activation == "relu" else nn.GELU()
         self.drop = nn.Dropout(self.dropout)
         self.register_buffer("band_mean", torch.zeros(in_bands))
         self.register_buffer("band_std", torch.ones(in_bands))
 
     def widths(self) -> list[int]:
-        """Channel counts from input to output: [in_bands, *hidden, n_classes]."""
+        """Channel counts of one member from input to output: [in_bands, *hidden, n_classes]."""
         return [self.in_bands, *self.hidden, self.n_classes]
 
     def flops_per_pixel(self) -> int:
-        """Multiply-adds of the convolutions per pixel, counted as 2·Σ c_in·c_out."""
-        return 2 * sum(c_in * c_out for c_in, c_out in pairwise(self.widths()))
+        """Multiply-adds of the convolutions per pixel, counted as 2·members·Σ c_in·c_out."""
+        return 2 * self.members * sum(c_in * c_out for c_in, c_out in pairwise(self.widths()))
 
     def config(self) -> dict[str, Any]:
-        """The constructor arguments as plain JSON data; `from_config` rebuilds the network."""
-        return {
+        """The constructor arguments as plain JSON data; `from_config` rebuilds the network.
+
+        `members` is written only for ensembles, so single networks keep the format that
+        earlier versions read.
+        """
+        cfg: dict[str, Any] = {
             "in_bands": self.in_bands,
             "n_classes": self.n_classes,
             "hidden": list(self.hidden),
@@ -122,6 +151,9 @@ class SpectralFusionNet(nn.Module):
             "activation": self.activation,
             "dropout": self.dropout,
         }
+        if self.members != 1:
+            cfg["members"] = self.members
+        return cfg
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> SpectralFusionNet:
@@ -129,7 +161,8 @@ class SpectralFusionNet(nn.Module):
 
         Raises ValueError when keys are missing or unknown or a value is invalid.
         """
-        missing, unknown = sorted(_CONFIG_KEYS - set(cfg)), sorted(set(cfg) - _CONFIG_KEYS)
+        missing = sorted(_CONFIG_KEYS - set(cfg))
+        unknown = sorted(set(cfg) - _CONFIG_KEYS - _OPTIONAL_KEYS)
         if missing:
             raise ValueError(f"architecture lacks {', '.join(missing)}")
         if unknown:
@@ -144,6 +177,7 @@ class SpectralFusionNet(nn.Module):
             norm=cfg["norm"],
             activation=cfg["activation"],
             dropout=cfg["dropout"],
+            members=cfg.get("members", 1),
         )
 
     def set_standardisation(
@@ -180,13 +214,18 @@ class SpectralFusionNet(nn.Module):
         logits = self._forward_table(table)
         return logits.reshape(n, h, w, self.n_classes).permute(0, 3, 1, 2)
 
-    def _forward_table(self, table: torch.Tensor) -> torch.Tensor:
-        """The network on a (pixels, in_bands) table; every input shape goes through here."""
+    def member_logits(self, table: torch.Tensor) -> torch.Tensor:
+        """Each member's logits (pixels, members, n_classes) for a (pixels, in_bands) table."""
         x = (table - self.band_mean) / self.band_std
         *hidden, last = self._convs()
         for conv, norm in zip(hidden, self.norms, strict=True):
             x = self.drop(self.act(norm(_pixel_linear(conv, x))))
-        return _pixel_linear(last, x)
+        return _pixel_linear(last, x).reshape(len(table), self.members, self.n_classes)
+
+    def _forward_table(self, table: torch.Tensor) -> torch.Tensor:
+        """The network on a (pixels, in_bands) table; every input shape goes through here."""
+        logits = self.member_logits(table)
+        return logits[:, 0] if self.members == 1 else logits.mean(dim=1)
 
     def _convs(self) -> list[nn.Conv2d]:
         return [cast(nn.Conv2d, conv) for conv in self.convs]

@@ -268,8 +268,9 @@ def _folded(
     The kernel subtracts the means from its input itself, in fp32, before the first layer.
     """
     modules = [cast(nn.Conv2d, conv) for conv in net.convs]
-    convs = [conv.weight.detach().double().flatten(1) for conv in modules]
+    convs = [_dense_weight(conv) for conv in modules]
     biases = [_bias(conv) for conv in modules]
+    convs[-1], biases[-1] = _member_mean(convs[-1], biases[-1], net.members)
     std = net.band_std.detach().double()
     mean = net.band_mean.detach().double()
     convs[0] = convs[0] / std  # W ((x - mean) / std) = (W / std) (x - mean)
@@ -288,6 +289,25 @@ def _moved(
 ) -> nn.LayerNorm | None:
     """A copy of `layer_norm` on `device` in `dtype` (the net's own module is left as it is)."""
     return None if layer_norm is None else copy.deepcopy(layer_norm).to(device, dtype)
+
+
+def _dense_weight(conv: nn.Conv2d) -> torch.Tensor:
+    """A 1x1 convolution's float64 weight as a dense (c_out, c_in) matrix: a grouped one
+    (an ensemble's members side by side) becomes block-diagonal, one GEMM for all members."""
+    weight = conv.weight.detach().double().flatten(1)
+    if conv.groups == 1:
+        return weight
+    return torch.block_diag(*weight.reshape(conv.groups, -1, weight.shape[1]))
+
+
+def _member_mean(
+    weight: torch.Tensor, bias: torch.Tensor, members: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logits layer of `members` stacked members (members·K rows) as the one affine map
+    that gives their mean: averaging is linear, so it folds into the weights."""
+    if members == 1:
+        return weight, bias
+    return weight.reshape(members, -1, weight.shape[1]).mean(0), bias.reshape(members, -1).mean(0)
 
 
 def _bias(conv: nn.Conv2d) -> torch.Tensor:

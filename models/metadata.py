@@ -193,10 +193,11 @@ def metadata_text(meta: ModelMetadata) -> tuple[str, SpectralFusionNet]:
     return text, build_net(metadata_from_json(doc))
 
 
-def parameter_count(widths: list[int]) -> int:
+def parameter_count(widths: list[int], members: int = 1) -> int:
     """The weights and biases of the 1x1 convolutions between channel counts `widths`
-    ([in_bands, *hidden, n_classes]): what a network of them holds, counted without building it."""
-    return sum((c_in + 1) * c_out for c_in, c_out in pairwise(widths))
+    ([in_bands, *hidden, n_classes]) in each of `members` ensemble members: what a network of
+    them holds, counted without building it (a grouped layer holds each member's weights)."""
+    return members * sum((c_in + 1) * c_out for c_in, c_out in pairwise(widths))
 
 
 def check_parameter_count(architecture: dict[str, Any], held: int) -> None:
@@ -209,9 +210,10 @@ def check_parameter_count(architecture: dict[str, Any], held: int) -> None:
     hidden = architecture.get("hidden")
     hidden_widths = hidden if isinstance(hidden, list) else []
     widths = [architecture.get("in_bands"), *hidden_widths, architecture.get("n_classes")]
-    if not all(_is_int(w) and w >= 1 for w in widths):
+    members = architecture.get("members", 1)
+    if not all(_is_int(w) and w >= 1 for w in [*widths, members]):
         return
-    parameters = parameter_count(widths)
+    parameters = parameter_count(widths, members)
     if parameters > held:
         raise InvalidModel(
             f"weights do not match {METADATA_FILE} (its architecture has {parameters:,} "

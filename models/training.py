@@ -41,6 +41,7 @@ class FitSettings:
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
     patience: int = 12
+    members: int = 1
     seed: int = 0
 
 
@@ -91,9 +92,10 @@ def check_network_fits(in_bands: int, n_classes: int, settings: FitSettings) -> 
     widths = [in_bands, *settings.hidden, n_classes]
     if not all(isinstance(w, int) and w >= 1 for w in widths):
         return  # the network itself says what is wrong with such widths
-    parameters = parameter_count(widths)
-    batch = settings.batch_size * sum(widths[1:]) * 4  # conv, norm, activation, dropout
-    scoring = _SCORING_PIXELS * 2 * max(widths)  # one layer's input and output
+    k = settings.members if isinstance(settings.members, int) and settings.members >= 1 else 1
+    parameters = parameter_count(widths, k)
+    batch = settings.batch_size * k * sum(widths[1:]) * 4  # conv, norm, activation, dropout
+    scoring = _SCORING_PIXELS * 2 * k * max(widths)  # one layer's input and output
     needed = 4 * (5 * parameters + max(batch, scoring))
     hidden = ",".join(map(str, settings.hidden))
     if 4 * parameters > MAX_WEIGHTS_BYTES:
@@ -125,6 +127,7 @@ def _build_net(x: np.ndarray, n_classes: int, settings: FitSettings) -> Spectral
         norm=settings.norm,
         activation=settings.activation,
         dropout=settings.dropout,
+        members=settings.members,
     )
     x64 = x.astype(np.float64)
     net.set_standardisation(
@@ -163,7 +166,9 @@ def _train(
             if len(batch) < 2:
                 continue  # batch norm needs two samples
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(net(x_train[batch]), y_train[batch])
+            logits = net.member_logits(x_train[batch])  # each member learns on its own loss
+            targets = y_train[batch].repeat_interleave(net.members)
+            loss = loss_fn(logits.reshape(-1, net.n_classes), targets)
             loss.backward()
             optimizer.step()
             total += loss.item() * len(batch)

@@ -39,8 +39,10 @@ QUICK_TRAINING: dict[str, Any] = {
     "hidden": (16, 16),
     "per_class_cap": 3000,
     "patience": 4,
+    "search": False,
 }
-"""Settings of `bandfusion.engine.train` for a model trained in seconds on the water chip."""
+"""Settings of `bandfusion.engine.train` for a model trained in seconds on the water chip
+(one fit: no search of settings by cross-validation)."""
 
 
 def random_model(

@@ -15,6 +15,8 @@ ARCHS = [
     {"hidden": (24,), "norm": "layer", "activation": "gelu"},
     {"hidden": (8, 8), "norm": "none", "dropout": 0.3},
     {"hidden": ()},
+    {"hidden": (16, 8), "members": 3},  # an ensemble: grouped layers, averaged logits
+    {"hidden": (), "members": 2, "norm": "none"},
 ]
 
 

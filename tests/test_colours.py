@@ -12,7 +12,9 @@ def test_the_estimator_colours_classes_as_the_cli_does() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 3)).astype(np.float32)
     y = np.repeat([2, 5, 9], 100)
-    estimator = SpectralFusionClassifier(hidden=(4,), epochs=1, batch_size=64).fit(x, y)
+    estimator = SpectralFusionClassifier(hidden=(4,), epochs=1, batch_size=64, search=False).fit(
+        x, y
+    )
     colours = estimator.to_model().meta.class_colors
     assert colours == list(default_legend([2, 5, 9]).colors) == list(PALETTE[:3])
 

@@ -23,7 +23,7 @@ from bandfusion.cli.options import (
 )
 from bandfusion.cli.outputs import check_outputs, model_files, overwrite_option
 from bandfusion.display.progress import ProgressDisplay
-from bandfusion.display.tables import evaluation_table
+from bandfusion.display.tables import evaluation_table, selection_text
 from bandfusion.engine.train import TrainingSettings, train
 from bandfusion.models.checkpoint import check_model_path, save_model
 from bandfusion.models.indices import INDICES
@@ -111,6 +111,12 @@ def roles_callback(
     "ones in the map (SpectralFusionClassifier defaults to no weighting, as scikit-learn does).",
 )
 @click.option(
+    "--quick",
+    is_flag=True,
+    help="One fit with exactly these settings; by default a few candidate settings are "
+    "scored first by cross-validation over spatial blocks of the training pixels.",
+)
+@click.option(
     "--indices",
     default="",
     callback=indices_callback,
@@ -151,6 +157,7 @@ def train_command(
     val_fraction: float,
     block_size: int,
     class_weight: bool,
+    quick: bool,
     indices: tuple[str, ...],
     band_roles: dict[str, str] | None,
     seed: int,
@@ -191,11 +198,14 @@ def train_command(
             val_fraction=val_fraction,
             block_size=block_size,
             class_weight=class_weight,
+            search=not quick,
             indices=indices,
             band_roles=band_roles,
             seed=seed,
         )
     path = save_model(result.model, output)
+    if result.selection is not None:
+        click.echo(selection_text(result.selection.to_dict()))
     if result.validation is not None:
         click.echo("validation (spatially disjoint blocks):")
         click.echo(evaluation_table(result.validation))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bandfusion.batch.run import BatchResult, SceneRecord
@@ -186,3 +186,16 @@ def _scene_row(record: SceneRecord) -> list[str]:
 def _mean_std(value: tuple[float, float] | None, digits: int = 3) -> str:
     """A (mean, std) pair as 'mean ± std'; 'n/a' where there was nothing to average."""
     return "n/a" if value is None else f"{value[0]:.{digits}f} ± {value[1]:.{digits}f}"
+
+
+def selection_text(record: Mapping[str, Any]) -> str:
+    """How training chose its settings (model.json's training["selection"]): one line each."""
+    scores = record.get("cv_macro_f1") or {}
+    if not scores:
+        return f"settings: as given ({record.get('protocol', 'no search')})"
+    lines = [f"settings chosen by {record['folds']}-fold CV ({record['protocol']}), macro-F1:"]
+    lines += [
+        f"  {'*' if name == record['chosen'] else ' '} {name:10s} {score:.4f}"
+        for name, score in scores.items()
+    ]
+    return "\n".join(lines)

@@ -83,6 +83,21 @@ def sample_pixels(
     per_class_cap: int | None = 20000,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
+    """X (n, band) and y (n,) of `sample_located_pixels` (which see), without the positions."""
+    x, y, _ = sample_located_pixels(
+        scene, labels, where=where, per_class_cap=per_class_cap, seed=seed
+    )
+    return x, y
+
+
+def sample_located_pixels(
+    scene: xr.DataArray,
+    labels: Labels,
+    *,
+    where: np.ndarray | None = None,
+    per_class_cap: int | None = 20000,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stratified pixel table: X (n, band) float32 scene values and y (n,) int64 class ids.
 
     Candidates are labelled pixels (within `where` when given). Per class, at most
@@ -92,6 +107,7 @@ def sample_pixels(
     at a time, and only chunks holding drawn pixels are computed, so memory is bounded by one
     chunk (and the labels) whatever the scene size. Rows come in chunk order, then row-major;
     the same seed gives the same rows.
+    The third array holds each row's flat (row-major) position in the labels' grid.
     """
     if labels.values.shape != scene.shape[1:] or (
         where is not None and where.shape != labels.values.shape
@@ -108,7 +124,8 @@ def sample_pixels(
     ranks = _draw_ranks(strip_counts.sum(axis=0), per_class_cap, np.random.default_rng(seed))
     offsets = np.cumsum(strip_counts, axis=0) - strip_counts  # ranks before each strip
     nodata = band_nodata(scene)
-    xs, ys = [], []
+    xs, ys, at = [], [], []
+    width = labels.values.shape[1]
     for k, rows in enumerate(row_strips):
         drawn = _drawn_in_strip(
             labels.values[rows], candidates[rows], class_ids, ranks, offsets[k], strip_counts[k]
@@ -119,9 +136,11 @@ def sample_pixels(
                 keep = drawn[:, cols] & valid_mask(block, nodata) & clear_in(scene, rows, cols)
                 xs.append(block[:, keep].T.astype(np.float32))
                 ys.append(labels.values[rows, cols][keep].astype(np.int64))
+                down, across = np.nonzero(keep)
+                at.append((rows.start + down) * width + cols.start + across)
     if not xs:
-        return np.empty((0, scene.shape[0]), np.float32), np.empty(0, np.int64)
-    return np.concatenate(xs), np.concatenate(ys)
+        return np.empty((0, scene.shape[0]), np.float32), np.empty(0, np.int64), np.empty(0, int)
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(at)
 
 
 def _slices(sizes: Sequence[int]) -> list[slice]:

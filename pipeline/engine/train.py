@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import xarray as xr
 from bandfusion import __version__
 from bandfusion.engine.evaluate import EvaluationReport, evaluate
-from bandfusion.engine.sampling import sample_pixels, spatial_block_split
+from bandfusion.engine.sampling import (
+    sample_located_pixels,
+    sample_pixels,
+    spatial_block_split,
+)
 from bandfusion.errors import LabelError, ModelFileError, SceneError
 from bandfusion.io.bands import canonical_bands
 from bandfusion.io.grid import Grid
@@ -26,6 +30,7 @@ from bandfusion.models.devices import resolve_device
 from bandfusion.models.fusion import SpectralFusionNet
 from bandfusion.models.indices import append_indices, resolve_roles
 from bandfusion.models.metadata import ModelMetadata
+from bandfusion.models.selection import Selection, select_settings
 from bandfusion.models.training import FitSettings, fit_pixels
 from bandfusion.progress import Progress
 from sklearn.utils.class_weight import compute_class_weight
@@ -38,7 +43,10 @@ class TrainingSettings(FitSettings):
     The network and optimiser fields (and their defaults) are those of FitSettings, which the
     shared training loop takes; these add how pixels are sampled and split, and which
     spectral indices (NDVI, NDWI, MNDWI, NDBI) join the bands as inputs, from the bands that
-    `band_roles` names ({"nir": "B8", ...}; default: Sentinel-2 band names).
+    `band_roles` names ({"nir": "B8", ...}; default: Sentinel-2 band names). With `search`,
+    the network settings are those of the candidate that cross-validation over spatial blocks
+    of `block_size` px of the training pixels scores best (bandfusion.models.selection);
+    without it, exactly the given ones (one fit).
     """
 
     per_class_cap: int | None = 20000
@@ -47,15 +55,18 @@ class TrainingSettings(FitSettings):
     class_weight: bool = True
     indices: tuple[str, ...] = ()
     band_roles: dict[str, str] | None = None
+    search: bool = True
 
 
 @dataclass
 class TrainingResult:
-    """The trained model, its per-epoch history and the report on held-out validation pixels."""
+    """The trained model, its per-epoch history, the report on held-out validation pixels and
+    how its settings were chosen (None without a search)."""
 
     model: TrainedModel
     validation: EvaluationReport | None
     history: list[dict[str, float]] = field(default_factory=list)
+    selection: Selection | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,7 @@ class PixelSplit:
     x_val: np.ndarray
     y_val: np.ndarray
     class_ids: list[int]
+    train_at: np.ndarray  # flat (row-major) grid position of each training pixel
 
 
 def train(
@@ -95,6 +107,27 @@ def train(
     val_mask = _validation_mask(labels, config.block_size, config.val_fraction, config.seed)
     split = _sample(scene, labels, val_mask, config, roles)
     n_classes = len(split.class_ids)
+
+    def class_weights(y: np.ndarray) -> np.ndarray | None:
+        if not config.class_weight:
+            return None
+        return compute_class_weight("balanced", classes=np.arange(n_classes), y=y)
+
+    selection = None
+    if config.search:
+        width = labels.values.shape[1]
+        rows, cols = np.divmod(split.train_at, width)
+        blocks = (rows // config.block_size) * (-(-width // config.block_size))
+        selection = select_settings(
+            split.x_train,
+            split.y_train,
+            n_classes=n_classes,
+            settings=config,
+            class_weights=class_weights,
+            groups=blocks + cols // config.block_size,
+            device=resolve_device(device),
+        )
+        config = cast(TrainingSettings, selection.settings)
     fit = fit_pixels(
         split.x_train,
         split.y_train,
@@ -102,20 +135,19 @@ def train(
         x_val=split.x_val,
         y_val=split.y_val,
         settings=config,
-        class_weights=(
-            compute_class_weight("balanced", classes=np.arange(n_classes), y=split.y_train)
-            if config.class_weight
-            else None
-        ),
+        class_weights=class_weights(split.y_train),
         device=resolve_device(device),
         progress=progress,
     )
-    model = TrainedModel(fit.net, _metadata(scene, labels, split, config, fit.net, roles))
+    meta = _metadata(scene, labels, split, config, fit.net, roles)
+    if selection is not None:
+        meta.training["selection"] = selection.to_dict()
+    model = TrainedModel(fit.net, meta)
     validation = None
     if len(split.y_val):
         validation = evaluate(model, scene, labels, where=val_mask, device=device)
         model.meta.metrics = {"validation": validation.to_dict()}
-    return TrainingResult(model, validation, fit.history)
+    return TrainingResult(model, validation, fit.history, selection)
 
 
 def _validation_mask(labels: Labels, block_size: int, val_fraction: float, seed: int) -> np.ndarray:
@@ -149,7 +181,9 @@ def _sample(
 ) -> PixelSplit:
     """Training and validation pixels as network inputs: bands, then the declared indices."""
     cap, seed = config.per_class_cap, config.seed
-    x_train, y_train = sample_pixels(scene, labels, where=~val_mask, per_class_cap=cap, seed=seed)
+    x_train, y_train, train_at = sample_located_pixels(
+        scene, labels, where=~val_mask, per_class_cap=cap, seed=seed
+    )
     x_val, y_val = sample_pixels(scene, labels, where=val_mask, per_class_cap=cap, seed=seed + 1)
     if config.indices:
         bands = [str(b) for b in scene["band"].values]
@@ -168,6 +202,7 @@ def _sample(
         x_val[known],
         np.searchsorted(class_ids, y_val[known]),
         class_ids,
+        train_at,
     )
 
 

@@ -22,7 +22,7 @@ from rio_cogeo.cogeo import cog_validate
 WATER = "sen1floods11_spain"
 S2 = f"{WATER}/Spain_7370579_S2Hand.tif"
 LABELS = f"{WATER}/Spain_7370579_LabelHand.tif"
-QUICK = ["--epochs", "6", "--hidden", "16,16", "--per-class-cap", "3000", "--quiet"]
+QUICK = ["--epochs", "6", "--hidden", "16,16", "--per-class-cap", "3000", "--quiet", "--quick"]
 
 
 def run(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -47,7 +47,7 @@ def synthetic(seed: int = 0) -> tuple[xr.DataArray, Labels, np.ndarray, np.ndarr
 
 def test_explanation_of_a_one_band_problem() -> None:
     scene, labels, x, y = synthetic()
-    clf = SpectralFusionClassifier(hidden=(8,), epochs=30, random_state=0).fit(x, y)
+    clf = SpectralFusionClassifier(hidden=(8,), epochs=30, random_state=0, search=False).fit(x, y)
     explanation = explain(clf.to_model(), scene, labels, n_repeats=3)
     assert explanation.ranking()[0] == "b2"
     assert (
@@ -64,9 +64,9 @@ def test_explanation_of_a_one_band_problem() -> None:
 def test_derived_bands_are_mixed_but_not_shuffled() -> None:
     scene, labels, x, y = synthetic()
     roles = {"green": "b2", "nir": "b3"}
-    clf = SpectralFusionClassifier(hidden=(8,), epochs=10, indices=("NDWI",), band_roles=roles).fit(
-        x, y
-    )
+    clf = SpectralFusionClassifier(
+        hidden=(8,), epochs=10, indices=("NDWI",), band_roles=roles, search=False
+    ).fit(x, y)
     explanation = explain(clf.to_model(), scene, labels, n_repeats=2)
     assert explanation.bands == ["b1", "b2", "b3", "b4"]
     assert explanation.inputs == ["b1", "b2", "b3", "b4", "NDWI"]
@@ -77,7 +77,9 @@ def test_explain_command_needs_a_recorded_split(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], data_dir: Path
 ) -> None:
     _, _, x, y = synthetic()
-    model = SpectralFusionClassifier(hidden=(4,), epochs=2).fit(x, y).save(tmp_path / "m")
+    model = (
+        SpectralFusionClassifier(hidden=(4,), epochs=2, search=False).fit(x, y).save(tmp_path / "m")
+    )
     labels = data_dir / S2 / "Spain_7370579_LabelHand.tif"
     args = ["explain", "-m", str(model), str(data_dir / S2 / "Spain_7370579_S2Hand.tif")]
     with pytest.raises(SystemExit) as exit_info:

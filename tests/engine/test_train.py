@@ -130,3 +130,15 @@ def test_indices_need_bands_for_their_roles(water):
     scene, labels = water
     with pytest.raises(SceneError, match="no band for role 'nir'"):
         train(scene, labels, indices=("NDVI",), band_roles={"nir": "B99"}, **QUICK_TRAINING)
+
+
+def test_by_default_settings_are_chosen_by_cv_over_training_blocks(water):
+    scene, labels = water
+    result = train(scene, labels, seed=3, **{**QUICK_TRAINING, "search": True})
+    assert result.selection is not None
+    record = result.model.meta.training["selection"]
+    assert record == result.selection.to_dict()
+    assert record["protocol"] == "spatial blocks" and record["folds"] == 3
+    assert record["cv_macro_f1"][record["chosen"]] == max(record["cv_macro_f1"].values())
+    assert result.model.meta.architecture == result.model.net.config()
+    assert result.model.meta.training["hidden"] == list(result.selection.settings.hidden)

@@ -21,7 +21,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-FAST = {"hidden": (16,), "epochs": 20, "patience": 20, "batch_size": 64}
+FAST = {"hidden": (16,), "epochs": 20, "patience": 20, "batch_size": 64, "search": False}
 
 EXPECTED_FAILURES = {
     "check_class_weight_classifiers": (
@@ -156,3 +156,20 @@ def test_only_integer_labels_can_be_saved(tmp_path: Path) -> None:
     clf = SpectralFusionClassifier(**FAST).fit(x, np.array(["a", "b", "c"])[y % 3])
     with pytest.raises(ValueError, match="integer class labels"):
         clf.save(tmp_path / "model")
+
+
+def test_by_default_fit_chooses_its_settings_by_cv_and_the_model_records_them(
+    tmp_path: Path,
+) -> None:
+    x, y = pixels(300)
+    fast = {k: v for k, v in FAST.items() if k != "search"}
+    estimator = SpectralFusionClassifier(**fast).fit(x, y)
+    record = estimator.selection_
+    assert record["protocol"] == "stratified" and record["folds"] == 3
+    assert record["cv_macro_f1"][record["chosen"]] == max(record["cv_macro_f1"].values())
+    assert estimator.get_params()["hidden"] == (16,)  # parameters are never changed by fit
+    loaded = SpectralFusionClassifier.load(estimator.save(tmp_path / "m"))
+    assert load_model(tmp_path / "m").meta.training["selection"] == record
+    assert loaded.get_params()["search"] is False  # a clone refits the chosen settings
+    assert loaded.get_params()["members"] == estimator.net_.members
+    np.testing.assert_array_equal(loaded.predict(x), estimator.predict(x))

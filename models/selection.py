@@ -1,0 +1,149 @@
+"""Training settings chosen inside the training pixels: a few fixed candidates scored by CV.
+
+No fixed recipe suits every data set, and settings tuned on one set's test pixels are tuning on
+the test set by another name. So a default fit scores a small fixed list of candidates (each a
+few overrides of the caller's settings) by k-fold cross-validation on its own training pixels:
+folds of whole spatial blocks when the pixels come from a raster (`groups`: each pixel's block),
+stratified folds for a table, and keeps the best by mean macro-F1. Fold fits run on a capped
+stratified sample of the fold's pixels, so the search costs a bounded multiple of one fit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+from bandfusion.models.training import FitSettings, fit_pixels, predict_logits
+from sklearn.metrics import f1_score
+from sklearn.model_selection import GroupKFold, StratifiedKFold
+
+CANDIDATES: Mapping[str, Mapping[str, Any]] = {
+    "given": {},
+    "regularised": {"dropout": 0.3, "weight_decay": 1e-2},
+    "ensemble": {"members": 4, "hidden": (32, 32)},
+}
+"""The candidates a search scores, as overrides of the caller's settings ("given": none)."""
+
+FOLDS = 3
+FOLD_PIXELS = 6000
+"""Training pixels a fold's fit takes at most (a stratified sample); test pixels at most 4×."""
+
+ClassWeights = Callable[[np.ndarray], np.ndarray | None]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The candidate chosen, its settings, and each candidate's mean CV macro-F1.
+
+    `protocol` says how folds were drawn ("spatial blocks", "stratified") or why no search ran.
+    """
+
+    chosen: str
+    settings: FitSettings
+    protocol: str
+    folds: int = 0
+    scores: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record model.json keeps under training["selection"]."""
+        return {
+            "chosen": self.chosen,
+            "protocol": self.protocol,
+            "folds": self.folds,
+            "cv_macro_f1": dict(self.scores),
+        }
+
+
+def select_settings(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    n_classes: int,
+    settings: FitSettings,
+    class_weights: ClassWeights,
+    groups: np.ndarray | None = None,
+    device: torch.device | str = "cpu",
+) -> Selection:
+    """Score CANDIDATES on (x, y) by FOLDS-fold CV and return the best (ties: the earlier).
+
+    `groups` (one id per pixel, e.g. its spatial block) keeps each group inside one fold;
+    without it folds are stratified by class. `class_weights(y_train)` weights each fold's
+    loss as the final fit's is weighted. When the pixels cannot make FOLDS folds holding
+    every class, the given settings are kept and `protocol` says why.
+    """
+    folds = _folds(y, groups, settings.seed)
+    if isinstance(folds, str):
+        return Selection("given", settings, f"skipped: {folds}")
+    rng = np.random.default_rng(settings.seed)
+    splits = [
+        (_capped(y, train, FOLD_PIXELS, rng), _capped(y, test, 4 * FOLD_PIXELS, rng))
+        for train, test in folds
+    ]
+    scores: dict[str, float] = {}
+    for name, overrides in CANDIDATES.items():
+        candidate = replace(settings, **overrides)
+        fold_scores = [
+            _fold_score(x, y, train, test, n_classes, candidate, class_weights, device)
+            for train, test in splits
+        ]
+        scores[name] = float(np.mean(fold_scores))
+    chosen = max(scores, key=lambda name: scores[name])
+    protocol = "spatial blocks" if groups is not None else "stratified"
+    return Selection(chosen, replace(settings, **CANDIDATES[chosen]), protocol, FOLDS, scores)
+
+
+def _folds(
+    y: np.ndarray, groups: np.ndarray | None, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]] | str:
+    """FOLDS (train, test) row splits, or why there cannot be: every class must train in each."""
+    counts = np.bincount(y)
+    present = counts[counts > 0]
+    if len(present) < 2 or present.min() < FOLDS:
+        return f"a class has fewer than {FOLDS} pixels"
+    if groups is None:
+        splitter = StratifiedKFold(FOLDS, shuffle=True, random_state=seed)
+        return list(splitter.split(y, y))
+    if len(np.unique(groups)) < FOLDS:
+        return f"fewer than {FOLDS} spatial blocks"
+    splits = list(GroupKFold(FOLDS).split(y, y, groups))
+    if any(len(np.unique(y[train])) < len(present) for train, _ in splits):
+        return "a class lies in one block only"
+    return splits
+
+
+def _capped(y: np.ndarray, rows: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
+    """`rows`, or a stratified random `cap` of them (each class in proportion, at least one)."""
+    if len(rows) <= cap:
+        return rows
+    share = cap / len(rows)
+    kept = [
+        rng.permutation(of_class)[: max(1, round(share * len(of_class)))]
+        for of_class in (rows[y[rows] == k] for k in np.unique(y[rows]))
+    ]
+    return np.sort(np.concatenate(kept))
+
+
+def _fold_score(
+    x: np.ndarray,
+    y: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    n_classes: int,
+    settings: FitSettings,
+    class_weights: ClassWeights,
+    device: torch.device | str,
+) -> float:
+    """Macro-F1 on `test` of a net fitted on `train` (epochs scored on its own pixels)."""
+    fit = fit_pixels(
+        x[train],
+        y[train],
+        n_classes=n_classes,
+        settings=settings,
+        class_weights=class_weights(y[train]),
+        device=device,
+    )
+    predicted = predict_logits(fit.net, x[test], device).argmax(1).numpy()
+    return float(f1_score(y[test], predicted, average="macro", zero_division=0))

@@ -1,0 +1,72 @@
+"""Settings chosen by cross-validation inside the training pixels: every candidate is scored,
+the best is kept, folds respect spatial blocks, and data too small to fold keeps the given."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from bandfusion.models.selection import CANDIDATES, select_settings
+from bandfusion.models.training import FitSettings
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+QUICK = FitSettings(hidden=(8,), epochs=4, batch_size=64, patience=100)
+
+
+def pixels(n: int = 240, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    return (y[:, None] * 300.0 + rng.normal(0, 200, (n, 4))).astype(np.float32), y
+
+
+def no_weights(_y: np.ndarray) -> None:
+    return None
+
+
+def test_every_candidate_is_scored_and_the_best_is_chosen() -> None:
+    x, y = pixels()
+    selection = select_settings(x, y, n_classes=3, settings=QUICK, class_weights=no_weights)
+    assert selection.protocol == "stratified"
+    assert set(selection.scores) == set(CANDIDATES)
+    assert selection.scores[selection.chosen] == max(selection.scores.values())
+    chosen = CANDIDATES[selection.chosen]
+    assert all(getattr(selection.settings, key) == value for key, value in chosen.items())
+    assert selection.settings.epochs == QUICK.epochs  # what no candidate changes stays given
+    again = select_settings(x, y, n_classes=3, settings=QUICK, class_weights=no_weights)
+    assert again == selection
+    record = selection.to_dict()
+    assert record["chosen"] == selection.chosen and record["folds"] == 3
+
+
+def test_spatial_blocks_stay_whole_within_a_fold() -> None:
+    x, y = pixels()
+    blocks = np.arange(len(y)) // 10
+    seen: list[np.ndarray] = []
+
+    def record_fold(y_train: np.ndarray) -> None:
+        seen.append(y_train)
+
+    selection = select_settings(
+        x, y, n_classes=3, settings=QUICK, class_weights=record_fold, groups=blocks
+    )
+    assert selection.protocol == "spatial blocks"
+    assert len(seen) == 3 * len(CANDIDATES)
+
+
+@pytest.mark.parametrize(
+    ("y", "groups", "why"),
+    [
+        (np.array([0, 0, 0, 1, 1] * 4 + [2, 2]), None, "fewer than 3 pixels"),
+        (np.array([0, 1, 2] * 8), np.arange(24) // 12, "fewer than 3 spatial blocks"),
+        (np.array([0, 1] * 12 + [2] * 3), np.r_[np.arange(24) // 4, [9, 9, 9]], "one block"),
+    ],
+)
+def test_data_that_cannot_be_folded_keeps_the_given_settings(
+    y: np.ndarray, groups: np.ndarray | None, why: str
+) -> None:
+    x = np.random.default_rng(0).normal(size=(len(y), 4)).astype(np.float32)
+    selection = select_settings(
+        x, y, n_classes=3, settings=QUICK, class_weights=no_weights, groups=groups
+    )
+    assert selection.chosen == "given" and selection.settings == QUICK
+    assert why in selection.protocol and not selection.scores
