@@ -109,8 +109,8 @@ def _band_of(
     common = eo.get("common_name") or eo.get("eo:common_name")
     name = canonical(str(eo.get("name") or common or key), platform)
     raster = _raster_band(asset) or {}
-    scale = raster.get("scale", raster.get("raster:scale", 1.0))
-    offset = raster.get("offset", raster.get("raster:offset", 0.0))
+    scale = _raster_field(raster, "scale", 1.0)
+    offset = _raster_field(raster, "offset", 0.0)
     nodata = raster.get("nodata", eo.get("nodata"))
     return BandAsset(
         name=name,
@@ -139,9 +139,14 @@ def _raster_band(asset: pystac.Asset) -> dict[str, Any] | None:
     return None
 
 
+def _raster_field(raster: dict[str, Any], name: str, default: Any) -> Any:
+    """A raster:bands field (`scale`), or its STAC 1.1 `bands` form (`raster:scale`)."""
+    return raster.get(name, raster.get(f"raster:{name}", default))
+
+
 def _resolution(path: str, asset: pystac.Asset) -> float | None:
     raster = _raster_band(asset) or {}
-    value = raster.get("spatial_resolution", asset.extra_fields.get("gsd"))
+    value = _raster_field(raster, "spatial_resolution", asset.extra_fields.get("gsd"))
     return None if value is None else number(path, "spatial_resolution", value)
 
 
