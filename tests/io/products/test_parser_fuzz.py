@@ -109,19 +109,22 @@ def text_mutation(draw: st.DrawFn, text: str) -> str:
 
 ENTITY_PROLOGS = {
     "billion-laughs": '<!DOCTYPE d [<!ENTITY a "aaaaaaaaaa">'
-    + "".join(f'<!ENTITY {c} "{("&" + p + ";") * 10}">' for p, c in zip("abcdefgh", "bcdefghi"))
+    + "".join(
+        f'<!ENTITY {c} "{("&" + p + ";") * 10}">'
+        for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+    )
     + "]>",
     "external-file": '<!DOCTYPE d [<!ENTITY i SYSTEM "file:///etc/passwd">]>',
     "external-url": '<!DOCTYPE d [<!ENTITY i SYSTEM "http://127.0.0.1:9/x">]>',
     "parameter": '<!DOCTYPE d [<!ENTITY % p SYSTEM "http://127.0.0.1:9/x.dtd"> %p;]>',
 }
-ENTITY_OF = {"billion-laughs": "&i;", "external-file": "&i;", "external-url": "&i;", "parameter": ""}
+ENTITY_OF = {kind: "" if kind == "parameter" else "&i;" for kind in ENTITY_PROLOGS}
 
 
 def with_entities(xml: str, kind: str, field: str) -> str:
     """`xml` with a DOCTYPE declaring hostile entities, referenced in `field`'s text."""
-    declaration, body = xml.split("?>", 1) if xml.startswith("<?xml") else ("", xml)
-    prolog = f"{declaration}?>" if declaration else ""
+    declaration, end, body = xml.partition("?>") if xml.startswith("<?xml") else ("", "", xml)
+    prolog = declaration + end
     body = re.sub(rf"(<{field}\b[^>]*>)", rf"\g<1>{ENTITY_OF[kind]}", body, count=1)
     return prolog + ENTITY_PROLOGS[kind] + body
 
@@ -137,16 +140,21 @@ def xml_mutation(draw: st.DrawFn, xml: str, fields: list[str], attributes: list[
             xml = re.sub(rf"<{field}\b[^>]*>.*?</{field}>", "", xml, flags=re.S)
         elif kind == "value":
             value = escape(draw(HOSTILE_NUMBERS))
-            xml = re.sub(rf"(<{field}\b[^>]*>)[^<]*", lambda m: m[1] + value, xml)
+            xml = re.sub(rf"(<{field}\b[^>]*>)[^<]*", rf"\g<1>{_literal(value)}", xml)
         elif kind == "attribute":
             name, value = draw(st.sampled_from(attributes)), draw(HOSTILE_NUMBERS)
             quoted = escape(value, {'"': "&quot;"})
-            xml = re.sub(rf'({name}=")[^"]*', lambda m: m[1] + quoted, xml)
+            xml = re.sub(rf'({name}=")[^"]*', rf"\g<1>{_literal(quoted)}", xml)
         elif kind == "entities":
             xml = with_entities(xml, draw(st.sampled_from(sorted(ENTITY_PROLOGS))), field)
         else:
             xml = draw(text_mutation(xml))
     return xml
+
+
+def _literal(text: str) -> str:
+    """`text` as a re.sub replacement that inserts it as it is."""
+    return text.replace("\\", "\\\\")
 
 
 def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
