@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from bandfusion.cli import main
 from bandfusion.io.scene import open_scene
 from bandfusion.models.checkpoint import save_model
 from distributed import Client
 
+from tests.cli.test_hostile import cli as run
 from tests.helpers import manifest_scenes, random_model
 from tests.io.products.builders import (
     LANDSAT_ID,
@@ -28,17 +28,6 @@ from tests.io.products.builders import (
 )
 
 BANDS = ["B02", "B04", "B8A"]
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """`bandfusion ARGS` in-process: (exit code, stdout, stderr)."""
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
