@@ -13,6 +13,8 @@ from bandfusion.errors import BandfusionError, SettingError
 FLAGS = {
     "band_names": "--band-names",
     "band_roles": "--band-role",
+    "bands": "--bands",
+    "resolution": "--resolution",
     "device": "--device",
     "overwrite": "--overwrite",
     "hidden": "--hidden",

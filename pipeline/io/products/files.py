@@ -7,6 +7,7 @@ every failure one SceneError naming the file.
 
 from __future__ import annotations
 
+import json
 import math
 import zipfile
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml.ElementTree as safe_et
-from bandfusion.errors import SceneError
+from bandfusion.errors import SceneError, first_line
 from defusedxml import DefusedXmlException
 
 MAX_METADATA_BYTES = 16 << 20
@@ -69,7 +70,9 @@ def read_bytes(href: str) -> bytes:
         with zipfile.ZipFile(archive) as opened:
             _check_size(href, opened.getinfo(member).file_size)
             with opened.open(member) as stream:
-                return stream.read(MAX_METADATA_BYTES + 1)
+                data = stream.read(MAX_METADATA_BYTES + 1)
+            _check_size(href, len(data))  # a zip header may understate the size
+            return data
     except (OSError, KeyError, zipfile.BadZipFile) as exc:
         raise SceneError(f"{href}: cannot read it ({exc})") from exc
 
@@ -91,6 +94,15 @@ def parse_xml(href: str) -> Element:
     except (ParseError, ValueError) as exc:
         raise SceneError(f"{href}: not valid XML ({exc})") from exc
     return root
+
+
+def parse_json(href: str) -> Any:
+    """The JSON document at `href`; nesting too deep to parse is invalid JSON like any other."""
+    data = read_bytes(href)
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise SceneError(f"{href}: not valid JSON ({first_line(exc)})") from exc
 
 
 def local_name(element: Element) -> str:

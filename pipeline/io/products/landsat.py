@@ -8,20 +8,19 @@ fill), and QA_PIXEL as the mask layer; sensor and acquisition time come from the
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 from bandfusion.errors import SceneError
-from bandfusion.io.products.files import local_name, number, parse_xml, read_bytes
+from bandfusion.io.products.files import local_name, number, parse_json, parse_xml, read_bytes
 from bandfusion.io.products.model import BandAsset, MaskLayer, Product
 
 MTL_SUFFIXES = ("_MTL.txt", "_MTL.json", "_MTL.xml")
 RESOLUTION = 30.0
 """Every reflectance band of Collection 2 Level-2 is on the 30 m grid."""
 FILL = 0.0
-_ASSIGNMENT = re.compile(r"^\s*([A-Za-z0-9_]+)\s*=\s*(.*?)\s*$")
+_KEY = re.compile(r"[A-Za-z0-9_]+")
 
 Groups = dict[str, dict[str, str]]
 
@@ -115,12 +114,13 @@ def _read_groups(mtl: str) -> Groups:
     """The MTL's groups (PRODUCT_CONTENTS, IMAGE_ATTRIBUTES, ...) as flat text fields."""
     if mtl.endswith(".xml"):
         return _xml_groups(mtl)
-    data = read_bytes(mtl)
+    if mtl.endswith(".json"):
+        return _json_groups(mtl, parse_json(mtl))
     try:
-        text = data.decode("utf-8")
+        text = read_bytes(mtl).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SceneError(f"{mtl}: not UTF-8 text ({exc.reason})") from exc
-    return _json_groups(mtl, text) if mtl.endswith(".json") else _odl_groups(mtl, text)
+    return _odl_groups(mtl, text)
 
 
 def _odl_groups(mtl: str, text: str) -> Groups:
@@ -130,10 +130,9 @@ def _odl_groups(mtl: str, text: str) -> Groups:
     for row, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.strip() == "END":
             continue
-        match = _ASSIGNMENT.match(line)
-        if match is None:
+        key, equals, value = (part.strip() for part in line.partition("="))
+        if not equals or not _KEY.fullmatch(key):  # split, not one regex: linear on any line
             raise SceneError(f"{mtl}: line {row} is not KEY = value")
-        key, value = match.groups()
         if key == "GROUP":
             open_groups.append(value)
             groups.setdefault(value, {})
@@ -145,11 +144,7 @@ def _odl_groups(mtl: str, text: str) -> Groups:
     return groups
 
 
-def _json_groups(mtl: str, text: str) -> Groups:
-    try:
-        doc: Any = json.loads(text)
-    except ValueError as exc:
-        raise SceneError(f"{mtl}: not valid JSON ({exc})") from exc
+def _json_groups(mtl: str, doc: Any) -> Groups:
     root = doc.get("LANDSAT_METADATA_FILE") if isinstance(doc, dict) else None
     if not isinstance(root, dict):
         raise SceneError(f"{mtl}: no LANDSAT_METADATA_FILE object")

@@ -9,13 +9,12 @@ as URLs. Assets `scl` and `qa_pixel` are the product's mask layers.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bandfusion.errors import SceneError
-from bandfusion.io.products.files import number, read_bytes
+from bandfusion.errors import SceneError, first_line
+from bandfusion.io.products.files import number, parse_json
 from bandfusion.io.products.model import BandAsset, MaskLayer, Product
 from bandfusion.io.products.names import canonical
 
@@ -32,10 +31,7 @@ def stac_document(path: str) -> dict[str, Any] | None:
     """The parsed JSON at `path` when it is a STAC Item or ItemCollection, else None."""
     if not path.lower().endswith(".json") or not Path(path).is_file():
         return None
-    try:
-        doc = json.loads(read_bytes(path))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise SceneError(f"{path}: not valid JSON ({exc})") from exc
+    doc = parse_json(path)
     if isinstance(doc, dict) and doc.get("type") in STAC_TYPES and _is_stac(doc):
         return doc
     return None
@@ -52,7 +48,20 @@ def _is_stac(doc: dict[str, Any]) -> bool:
 
 def read_stac(path: str, doc: dict[str, Any]) -> Product:
     """The product the STAC document `doc` (read from `path`) describes."""
-    item = _the_item(path, doc)
+    import pystac  # loaded only when a STAC document is read
+
+    # pystac reads fields as it is asked for them, each failing its own way on hostile input
+    errors = (pystac.STACError, pystac.STACTypeError, pystac.RequiredPropertyMissing,
+              pystac.ExtensionTypeError, pystac.errors.DuplicateObjectKeyError, KeyError,
+              TypeError, ValueError, AttributeError, IndexError, RecursionError)  # fmt: skip
+    try:
+        return _product(path, _the_item(path, doc))
+    except errors as exc:
+        problem = f"{type(exc).__name__}: {first_line(exc)}"
+        raise SceneError(f"{path}: not a valid STAC item ({problem})") from exc
+
+
+def _product(path: str, item: pystac.Item) -> Product:
     platform = str(item.properties.get("platform") or item.collection_id or "unknown").lower()
     bands: dict[tuple[str, float | None], BandAsset] = {}
     masks = []
@@ -78,7 +87,7 @@ def read_stac(path: str, doc: dict[str, Any]) -> Product:
 
 
 def _the_item(path: str, doc: dict[str, Any]) -> pystac.Item:
-    import pystac  # loaded only when a STAC document is read
+    import pystac
 
     features = doc.get("features") if doc.get("type") == "FeatureCollection" else [doc]
     if not isinstance(features, list) or len(features) != 1:
@@ -86,10 +95,7 @@ def _the_item(path: str, doc: dict[str, Any]) -> pystac.Item:
         raise SceneError(
             f"{path}: an ItemCollection of {count} items; a scene is one item (give each its file)"
         )
-    try:
-        return pystac.Item.from_dict(features[0], href=str(Path(path).absolute()), migrate=True)
-    except (pystac.STACError, KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise SceneError(f"{path}: not a valid STAC item ({type(exc).__name__}: {exc})") from exc
+    return pystac.Item.from_dict(features[0], href=str(Path(path).absolute()), migrate=True)
 
 
 def _href(asset: pystac.Asset) -> str:
@@ -109,8 +115,8 @@ def _band_of(
     common = eo.get("common_name") or eo.get("eo:common_name")
     name = canonical(str(eo.get("name") or common or key), platform)
     raster = _raster_band(asset) or {}
-    scale = raster.get("scale", raster.get("raster:scale", 1.0))
-    offset = raster.get("offset", raster.get("raster:offset", 0.0))
+    scale = _raster_field(raster, "scale", 1.0)
+    offset = _raster_field(raster, "offset", 0.0)
     nodata = raster.get("nodata", eo.get("nodata"))
     return BandAsset(
         name=name,
@@ -139,9 +145,14 @@ def _raster_band(asset: pystac.Asset) -> dict[str, Any] | None:
     return None
 
 
+def _raster_field(raster: dict[str, Any], name: str, default: Any) -> Any:
+    """A raster:bands field (`scale`), or its STAC 1.1 `bands` form (`raster:scale`)."""
+    return raster.get(name, raster.get(f"raster:{name}", default))
+
+
 def _resolution(path: str, asset: pystac.Asset) -> float | None:
     raster = _raster_band(asset) or {}
-    value = raster.get("spatial_resolution", asset.extra_fields.get("gsd"))
+    value = _raster_field(raster, "spatial_resolution", asset.extra_fields.get("gsd"))
     return None if value is None else number(path, "spatial_resolution", value)
 
 

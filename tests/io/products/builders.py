@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import pystac
 import rasterio
 import rasterio.shutil
 from affine import Affine
+from pystac.extensions.eo import Band, EOExtension
+from pystac.extensions.raster import RasterBand, RasterExtension
 from rasterio.crs import CRS
 
 from tests.helpers import REPO
@@ -146,3 +150,55 @@ def _write_tif(path: Path, data: np.ndarray, profile: dict, **tags) -> None:
         **tags,
     ) as dst:
         dst.write(data, 1)
+
+
+JP2 = "image/jp2"
+COG = "image/tiff; application=geotiff; profile=cloud-optimized"
+S2_COMMON = {"B01": "coastal", "B02": "blue", "B03": "green", "B04": "red", "B8A": "nir08"}
+
+
+def band_file(band: str, resolution: int = 60) -> Path:
+    """The bundled product's file of `band` at `resolution` (its SCL too)."""
+    return next(SAFE.glob(f"GRANULE/*/IMG_DATA/R{resolution}m/*_{band}_{resolution}m.jp2"))
+
+
+def stac_item(folder: Path, bands=("B02", "B04", "B8A"), *, forms=(JP2,), **raster) -> Path:
+    """A STAC Item written with pystac (eo:bands, raster:bands) for the bundled product's 60 m
+    `bands`, copied into `folder/bands/` and listed by relative href: each band once per media
+    type in `forms` (earth-search lists `red` as a COG and `red-jp2` as JPEG 2000), its SCL as
+    the `scl` asset; `raster` overrides the raster:bands fields (scale, offset, nodata)."""
+    (folder / "bands").mkdir(parents=True, exist_ok=True)
+    item = pystac.Item(
+        "S2A_29UNU_20221005_0_L2A",
+        geometry={"type": "Point", "coordinates": [-7.7, 52.7]},
+        bbox=[-7.7, 52.7, -7.7, 52.7],
+        datetime=datetime(2022, 10, 5, 11, 54, 11, tzinfo=timezone.utc),
+        properties={"platform": "sentinel-2a", "constellation": "sentinel-2"},
+        collection="sentinel-2-l2a",
+    )
+    fields = {"nodata": 0, "scale": 1e-4, "offset": -0.1, "spatial_resolution": 60, **raster}
+    for band in bands:
+        common = S2_COMMON[band]
+        for form in forms:
+            key = common if form == forms[0] else f"{common}-jp2"
+            href = _copy_as(band_file(band), folder / "bands", form)
+            asset = pystac.Asset(href=f"./bands/{href.name}", media_type=form, roles=["data"])
+            item.add_asset(key, asset)
+            EOExtension.ext(asset, add_if_missing=True).bands = [
+                Band.create(name=band, common_name=common)
+            ]
+            RasterExtension.ext(asset, add_if_missing=True).bands = [RasterBand.create(**fields)]
+    scl = _copy_as(band_file("SCL"), folder / "bands", JP2)
+    item.add_asset("scl", pystac.Asset(href=f"./bands/{scl.name}", media_type=JP2))
+    path = folder / "item.json"
+    item.set_self_href(str(path))
+    item.save_object(include_self_link=False)
+    return path
+
+
+def _copy_as(source: Path, folder: Path, form: str) -> Path:
+    if form == JP2:
+        return Path(shutil.copy(source, folder / source.name))
+    target = folder / f"{source.stem}.tif"
+    rasterio.shutil.copy(source, target, driver="COG", COMPRESS="DEFLATE")
+    return target
