@@ -81,6 +81,7 @@ COMMON = frozenset(
 _EDGE = r"(?:^|(?<=[_\-.\s]))"
 _END = r"(?=$|[_\-.\s])"
 _LANDSAT = re.compile(_EDGE + r"(SR|ST)_B(\d{1,2})" + _END, re.IGNORECASE)
+_LANDSAT_LOOSE = re.compile(r"(?:SR_)?B(\d{1,2})", re.IGNORECASE)
 _LANDSAT_PRODUCT = re.compile(r"^L[CEOTM]0\d_", re.IGNORECASE)
 _SENTINEL2 = re.compile(_EDGE + r"B(8A|\d{1,2})" + _END, re.IGNORECASE)
 _LANDSAT_BANDS = frozenset(b for t in (LANDSAT_OLI, LANDSAT_TM) for b in COMMON_NAMES[t])
@@ -131,6 +132,27 @@ def common_name(band: str, sensor: str | None = None) -> str | None:
         if band in COMMON_NAMES[table]:
             return COMMON_NAMES[table][band]
     return None
+
+
+def sensor_band(name: str, sensor: str) -> str:
+    """The band of `sensor` (a product's or a STAC platform's name, see `common_name`) that
+    `name` denotes: a common name (`red`), or a band id spelled loosely in the sensor's own
+    scheme (`B4` is `B04` on Sentinel-2 and `SR_B4` on Landsat); other names are canonicalised
+    by `canonical_band`, or kept (all names are, for a sensor with no table here)."""
+    if not sensor.lower().startswith(("sentinel-2", "landsat")):
+        return canonical_band(name)
+    tables = _tables(sensor)
+    lowered = name.strip().lower()
+    lowered = ALIASES.get(lowered, lowered)
+    for table in tables:
+        for band, common in COMMON_NAMES[table].items():
+            if common == lowered:
+                return band
+    loose = _LANDSAT_LOOSE.fullmatch(name.strip())
+    if loose and tables[0] != SENTINEL2:
+        band = f"SR_B{int(loose[1])}"
+        return band if band in COMMON_NAMES[tables[0]] else name
+    return canonical_band(name)
 
 
 def _tables(sensor: str | None) -> tuple[str, ...]:

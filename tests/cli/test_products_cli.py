@@ -106,35 +106,44 @@ def test_info_shows_each_band_at_its_resolution(capsys):
 
 def test_predict_a_safe_on_the_grid_and_bands_asked_for(tmp_path: Path, model: Path, capsys):
     maps = {}
-    for resolution in (60, 20):
-        out = tmp_path / f"map{resolution}.tif"
+    for resolution, mask in ((60, "none"), (20, "none"), (20, "auto")):
+        out = tmp_path / f"map{resolution}{mask}.tif"
         args = ["predict", str(SAFE), "--bands", "blue,B4,nir08", "--resolution", str(resolution)]
+        args += ["--mask", mask]
         code, _, err = run([*args, "-m", str(model), "-o", str(out), "-q"], capsys)
         assert code == 0, err
         with rasterio.open(out) as src:
             assert src.res == (resolution, resolution)
-            maps[resolution] = src.read(1)
-    assert maps[60].shape == (384, 384)
+            maps[resolution, mask] = src.read(1)
+    assert maps[60, "none"].shape == (384, 384)
     # nearest onto the nested 20 m grid repeats each 60 m pixel: the same classes, 3 x 3 each
-    np.testing.assert_array_equal(maps[20], np.kron(maps[60], np.ones((3, 3), maps[60].dtype)))
+    coarse = maps[60, "none"]
+    np.testing.assert_array_equal(maps[20, "none"], np.kron(coarse, np.ones((3, 3), coarse.dtype)))
+    # on the 20 m grid clouds are masked by the product's 20 m SCL, not the 60 m one
+    with rasterio.open(band_file("SCL", 20)) as src:
+        scl = src.read(1)
+    cloudy = np.isin(scl, (8, 9)) & (maps[20, "none"] != 255)
+    np.testing.assert_array_equal(maps[20, "auto"] == 254, cloudy)
 
 
 def test_the_same_pixels_by_every_road_give_bit_identical_maps(
     tmp_path: Path, model: Path, products: dict[str, Path], capsys
 ):
     """The SAFE; its bands as plain GeoTIFFs declaring nodata 0 and the offset (GDAL scale and
-    offset tags); a STAC Item of its files: the same scene, and byte for byte the same map."""
+    offset tags) with its SCL as --mask-layer; a STAC Item of its files: the same scene, and
+    byte for byte the same map, clouds masked alike. Only the scenes' provenance differs:
+    where the scale and offset were read, and which mask layers a product lists."""
     files = [_plain_band_file(tmp_path / f"{band}.tif", band) for band in BANDS]
     roads = {
         "safe": [str(SAFE), "--bands", ",".join(BANDS)],
-        "files": [str(f) for f in files],
+        "files": [*map(str, files), "--mask-layer", str(band_file("SCL"))],
         "stac": [str(products["stac"])],
     }
     safe = open_scene(SAFE, bands=BANDS)
     assert int(np.isnan(safe.values).sum()) > 0  # the product's fill is in the sample
     for scene in (open_scene(files), open_scene(products["stac"])):
         assert list(scene["band"].values) == BANDS
-        assert scene.attrs == safe.attrs
+        assert _without_provenance(scene.attrs) == _without_provenance(safe.attrs)
         np.testing.assert_array_equal(scene.values, safe.values)
     maps = {}
     for road, given in roads.items():
@@ -143,9 +152,15 @@ def test_the_same_pixels_by_every_road_give_bit_identical_maps(
         assert code == 0, err
         maps[road] = out.read_bytes()
     assert maps["files"] == maps["safe"] and maps["stac"] == maps["safe"]
-    with rasterio.open(tmp_path / "safe.tif") as src:
-        classes, nodata = src.read(1), src.nodata
-    assert (classes == nodata).sum() == np.isnan(safe.values[0]).sum()
+    with rasterio.open(tmp_path / "safe.tif") as src, rasterio.open(band_file("SCL")) as layer:
+        classes, nodata, scl = src.read(1), src.nodata, layer.read(1)
+    # nodata: the bands' fill, and where the SCL itself has no data (its own fill, class 0)
+    np.testing.assert_array_equal(classes == nodata, np.isnan(safe.values).any(axis=0) | (scl == 0))
+    assert (classes >= 248).sum() - (classes == nodata).sum() > 0  # clouds masked, not mapped
+
+
+def _without_provenance(attrs: dict) -> dict:
+    return {k: v for k, v in attrs.items() if k not in ("radiometry_source", "mask_layers")}
 
 
 def _plain_band_file(path: Path, band: str) -> Path:

@@ -14,6 +14,7 @@ from bandfusion.io.bands import (
     match_bands,
     pick_bands,
     same_band,
+    sensor_band,
 )
 from hypothesis import given
 from hypothesis import strategies as st
@@ -158,3 +159,22 @@ def test_pick_bands_orders_and_renames_as_asked() -> None:
     assert list(picked["nodata"].values) == [2.0, 0.0]
     np.testing.assert_array_equal(picked.values, scene.values[[2, 0]])
     assert pick_bands(scene, ["B02", "B04"])[1] == ["B02"]
+
+
+@pytest.mark.parametrize(
+    ("name", "sensor", "band"),
+    [
+        ("red", "sentinel-2a", "B04"),
+        ("B4", "sentinel-2b", "B04"),
+        ("nir08", "sentinel-2a", "B8A"),
+        ("rededge071", "sentinel-2a", "B05"),
+        ("red", "landsat-8", "SR_B4"),
+        ("B4", "landsat-9", "SR_B4"),
+        ("sr_b5", "landsat-8", "SR_B5"),
+        ("red", "landsat-7", "SR_B3"),
+        ("B6", "landsat-7", "B6"),  # no SR_B6 on Landsat 4-7: kept as it is
+        ("red", "planetscope", "red"),  # a sensor with no table: common names stay
+    ],
+)
+def test_a_product_band_is_found_by_any_of_its_names(name: str, sensor: str, band: str) -> None:
+    assert sensor_band(name, sensor) == band

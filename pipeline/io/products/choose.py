@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bandfusion.errors import SettingError
+from bandfusion.io.bands import sensor_band
 from bandfusion.io.products.model import BandAsset, Product
-from bandfusion.io.products.names import canonical, family
 
 GRIDS = {"sentinel-2": (10.0, 20.0, 60.0)}
 """The grids a sensor's products are made on, offered whether or not a cut-down product holds
@@ -29,7 +29,8 @@ def choose_bands(
 ) -> tuple[list[BandAsset], float | None]:
     """The file of each band asked for (every band the product holds when None, in its order)
     and the grid's resolution in metres (None where the product does not say)."""
-    held = sorted({*product.resolutions(), *GRIDS.get(family(product.sensor) or "", ())})
+    grids = next((g for s, g in GRIDS.items() if product.sensor.lower().startswith(s)), ())
+    held = sorted({*product.resolutions(), *grids})
     if resolution is not None and resolution not in held:
         have = ", ".join(f"{r:g}" for r in held) or "no stated resolution"
         raise SettingError("resolution", f"{resolution:g}", f"{product.path} holds {have} m")
@@ -42,7 +43,7 @@ def choose_bands(
 
 
 def _find(product: Product, asked: str) -> str:
-    name = canonical(asked.strip(), product.sensor)
+    name = sensor_band(asked.strip(), product.sensor)
     held = product.band_names()
     if name not in held:
         raise SettingError(

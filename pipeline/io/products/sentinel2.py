@@ -16,6 +16,7 @@ from pathlib import Path
 from xml.etree.ElementTree import Element
 
 from bandfusion.errors import SceneError
+from bandfusion.io.bands import sensor_band
 from bandfusion.io.products.files import (
     exists,
     find_all,
@@ -27,7 +28,6 @@ from bandfusion.io.products.files import (
     zip_members,
 )
 from bandfusion.io.products.model import BandAsset, MaskLayer, Product
-from bandfusion.io.products.names import canonical
 
 METADATA_NAMES = ("MTD_MSIL2A.xml", "MTD_MSIL1C.xml")
 SUBDATASET = re.compile(r"^SENTINEL2_L(?:1C|2A):(.+):[^:]+:[^:]+$")
@@ -141,7 +141,7 @@ def _radiometry(root: Element, metadata: str, level: str) -> dict[str, tuple[flo
         if index not in physical:
             raise SceneError(f"{metadata}: {offset_field} band_id={index!r} names no band")
         add = number(metadata, f"{offset_field} band_id={index}", (element.text or "").strip())
-        result[canonical(physical[index], "sentinel-2")] = (scale, add / quantification)
+        result[sensor_band(physical[index], "sentinel-2")] = (scale, add / quantification)
     return result
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bandfusion.errors import SceneError, first_line
+from bandfusion.io.bands import sensor_band
 from bandfusion.io.products.files import number, parse_json
 from bandfusion.io.products.model import BandAsset, MaskLayer, Product
-from bandfusion.io.products.names import canonical
 
 if TYPE_CHECKING:
     import pystac
@@ -113,7 +113,7 @@ def _band_of(
         return None
     eo = described[0]
     common = eo.get("common_name") or eo.get("eo:common_name")
-    name = canonical(str(eo.get("name") or common or key), platform)
+    name = sensor_band(str(eo.get("name") or common or key), platform)
     raster = _raster_band(asset) or {}
     scale = _raster_field(raster, "scale", 1.0)
     offset = _raster_field(raster, "offset", 0.0)
