@@ -23,12 +23,18 @@ EXPECTED = [
     "02_train_and_compare.ipynb",
     "03_predict_and_map.ipynb",
     "04_what_the_bands_do.ipynb",
+    "05_sentinel2_product.ipynb",
 ]
-# What a notebook may import: bandfusion's public modules, the scientific stack (dask for
-# notebook 01's look at the task graph) and a little of the standard library.
+# What a notebook may import: bandfusion's public modules (notebook 05: a product's description,
+# its cloud mask and the map quicklook's colours), the scientific stack (dask for notebook 01's
+# look at the task graph) and a little of the standard library.
 BANDFUSION_MODULES = {
     "bandfusion",
+    "bandfusion.display.preview",
+    "bandfusion.display.product_info",
     "bandfusion.display.tables",
+    "bandfusion.io.cloudmask",
+    "bandfusion.io.products",
     "bandfusion.models.baselines",
 }
 OTHER_PACKAGES = {"dask", "matplotlib", "numpy", "sklearn", "xarray"}
