@@ -18,7 +18,7 @@ from bandfusion.cli.options import (
     quiet_option,
     scene_options,
 )
-from bandfusion.cli.outputs import overwrite_option
+from bandfusion.cli.outputs import overwrite_option, refuse_remote
 from bandfusion.display.progress import ProgressDisplay
 from bandfusion.display.tables import batch_summary
 from bandfusion.engine.predict import DEFAULT_BATCH_PIXELS
@@ -104,6 +104,7 @@ def batch_command(
     """
     if scheduler and (workers or threads_per_worker):
         raise click.UsageError("--workers and --threads-per-worker size the local cluster only")
+    refuse_remote(out_dir)
     cluster = connect(scheduler) if scheduler else contextlib.nullcontext(None)
     options = BatchOptions(
         device=device,
