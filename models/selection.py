@@ -28,7 +28,7 @@ CANDIDATES: Mapping[str, Mapping[str, Any]] = {
 """The candidates a search scores, as overrides of the caller's settings ("given": none)."""
 
 FOLDS = 3
-FOLD_PIXELS = 6000
+FOLD_PIXELS = 4000
 """Training pixels a fold's fit takes at most (a stratified sample); test pixels at most 4×."""
 
 ClassWeights = Callable[[np.ndarray], np.ndarray | None]
