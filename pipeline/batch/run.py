@@ -1,40 +1,39 @@
 """The many-scene job on dask.distributed: one task per scene, or a scene's rows across workers.
 
-The client plans the run from DIR/manifest.json, submits the tasks (bandfusion.batch.tasks) and
-records every finished scene in the manifest (temp file, rename) as it arrives, so a rerun
-after any interruption redoes only what is missing, partial or out of date. A failing scene
+The client checks that every input is there (bandfusion.batch.checks) before any cluster
+starts, plans the run from the manifest beside the outputs (a local folder or an s3:// prefix,
+bandfusion.batch.outputs), ships the model's bytes to the workers once, submits the tasks
+(bandfusion.batch.tasks) and records every finished scene in the manifest as it arrives, so a
+rerun after any interruption redoes only what is missing, partial or out of date. A failing scene
 comes back as a record with its one-line reason; a task whose worker dies is rerun by the
 scheduler elsewhere. When the cluster has more threads than scenes, scenes are split by rows.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bandfusion.atomic import sweep_temporaries
+from bandfusion.batch.checks import check_inputs
 from bandfusion.batch.cluster import describe_cluster, local_client
 from bandfusion.batch.manifest import (
-    MANIFEST_NAME,
     InputStamp,
     Manifest,
     PathLike,
     SceneRecord,
     SceneSpec,
     collect_scenes,
-    file_sha256,
-    output_path,
 )
-from bandfusion.batch.tasks import BatchOptions, ModelRef, SceneTask, SplitScene, failed, run_scene
+from bandfusion.batch.outputs import Outputs
+from bandfusion.batch.shipped_model import ModelFiles, ModelRef, read_model
+from bandfusion.batch.store import exists, stored_digest
+from bandfusion.batch.tasks import BatchOptions, SceneTask, SplitScene, failed, run_scene
 from bandfusion.errors import BandfusionError, OutputError
-from bandfusion.io.atomic import check_writable
-from bandfusion.models.checkpoint import TrainedModel, load_model
+from bandfusion.models.checkpoint import TrainedModel
 from bandfusion.progress import Count, Progress, Step, counter, silent
 from distributed import Client, Future, as_completed
 
@@ -42,8 +41,6 @@ PARTS_PER_THREAD = 2
 """Row groups per cluster thread when scenes are split: a little slack for uneven workers."""
 _COLLECT_TIMEOUT_S = 10
 """How long, after an interrupt, the client waits for a finished scene's record."""
-LOCK_NAME = ".bandfusion.lock"
-"""The file in the output directory that a running batch holds locked (flock)."""
 
 
 class BatchError(BandfusionError):
@@ -52,10 +49,11 @@ class BatchError(BandfusionError):
 
 @dataclass(frozen=True)
 class BatchResult:
-    """The records of one run's scenes, in input order, with the manifest path and wall time."""
+    """The records of one run's scenes, in input order, with the manifest (a path, or a URL in
+    object storage) and wall time."""
 
     records: tuple[SceneRecord, ...]
-    manifest: Path
+    manifest: Path | str
     seconds: float
 
     def count(self, status: str) -> int:
@@ -80,35 +78,48 @@ def run_batch(
 ) -> BatchResult:
     """Map every scene into `out_dir` on a dask.distributed cluster; returns the run's records.
 
-    `scenes`: files, globs, directories, CSV/JSON scene lists or SceneSpecs. `model`: a model
-    directory, which workers load by path (once each), so it must be readable where they run,
-    as must the inputs and `out_dir`. `client`: a cluster to use; None starts one with
-    `start_client` (a LocalCluster sized to the machine) only if any scene needs work.
-    Scenes whose outputs are complete and current per DIR/manifest.json are skipped unless
-    `force`; a file at an output path that the manifest does not record is refused unless
-    `overwrite`. One batch at a time writes into `out_dir`: a second is refused (OutputError)
-    while the first holds DIR/.bandfusion.lock. Failed scenes are records with a reason, not
-    exceptions; check `result.failed`.
+    `scenes`: files, globs, directories, CSV/JSON scene lists or SceneSpecs, each input a local
+    path or an https:// or s3:// URL; every input must be there (MissingInputs, naming each
+    one that is not, before any cluster starts). `model`: a model directory, local or an
+    s3:// prefix, read here once; its bytes reach each worker once. `out_dir`: a local folder
+    or an s3:// prefix; workers write maps there, so a local one must be readable and
+    writable where they run. `client`: a cluster to use; None starts one with `start_client`
+    (a LocalCluster sized to the machine) only if any scene needs work.
+    Scenes whose outputs are complete and current per the manifest beside them are skipped
+    unless `force`; a file at an output path that the manifest does not record is refused
+    unless `overwrite`. One batch at a time writes into a local `out_dir`: a second is refused
+    (OutputError) while the first holds DIR/.bandfusion.lock (object storage has no such lock:
+    one batch a prefix is the caller's to ensure). Failed scenes are records with a reason,
+    not exceptions; check `result.failed`.
     `progress` is told of every scene as it is done, skipped or failed (stage "scenes", with
     the cluster's size and each failure as notes) and of map pixels as they are written
     (stage "pixels").
     """
     start = time.perf_counter()
-    root = _prepare_out_dir(Path(out_dir))
+    outputs = Outputs(out_dir)
     specs = collect_scenes(
         [scenes] if isinstance(scenes, str | os.PathLike | SceneSpec) else scenes
     )
-    with _owning(root):
+    targets = outputs.targets(specs)
+    stamps = check_inputs(specs)
+    with outputs.owned() as manifest:
         records = _run_owned(
-            specs, Path(model), root, client, start_client, force, overwrite, options, progress
-        )
-    return BatchResult(records, root / MANIFEST_NAME, time.perf_counter() - start)
+            specs, stamps, targets, model, outputs, manifest, client, start_client, force,
+            overwrite, options, progress,
+        )  # fmt: skip
+    where = outputs.manifest_path
+    return BatchResult(
+        records, where if outputs.remote else Path(where), time.perf_counter() - start
+    )
 
 
 def _run_owned(
     specs: list[SceneSpec],
-    model: Path,
-    root: Path,
+    stamps: dict[str, InputStamp],
+    targets: list[str],
+    model: PathLike,
+    outputs: Outputs,
+    manifest: Manifest,
     client: Client | None,
     start_client: Callable[[], AbstractContextManager[Client]],
     force: bool,
@@ -116,19 +127,17 @@ def _run_owned(
     options: BatchOptions | None,
     progress: Progress | None,
 ) -> tuple[SceneRecord, ...]:
-    """`run_batch`'s work, while this process alone writes into `root`."""
+    """`run_batch`'s work, while this process alone writes into `outputs`."""
     report = progress or silent
-    targets = _targets(specs, root)
-    sweep_temporaries([*targets, root / MANIFEST_NAME])  # what killed runs left
+    outputs.sweep(targets)  # what killed runs left
     report(Step("scenes", 0, len(specs), "scene"))
     pixels = counter(progress, "pixels", unit="px")
-    trained = load_model(model)
-    ref = ModelRef.of(model)
-    manifest = Manifest.load(root)
+    ref, files, trained = read_model(model)
     if not (overwrite or manifest.damaged):
-        _refuse_strays(targets, root, manifest)
+        _refuse_strays(targets, outputs, manifest)
     manifest.model = {"path": ref.path, "sha256": ref.sha256}
-    planned = manifest.plan(_pending(specs, targets, root, ref), root, force)
+    pending = _pending(specs, stamps, targets, outputs, ref)
+    planned = manifest.plan(pending, outputs.root, force)
     records = {record.output: record for record in planned}
     manifest.records.update(records)
     manifest.save()
@@ -136,7 +145,7 @@ def _run_owned(
         if record.status == "skipped":
             report(_scene_step(record, len(specs)))
     tasks = [
-        SceneTask(record, str(target), ref, options or BatchOptions())
+        SceneTask(record, target, ref, options or BatchOptions())
         for record, target in zip(planned, targets, strict=True)
         if record.status != "skipped"
     ]
@@ -144,7 +153,7 @@ def _run_owned(
         try:
             with _using(client, start_client) as active:
                 report(Step("scenes", 0, len(specs), "scene", note=describe_cluster(active)))
-                running = _Running(active, tasks, trained, pixels)
+                running = _Running(active, tasks, trained, files, pixels)
                 try:
                     for record in running:
                         records[record.output] = record
@@ -156,48 +165,15 @@ def _run_owned(
                     raise
         finally:
             manifest.flush()
-    sweep_temporaries([*targets, manifest.path])  # even when all was done before a crash
+    outputs.sweep(targets)  # even when all was done before a crash
     return tuple(records.values())
 
 
-@contextmanager
-def _owning(root: Path) -> Iterator[None]:
-    """Hold root/.bandfusion.lock (flock) while the body runs; OutputError if another process
-    holds it. The file is removed at the end, so each holder checks it locked the file that
-    is still at that name, not one a finishing holder had just removed."""
-    path = root / LOCK_NAME
-    while True:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(descriptor)
-            raise OutputError(
-                f"{root}: another bandfusion batch is writing into it (it holds {path}); "
-                "wait for it to end or choose another output dir"
-            ) from None
-        if _same_file(descriptor, path):
-            break
-        os.close(descriptor)
-    try:
-        yield
-    finally:
-        path.unlink(missing_ok=True)
-        os.close(descriptor)
-
-
-def _same_file(descriptor: int, path: Path) -> bool:
-    try:
-        return os.path.samestat(os.fstat(descriptor), path.stat())
-    except FileNotFoundError:
-        return False
-
-
-def _refuse_strays(targets: Sequence[Path], root: Path, manifest: Manifest) -> None:
+def _refuse_strays(targets: Sequence[str], outputs: Outputs, manifest: Manifest) -> None:
     """OutputError for the first output path holding a file the manifest does not record:
     someone else's file, which a batch never replaces unless told to."""
     for target in targets:
-        if os.path.lexists(target) and target.relative_to(root).as_posix() not in manifest.records:
+        if outputs.name(target) not in manifest.records and exists(target):
             raise OutputError(
                 f"{target}: exists and {manifest.path.name} does not record it; not replacing it",
                 setting="overwrite",
@@ -210,35 +186,17 @@ def _scene_step(record: SceneRecord, total: int) -> Step:
     return Step("scenes", 1, total, "scene", note=note)
 
 
-def _prepare_out_dir(out_dir: Path) -> Path:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{out_dir}: cannot create output directory ({exc.strerror})") from exc
-    check_writable(out_dir / MANIFEST_NAME)
-    return out_dir.resolve()
-
-
-def _targets(specs: Sequence[SceneSpec], root: Path) -> list[Path]:
-    """Each scene's output path; names leaving the output dir, or used twice, are refused."""
-    targets = [output_path(root, spec.output) for spec in specs]
-    twice = sorted(str(t.relative_to(root)) for t, n in Counter(targets).items() if n > 1)
-    if twice:
-        raise BandfusionError(
-            f"several scenes would write {', '.join(twice)}; give them distinct output names"
-        )
-    for target in targets:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    return targets
-
-
 def _pending(
-    specs: Sequence[SceneSpec], targets: Sequence[Path], root: Path, ref: ModelRef
+    specs: Sequence[SceneSpec],
+    stamps: dict[str, InputStamp],
+    targets: Sequence[str],
+    outputs: Outputs,
+    ref: ModelRef,
 ) -> list[SceneRecord]:
     return [
         SceneRecord(
-            output=target.relative_to(root).as_posix(),
-            inputs=tuple(InputStamp.of(path) for path in spec.inputs),
+            output=outputs.name(target),
+            inputs=tuple(stamps[name] for name in spec.inputs),
             model_sha256=ref.sha256,
         )
         for spec, target in zip(specs, targets, strict=True)
@@ -265,20 +223,29 @@ class _Running:
     """
 
     def __init__(
-        self, client: Client, tasks: list[SceneTask], model: TrainedModel, pixels: Count | None
+        self,
+        client: Client,
+        tasks: list[SceneTask],
+        model: TrainedModel,
+        files: ModelFiles,
+        pixels: Count | None,
     ) -> None:
         self.client, self.tasks, self.model, self.pixels = client, tasks, model, pixels
+        self.files = files
         self.futures: dict[Future, SceneTask] = {}
 
     def __iter__(self) -> Iterator[SceneRecord]:
+        """The model's bytes go to every worker once (a worker joining later fetches them
+        from another), as data; tasks take them as an argument, so none carries a copy."""
         threads = sum(self.client.nthreads().values())
+        [shipped] = self.client.scatter([self.files], broadcast=True, hash=False)
         if len(self.tasks) < threads:
-            return self._split(PARTS_PER_THREAD * threads)
-        return self._each()
+            return self._split(shipped, PARTS_PER_THREAD * threads)
+        return self._each(shipped)
 
-    def _each(self) -> Iterator[SceneRecord]:
+    def _each(self, files: Future) -> Iterator[SceneRecord]:
         self.futures = {
-            self.client.submit(run_scene, task, pure=False): task for task in self.tasks
+            self.client.submit(run_scene, task, files, pure=False): task for task in self.tasks
         }
         for future in as_completed(list(self.futures), loop=self.client.loop):
             task = self.futures.pop(future)
@@ -291,13 +258,13 @@ class _Running:
                 self.pixels(sum(record.pixels.values()))
             yield record
 
-    def _split(self, parts: int) -> Iterator[SceneRecord]:
+    def _split(self, files: Future, parts: int) -> Iterator[SceneRecord]:
         """Every scene's row groups are submitted first, so workers never wait on the writes."""
         split: list[SplitScene] = []
         for task in self.tasks:
             start = time.perf_counter()
             try:
-                split.append(SplitScene(self.client, task, self.model, parts))
+                split.append(SplitScene(self.client, task, self.model, files, parts))
             except Exception as exc:  # the client could not open the scene
                 yield failed(task.record, exc, start, None)
         for scene in split:
@@ -314,8 +281,6 @@ class _Running:
                 record: SceneRecord = future.result(timeout=_COLLECT_TIMEOUT_S)
             except Exception:  # its worker is gone: the scene stays pending
                 continue
-            target = Path(task.target)
-            intact = target.is_file() and file_sha256(target) == record.sha256
-            if record.status == "done" and intact:
+            if record.status == "done" and stored_digest(task.target) == record.sha256:
                 records.append(record)
         return records

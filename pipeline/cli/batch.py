@@ -9,12 +9,21 @@ import click
 from bandfusion.batch.cluster import connect, local_client
 from bandfusion.batch.manifest import MANIFEST_NAME, collect_scenes, output_path
 from bandfusion.batch.run import BatchError, run_batch
+from bandfusion.batch.store import is_object_store
 from bandfusion.batch.tasks import BatchOptions
-from bandfusion.cli.options import device_option, parse_names, quiet_option, scene_options
+from bandfusion.cli.options import (
+    SceneInput,
+    device_option,
+    parse_names,
+    quiet_option,
+    scene_options,
+)
 from bandfusion.cli.outputs import model_files, overwrite_option, refuse_clashes
 from bandfusion.display.progress import ProgressDisplay
 from bandfusion.display.tables import batch_summary
 from bandfusion.engine.predict import DEFAULT_BATCH_PIXELS
+from bandfusion.errors import OutputError
+from bandfusion.io.remote import is_remote
 
 
 @click.command("batch")
@@ -24,14 +33,15 @@ from bandfusion.engine.predict import DEFAULT_BATCH_PIXELS
     "--model",
     "model_path",
     required=True,
-    type=click.Path(path_type=Path),
-    help="Model directory; workers load it by path, so they must see it too.",
+    type=SceneInput(),
+    help="Model directory, or its s3:// prefix; read here once, its bytes sent to each worker.",
 )
 @click.option(
     "--out-dir",
     required=True,
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Folder for the maps and manifest.json (created if missing).",
+    type=SceneInput(),
+    help="Folder, or s3:// prefix, for the maps and manifest.json (a folder is created if "
+    "missing).",
 )
 @click.option(
     "--scheduler",
@@ -66,8 +76,8 @@ def batch_command(
     images: tuple[Path | str, ...],
     band_names: str | None,
     resampling: str,
-    model_path: Path,
-    out_dir: Path,
+    model_path: Path | str,
+    out_dir: Path | str,
     scheduler: str | None,
     workers: int | None,
     threads_per_worker: int | None,
@@ -80,26 +90,40 @@ def batch_command(
 ) -> None:
     """Classify many scenes with MODEL into class-map GeoTIFFs in --out-dir.
 
-    IMAGES are raster files, globs, folders (each raster in it is a scene) or scene lists: CSV
-    with an 'inputs' column (a file, or band files joined by ';') and an optional 'output'
-    column, or JSON: [{"inputs": [...], "output": "name.tif"}, ...]. Each map is written as
-    `predict` writes it; with more worker threads than scenes, a scene's rows are split across
-    workers. OUT_DIR/manifest.json records every scene; rerunning the command skips the scenes
-    that are complete and redoes the rest. Exit code 2 when any scene failed.
+    IMAGES are raster files or https:// / s3:// URLs, globs, folders (each raster in it is a
+    scene) or scene lists: CSV with an 'inputs' column (a file, or band files joined by ';') and
+    an optional 'output' column, or JSON: [{"inputs": [...], "output": "name.tif"}, ...]. A
+    scene list's relative paths are relative to the list file's folder, not the working
+    directory. Every input is checked before any cluster starts: each missing one is named on
+    its own line, and nothing runs (exit code 2). Each map is written as `predict` writes it;
+    with more worker threads than scenes, a scene's rows are split across workers. Workers
+    need no shared disk when the inputs, model and --out-dir are in object storage (the
+    standard AWS_* environment, AWS_ENDPOINT_URL for compatibles). The manifest.json beside
+    the maps records every scene; rerunning the command skips the scenes that are complete and
+    redoes the rest. Exit code 2 when any scene failed.
 
     \b
     Example:
       bandfusion batch 'tiles/*.tif' scenes.csv -m water-model --out-dir maps
       bandfusion batch tiles/ -m water-model --out-dir maps --scheduler tcp://10.0.0.5:8786
+      bandfusion batch scenes.csv -m s3://models/water --out-dir s3://maps/run1 \
+        --scheduler tcp://10.0.0.5:8786
     """
     if scheduler and (workers or threads_per_worker):
         raise click.UsageError("--workers and --threads-per-worker size the local cluster only")
     scenes = collect_scenes(images)
-    inputs = [Path(file) for scene in scenes for file in scene.inputs]
-    refuse_clashes(
-        [*images, *inputs, model_path, *model_files(model_path)],
-        [*(output_path(out_dir, scene.output) for scene in scenes), out_dir / MANIFEST_NAME],
-    )
+    inputs = [file if is_remote(file) else Path(file) for scene in scenes for file in scene.inputs]
+    if is_object_store(out_dir):
+        if stac:
+            raise click.UsageError("--stac writes local files: give a local --out-dir with it")
+        _refuse_remote_clashes(inputs, str(out_dir))
+    else:
+        out_dir = Path(out_dir)
+        models = [] if is_remote(model_path) else [model_path, *model_files(Path(model_path))]
+        refuse_clashes(
+            [*images, *inputs, *models],
+            [*(output_path(out_dir, scene.output) for scene in scenes), out_dir / MANIFEST_NAME],
+        )
     start_client = (
         functools.partial(connect, scheduler)
         if scheduler
@@ -126,8 +150,9 @@ def batch_command(
     if stac:
         from bandfusion.io.stac import write_collection  # pystac: loaded only when asked
 
+        out_dir = Path(out_dir)
         done = [out_dir / r.output for r in result.records if r.status in ("done", "skipped")]
-        about = f"Class maps made by bandfusion with the model {model_path.name}"
+        about = f"Class maps made by bandfusion with the model {Path(model_path).name}"
         collection = write_collection(
             done, out_dir, collection_id=out_dir.resolve().name, description=about
         )
@@ -137,3 +162,11 @@ def batch_command(
             f"{len(result.failed)} of {len(result.records)} scenes failed; "
             f"reasons in {result.manifest}"
         )
+
+
+def _refuse_remote_clashes(inputs: list[Path | str], out_dir: str) -> None:
+    """OutputError when an input is an object under the output prefix: never replaced."""
+    prefix = f"{out_dir.rstrip('/')}/"
+    for name in inputs:
+        if isinstance(name, str) and name.startswith(prefix):
+            raise OutputError(f"{name}: an input under --out-dir {out_dir}; never replacing one")
