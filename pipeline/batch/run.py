@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from bandfusion.batch.manifest import (
     collect_scenes,
 )
 from bandfusion.batch.outputs import Outputs
-from bandfusion.batch.shipped_model import ModelFiles, ModelRef, read_model
+from bandfusion.batch.shipped_model import ModelRef, ShippedModel, read_model
 from bandfusion.batch.store import exists, stored_digest
 from bandfusion.batch.tasks import BatchOptions, SceneTask, SplitScene, failed, run_scene
 from bandfusion.errors import BandfusionError, OutputError
@@ -153,7 +153,9 @@ def _run_owned(
         try:
             with _using(client, start_client) as active:
                 report(Step("scenes", 0, len(specs), "scene", note=describe_cluster(active)))
-                running = _Running(active, tasks, trained, files, pixels)
+                running = _Running(active, tasks, trained, pixels)
+                shipped = ShippedModel(ref, files)
+                active.register_plugin(shipped)
                 try:
                     for record in running:
                         records[record.output] = record
@@ -163,6 +165,8 @@ def _run_owned(
                     for record in running.finished():
                         manifest.update(record)
                     raise
+                finally:
+                    _unregister(active, shipped.name)
         finally:
             manifest.flush()
     outputs.sweep(targets)  # even when all was done before a crash
@@ -223,29 +227,20 @@ class _Running:
     """
 
     def __init__(
-        self,
-        client: Client,
-        tasks: list[SceneTask],
-        model: TrainedModel,
-        files: ModelFiles,
-        pixels: Count | None,
+        self, client: Client, tasks: list[SceneTask], model: TrainedModel, pixels: Count | None
     ) -> None:
         self.client, self.tasks, self.model, self.pixels = client, tasks, model, pixels
-        self.files = files
         self.futures: dict[Future, SceneTask] = {}
 
     def __iter__(self) -> Iterator[SceneRecord]:
-        """The model's bytes go to every worker once (a worker joining later fetches them
-        from another), as data; tasks take them as an argument, so none carries a copy."""
         threads = sum(self.client.nthreads().values())
-        [shipped] = self.client.scatter([self.files], broadcast=True, hash=False)
         if len(self.tasks) < threads:
-            return self._split(shipped, PARTS_PER_THREAD * threads)
-        return self._each(shipped)
+            return self._split(PARTS_PER_THREAD * threads)
+        return self._each()
 
-    def _each(self, files: Future) -> Iterator[SceneRecord]:
+    def _each(self) -> Iterator[SceneRecord]:
         self.futures = {
-            self.client.submit(run_scene, task, files, pure=False): task for task in self.tasks
+            self.client.submit(run_scene, task, pure=False): task for task in self.tasks
         }
         for future in as_completed(list(self.futures), loop=self.client.loop):
             task = self.futures.pop(future)
@@ -258,13 +253,13 @@ class _Running:
                 self.pixels(sum(record.pixels.values()))
             yield record
 
-    def _split(self, files: Future, parts: int) -> Iterator[SceneRecord]:
+    def _split(self, parts: int) -> Iterator[SceneRecord]:
         """Every scene's row groups are submitted first, so workers never wait on the writes."""
         split: list[SplitScene] = []
         for task in self.tasks:
             start = time.perf_counter()
             try:
-                split.append(SplitScene(self.client, task, self.model, files, parts))
+                split.append(SplitScene(self.client, task, self.model, parts))
             except Exception as exc:  # the client could not open the scene
                 yield failed(task.record, exc, start, None)
         for scene in split:
@@ -284,3 +279,9 @@ class _Running:
             if record.status == "done" and stored_digest(task.target) == record.sha256:
                 records.append(record)
         return records
+
+
+def _unregister(client: Client, name: str) -> None:
+    """Drop the batch's model from the workers; a cluster already gone has nothing to drop."""
+    with suppress(Exception):  # closed, or the plugin never reached it
+        client.unregister_worker_plugin(name)

@@ -1,10 +1,12 @@
 """The model as a batch ships it to workers: its two files' bytes, checked by digest.
 
 Workers share no file system with the client, so the client reads the model directory (a local
-folder or an `s3://` prefix) once, and the cluster hands its bytes (`model.json` and
-`weights.safetensors`, data, never a pickled object) to each worker once. A worker checks the
-bytes against the digest its tasks carry and loads them with the one safe loader,
-`load_model`, from a folder of its own temporary space.
+folder or an `s3://` prefix) once and registers its bytes (`model.json` and
+`weights.safetensors`: data, never a pickled network) as a worker plugin: the scheduler hands
+it to each worker once, and to every worker that joins or is restarted later, so a dying
+worker loses nothing its replacement needs. A worker checks the bytes against the digest its
+tasks carry and loads them with the one safe loader, `load_model`, from a folder of its own
+temporary space.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from bandfusion.models.checkpoint import (
     TrainedModel,
     load_model,
 )
+from distributed import WorkerPlugin, get_worker
 
 ModelFiles = tuple[bytes, bytes]
 """A model's (model.json, weights.safetensors) bytes."""
@@ -38,6 +41,29 @@ class ModelRef:
 
     path: str
     sha256: str
+
+
+class ShippedModel(WorkerPlugin):
+    """A model's bytes, kept by every worker of the cluster under `plugin_name(ref)`."""
+
+    def __init__(self, ref: ModelRef, files: ModelFiles) -> None:
+        self.ref, self.files = ref, files
+
+    @property
+    def name(self) -> str:
+        return plugin_name(self.ref)
+
+
+def plugin_name(ref: ModelRef) -> str:
+    return f"bandfusion-model-{ref.sha256}"
+
+
+def shipped_files(ref: ModelRef) -> ModelFiles:
+    """On a worker: the bytes of the model `ref`, as the batch's client registered them."""
+    plugin = get_worker().plugins.get(plugin_name(ref))
+    if not isinstance(plugin, ShippedModel):
+        raise ModelFileError(f"{ref.path}: the model was not shipped to this worker")
+    return plugin.files
 
 
 def model_digest(files: ModelFiles) -> str:

@@ -22,7 +22,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 from bandfusion.batch.manifest import SceneRecord
-from bandfusion.batch.shipped_model import ModelFiles, ModelRef, load_shipped
+from bandfusion.batch.shipped_model import ModelRef, load_shipped, shipped_files
 from bandfusion.batch.store import write_output
 from bandfusion.batch.tally import PixelTally
 from bandfusion.engine.predict import DEFAULT_BATCH_PIXELS, predict_scene
@@ -31,7 +31,7 @@ from bandfusion.io.geotiff import write_geotiff
 from bandfusion.io.scene import open_scene
 from bandfusion.models.checkpoint import TrainedModel
 from bandfusion.progress import Count
-from distributed import Client, Future, get_worker
+from distributed import Client, get_worker
 
 
 @dataclass(frozen=True)
@@ -52,14 +52,14 @@ loads = 0
 """How many times this process has loaded a shipped model (each worker does so once a model)."""
 
 
-def worker_model(ref: ModelRef, files: ModelFiles) -> TrainedModel:
+def worker_model(ref: ModelRef) -> TrainedModel:
     """The model `ref` names, loaded from its shipped bytes once per worker process and shared
     by its tasks."""
     global loads
     with _model_lock:
         model = _models.get(ref.sha256)
         if model is None:
-            model = load_shipped(ref, files)
+            model = load_shipped(ref, shipped_files(ref))
             loads += 1
             while len(_models) >= MODELS_KEPT:
                 del _models[next(iter(_models))]
@@ -85,7 +85,7 @@ class SceneTask:
         return predict_scene(scene, model, device=options.device, batch_pixels=options.batch_pixels)
 
 
-def run_scene(task: SceneTask, files: ModelFiles) -> SceneRecord:
+def run_scene(task: SceneTask) -> SceneRecord:
     """Worker task: map one scene into its output file; a failure comes back as a record.
 
     The scene's chunks run one after another in this task's thread: the cluster runs one scene
@@ -94,7 +94,7 @@ def run_scene(task: SceneTask, files: ModelFiles) -> SceneRecord:
     start = time.perf_counter()
     worker = str(get_worker().address)
     try:
-        model = worker_model(task.model, files)
+        model = worker_model(task.model)
         tally = PixelTally()
         classes = tally.counted(task.classes(model))
         digest = write_output(
@@ -105,11 +105,9 @@ def run_scene(task: SceneTask, files: ModelFiles) -> SceneRecord:
         return failed(task.record, exc, start, worker)
 
 
-def predict_rows(
-    task: SceneTask, files: ModelFiles, rows: tuple[int, int]
-) -> tuple[np.ndarray, str]:
+def predict_rows(task: SceneTask, rows: tuple[int, int]) -> tuple[np.ndarray, str]:
     """Worker task: rows [start, stop) of a scene's class map, whole chunks of the one graph."""
-    model = worker_model(task.model, files)
+    model = worker_model(task.model)
     part = task.classes(model).data[slice(*rows)]
     return part.compute(scheduler="synchronous"), str(get_worker().address)
 
@@ -156,16 +154,12 @@ def row_groups(chunks: tuple[int, ...], parts: int) -> list[tuple[int, int]]:
 class SplitScene:
     """A scene whose row groups run as separate tasks; the client writes them into one file."""
 
-    def __init__(
-        self, client: Client, task: SceneTask, model: TrainedModel, files: Future, parts: int
-    ) -> None:
+    def __init__(self, client: Client, task: SceneTask, model: TrainedModel, parts: int) -> None:
         self.task = task
         self.start = time.perf_counter()
         self.template = task.classes(model)
         self.rows = row_groups(self.template.data.chunks[0], parts)
-        self.futures = [
-            client.submit(predict_rows, task, files, rows, pure=False) for rows in self.rows
-        ]
+        self.futures = [client.submit(predict_rows, task, rows, pure=False) for rows in self.rows]
         self.workers: set[str] = set()
 
     def fetch(self, index: int) -> np.ndarray:
