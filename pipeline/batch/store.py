@@ -162,7 +162,9 @@ def write_output(target: str, write: Callable[[Path], None]) -> str:
             for file in [*sides, local]:
                 upload(file, f"{target}{file.name[len(local.name) :]}", file_sha256(file))
         except Exception as exc:  # botocore's errors, once its retries are spent
-            raise OutputError(f"{target}: cannot upload ({first_line(exc, typed=True)})") from exc
+            cause = exc.__cause__ or exc.__context__ or exc  # boto3 wraps the S3 answer
+            reason = first_line(cause, typed=True)
+            raise OutputError(f"{target}: cannot upload ({reason})") from exc
     return digest
 
 

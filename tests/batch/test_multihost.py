@@ -238,7 +238,8 @@ def test_a_store_refusing_writes_is_retried_then_recorded(
     assert cluster.proxy.refused[flaky] == 2
     assert cluster.proxy.refused[refused] == 3  # AWS_MAX_ATTEMPTS
     error = records["never.tif"]["error"]
-    assert error.startswith(f"OutputError: {out}/never.tif: cannot upload (") and "\n" not in error
+    assert error.startswith(f"{out}/never.tif: cannot upload (ClientError: ") and "\n" not in error
+    assert "SlowDown" in error
     assert whole_objects(cluster.s3, f"{PREFIX}/refused/") == []
     listing = cluster.s3.list_objects_v2(Bucket=S3_BUCKET, Prefix=f"{PREFIX}/refused/")
     assert f"{PREFIX}/refused/never.tif" not in [o["Key"] for o in listing["Contents"]]
