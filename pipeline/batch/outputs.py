@@ -83,7 +83,8 @@ class ObjectManifest(Manifest):
             pass
         except OSError as exc:
             raise OutputError(f"{url}: cannot read manifest ({first_line(exc)})") from exc
-        manifest = cls.load(scratch)
+        loaded = cls.load(scratch)
+        manifest = cls(loaded.path, loaded.records, loaded.model, damaged=loaded.damaged)
         manifest.url = url
         return manifest
 

@@ -80,7 +80,7 @@ def read_model(where: PathLike) -> tuple[ModelRef, ModelFiles, TrainedModel]:
     Raises ModelFileError naming `where` for anything missing, too large or invalid."""
     name = os.fspath(where).rstrip("/") if is_object_store(where) else str(Path(where).absolute())
     if not is_object_store(where):
-        load_model(where)  # its own messages: not a directory, a pickle, ...
+        load_model(Path(where))  # its own messages: not a directory, a pickle, ...
     try:
         files = (
             read_bytes(f"{name}/{METADATA_FILE}", MAX_METADATA_BYTES),

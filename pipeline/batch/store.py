@@ -79,7 +79,7 @@ def _client(environment: tuple[str | None, ...]) -> Any:
         scheme = "http" if os.environ.get("AWS_HTTPS", "YES").upper() == "NO" else "https"
         endpoint = host if not host or "://" in host else f"{scheme}://{host}"
     retries = {} if os.environ.get("AWS_MAX_ATTEMPTS") else _RETRY_DEFAULTS
-    config = Config(connect_timeout=10, read_timeout=60, **retries)  # type: ignore[arg-type]
+    config = Config(connect_timeout=10, read_timeout=60, **retries)
     return boto3.client("s3", endpoint_url=endpoint, config=config)
 
 
@@ -143,7 +143,7 @@ def _content_type(url: str) -> str:
     return "application/json" if url.endswith(".json") else "image/tiff"
 
 
-def write_output(target: str, write: Callable[[Path], None]) -> str:
+def write_output(target: str, write: Callable[[Path], object]) -> str:
     """Have `write` make the output `target` and return its sha256.
 
     A local target is written in place (the writers replace files atomically); an object is
