@@ -31,6 +31,10 @@ class FaultProxy(ThreadingHTTPServer):
         self.refuse: Callable[[str, str, int], bool] = lambda method, path, attempt: False
         self.writes: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
+        self.requests: Counter[tuple[str, str]] = Counter()
+        """Requests passed upstream, by (method, path)."""
+        self.bytes_sent = 0
+        """Body bytes answered to reads (GET)."""
         self.lock = threading.Lock()
 
     @property
@@ -91,6 +95,9 @@ class _Handler(BaseHTTPRequestHandler):
             upstream.request(self.command, self.path, body=body, headers=headers)
             answer = upstream.getresponse()
             data = answer.read()
+            with self.server.lock:
+                self.server.requests[self.command, self.path.split("?")[0]] += 1
+                self.server.bytes_sent += len(data) if self.command == "GET" else 0
             self.send_response(answer.status, answer.reason)
             for name, value in answer.getheaders():
                 if name.lower() not in _HOP_HEADERS and name.lower() != "content-length":
