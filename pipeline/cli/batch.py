@@ -106,8 +106,7 @@ def batch_command(
     Example:
       bandfusion batch 'tiles/*.tif' scenes.csv -m water-model --out-dir maps
       bandfusion batch tiles/ -m water-model --out-dir maps --scheduler tcp://10.0.0.5:8786
-      bandfusion batch scenes.csv -m s3://models/water --out-dir s3://maps/run1 \
-        --scheduler tcp://10.0.0.5:8786
+      bandfusion batch scenes.csv -m s3://models/water --out-dir s3://maps/run1 --scheduler f.json
     """
     if scheduler and (workers or threads_per_worker):
         raise click.UsageError("--workers and --threads-per-worker size the local cluster only")
