@@ -90,9 +90,7 @@ def write_geotiff(
     )
     resampling = Resampling[resampling_name.lower()]
     factors = cog_steps.overview_factors(grid.width, grid.height, blocksize) if cog else []
-    # Side files are looked for here whatever remote reads set process-wide (EMPTY_DIR): the
-    # streamed overview levels are found as FILE.ovr beside the tiled file.
-    with atomic_output(path) as tmp, gdal_env(cache_mb, GDAL_DISABLE_READDIR_ON_OPEN="NO"):
+    with atomic_output(path) as tmp, gdal_env(cache_mb):
         tiled = tmp.with_name(f"{tmp.stem}.gtiff.tif") if cog else tmp
         levels = cog_steps.streamed_levels(tiled, data, resampling, factors)
         streamed = cog_steps.intermediate_profile(profile) if cog else profile
