@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import glob
-import hashlib
 import json
 import os
 import time
@@ -21,18 +20,20 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from bandfusion.batch.store import PathLike as PathLike  # re-exported, as is file_sha256
+from bandfusion.batch.store import file_sha256 as file_sha256
+from bandfusion.batch.store import is_object_store, join, stored_digest
 from bandfusion.errors import BandfusionError, BandfusionWarning, OutputError, first_line
 from bandfusion.io.atomic import atomic_output
 from bandfusion.io.inputs import refuse_special
 from bandfusion.io.products import is_product
+from bandfusion.io.remote import is_remote
 
-PathLike = str | os.PathLike[str]
 RASTER_SUFFIXES = frozenset({".tif", ".tiff", ".jp2", ".vrt", ".img"})
 SCENE_LIST_SUFFIXES = frozenset({".csv", ".json"})
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
 STATUSES = ("pending", "done", "skipped", "failed")
-_HASH_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,8 @@ def _glob(pattern: str) -> list[str]:
 
 
 def read_scene_list(path: PathLike) -> list[SceneSpec]:
-    """Scenes from a CSV or JSON scene list; relative paths are relative to the list's folder.
+    """Scenes from a CSV or JSON scene list; relative paths are relative to the list's folder
+    (not the working directory), absolute paths and https:// or s3:// URLs are kept.
 
     CSV: a header with an `inputs` column (one file, or band files joined by `;`) and an
     optional `output` column. JSON: a list (or {"scenes": [...]}) of file names, lists of band
@@ -156,7 +158,7 @@ def _scene_of(path: Path, number: int, inputs: object, output: object) -> SceneS
         raise BandfusionError(f"{path}: scene {number}: inputs must be a file or a list of files")
     if output is not None and not (isinstance(output, str) and output):
         raise BandfusionError(f"{path}: scene {number}: output must be a file name")
-    return SceneSpec.of([str(path.parent / f) for f in files], output)
+    return SceneSpec.of([f if is_remote(f) else str(path.parent / f) for f in files], output)
 
 
 def output_path(out_dir: Path, name: str) -> Path:
@@ -166,6 +168,13 @@ def output_path(out_dir: Path, name: str) -> Path:
     if root not in target.parents or target == root / MANIFEST_NAME:
         raise BandfusionError(f"output name {name!r} is not a file inside the output dir {out_dir}")
     return target
+
+
+def output_target(out_dir: PathLike, name: str) -> str:
+    """Where output `name` goes: `output_path` in a local dir, a key under an s3:// prefix."""
+    if is_object_store(out_dir):
+        return join(os.fspath(out_dir), name)
+    return str(output_path(Path(out_dir), name))
 
 
 @dataclass(frozen=True)
@@ -178,7 +187,10 @@ class InputStamp:
 
     @classmethod
     def of(cls, path: PathLike) -> InputStamp:
-        """Stamp the file as it is now; a missing file gets no size (its scene will fail)."""
+        """Stamp the file as it is now; a missing file gets no size (its scene will fail); a
+        URL is kept as written (its stamp comes from `bandfusion.batch.checks`)."""
+        if is_remote(path):
+            return cls(os.fspath(path), None, None)
         absolute = Path(path).absolute()
         try:
             stat = absolute.stat()
@@ -235,7 +247,7 @@ class SceneRecord:
             raise TypeError(f"{record.output!r}: pixel counts are not integers")
         return record
 
-    def is_current(self, previous: SceneRecord | None, target: Path) -> bool:
+    def is_current(self, previous: SceneRecord | None, target: PathLike) -> bool:
         """Whether `previous` finished this same work and its output is still there, intact."""
         return (
             previous is not None
@@ -243,18 +255,8 @@ class SceneRecord:
             and previous.inputs == self.inputs
             and previous.model_sha256 == self.model_sha256
             and previous.sha256 is not None
-            and target.is_file()
-            and file_sha256(target) == previous.sha256
+            and stored_digest(target) == previous.sha256
         )
-
-
-def file_sha256(path: PathLike) -> str:
-    """Hex sha256 of a file's bytes, read in blocks."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        while block := f.read(_HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Manifest:
@@ -335,11 +337,12 @@ class Manifest:
             self._lines[record.output] = cached
         return cached[1]
 
-    def plan(self, pending: list[SceneRecord], out_dir: Path, force: bool) -> list[SceneRecord]:
+    def plan(self, pending: list[SceneRecord], out_dir: PathLike, force: bool) -> list[SceneRecord]:
         """Each pending record, or its earlier record marked skipped where that is current."""
         planned = []
         for record in pending:
             previous = self.records.get(record.output)
-            current = not force and record.is_current(previous, output_path(out_dir, record.output))
+            target = output_target(out_dir, record.output)
+            current = not force and record.is_current(previous, target)
             planned.append(replace(previous, status="skipped") if current and previous else record)
         return planned

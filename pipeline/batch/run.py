@@ -1,42 +1,41 @@
 """The many-scene job on dask.distributed: one task per scene, or a scene's rows across workers.
 
-The client plans the run from DIR/manifest.json, submits the tasks (bandfusion.batch.tasks) and
-records every finished scene in the manifest (temp file, rename) as it arrives, so a rerun
-after any interruption redoes only what is missing, partial or out of date. A failing scene
+The client checks that every input is there (bandfusion.batch.checks) before any cluster
+starts, plans the run from the manifest beside the outputs (a local folder or an s3:// prefix,
+bandfusion.batch.outputs), ships the model's bytes to the workers once, submits the tasks
+(bandfusion.batch.tasks) and records every finished scene in the manifest as it arrives, so a
+rerun after any interruption redoes only what is missing, partial or out of date. A failing scene
 comes back as a record with its one-line reason; a task whose worker dies is rerun by the
 scheduler elsewhere. When the cluster has more threads than scenes, scenes are split by rows.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from bandfusion.atomic import sweep_temporaries
+from bandfusion.batch.checks import check_inputs
 from bandfusion.batch.cluster import describe_cluster, local_client
 from bandfusion.batch.manifest import (
-    MANIFEST_NAME,
     InputStamp,
     Manifest,
     PathLike,
     SceneRecord,
     SceneSpec,
     collect_scenes,
-    file_sha256,
-    output_path,
 )
-from bandfusion.batch.tasks import BatchOptions, ModelRef, SceneTask, SplitScene, failed, run_scene
+from bandfusion.batch.outputs import Outputs
+from bandfusion.batch.shipped_model import ModelRef, ShippedModel, read_model
+from bandfusion.batch.store import exists, stored_digest
+from bandfusion.batch.tasks import BatchOptions, SceneTask, SplitScene, failed, run_scene
 from bandfusion.errors import BandfusionError, OutputError
-from bandfusion.io.atomic import check_writable
 from bandfusion.io.inputs import refuse_clashes
-from bandfusion.io.pam import aux_path
-from bandfusion.models.checkpoint import METADATA_FILE, WEIGHTS_FILE, TrainedModel, load_model
+from bandfusion.io.remote import is_remote
+from bandfusion.models.checkpoint import METADATA_FILE, WEIGHTS_FILE, TrainedModel
 from bandfusion.progress import Count, Progress, Step, counter, silent
 from distributed import Client, Future, as_completed
 
@@ -44,8 +43,6 @@ PARTS_PER_THREAD = 2
 """Row groups per cluster thread when scenes are split: a little slack for uneven workers."""
 _COLLECT_TIMEOUT_S = 10
 """How long, after an interrupt, the client waits for a finished scene's record."""
-LOCK_NAME = ".bandfusion.lock"
-"""The file in the output directory that a running batch holds locked (flock)."""
 
 
 class BatchError(BandfusionError):
@@ -54,10 +51,11 @@ class BatchError(BandfusionError):
 
 @dataclass(frozen=True)
 class BatchResult:
-    """The records of one run's scenes, in input order, with the manifest path and wall time."""
+    """The records of one run's scenes, in input order, with the manifest (a path, or a URL in
+    object storage) and wall time."""
 
     records: tuple[SceneRecord, ...]
-    manifest: Path
+    manifest: Path | str
     seconds: float
 
     def count(self, status: str) -> int:
@@ -82,37 +80,51 @@ def run_batch(
 ) -> BatchResult:
     """Map every scene into `out_dir` on a dask.distributed cluster; returns the run's records.
 
-    `scenes`: files, globs, directories, CSV/JSON scene lists or SceneSpecs. `model`: a model
-    directory, which workers load by path (once each), so it must be readable where they run,
-    as must the inputs and `out_dir`. `client`: a cluster to use; None starts one with
-    `start_client` (a LocalCluster sized to the machine) only if any scene needs work.
-    Scenes whose outputs are complete and current per DIR/manifest.json are skipped unless
-    `force`; a file at an output path that the manifest does not record is refused unless
-    `overwrite`; an output path that is one of the inputs (a scene's file, a scene list, the
-    model's files; links count) is refused (OutputError) before anything is written. One batch
-    at a time writes into `out_dir`: a second is refused (OutputError)
-    while the first holds DIR/.bandfusion.lock. Failed scenes are records with a reason, not
-    exceptions; check `result.failed`.
+    `scenes`: files, globs, directories, CSV/JSON scene lists or SceneSpecs, each input a local
+    path or an https:// or s3:// URL; every input must be there (MissingInputs, naming each
+    one that is not, before any cluster starts). `model`: a model directory, local or an
+    s3:// prefix, read here once; its bytes reach each worker once. `out_dir`: a local folder
+    or an s3:// prefix; workers write maps there, so a local one must be readable and
+    writable where they run. `client`: a cluster to use; None starts one with `start_client`
+    (a LocalCluster sized to the machine) only if any scene needs work.
+    Scenes whose outputs are complete and current per the manifest beside them are skipped
+    unless `force`; a file at an output path that the manifest does not record is refused
+    unless `overwrite`; an output that is one of the inputs (a scene's file, a scene list, the
+    model's files; links count) is refused (OutputError) before any map is written. One batch
+    at a time writes into a local `out_dir`: a second is refused (OutputError) while the first
+    holds DIR/.bandfusion.lock (object storage has no such lock: one batch a prefix is the
+    caller's to ensure). Failed scenes are records with a reason, not exceptions; check
+    `result.failed`.
     `progress` is told of every scene as it is done, skipped or failed (stage "scenes", with
     the cluster's size and each failure as notes) and of map pixels as they are written
     (stage "pixels").
     """
     start = time.perf_counter()
-    items = [scenes] if isinstance(scenes, str | os.PathLike | SceneSpec) else list(scenes)
-    specs = collect_scenes(items)
-    _refuse_inputs_as_outputs(items, specs, Path(model), Path(out_dir))
-    root = _prepare_out_dir(Path(out_dir))
-    with _owning(root):
+    outputs = Outputs(out_dir)
+    specs = collect_scenes(
+        [scenes] if isinstance(scenes, str | os.PathLike | SceneSpec) else scenes
+    )
+    targets = outputs.targets(specs)
+    _refuse_inputs_as_outputs(scenes, specs, model, outputs, targets)
+    stamps = check_inputs(specs)
+    with outputs.owned() as manifest:
         records = _run_owned(
-            specs, Path(model), root, client, start_client, force, overwrite, options, progress
-        )
-    return BatchResult(records, root / MANIFEST_NAME, time.perf_counter() - start)
+            specs, stamps, targets, model, outputs, manifest, client, start_client, force,
+            overwrite, options, progress,
+        )  # fmt: skip
+    where = outputs.manifest_path
+    return BatchResult(
+        records, where if outputs.remote else Path(where), time.perf_counter() - start
+    )
 
 
 def _run_owned(
     specs: list[SceneSpec],
-    model: Path,
-    root: Path,
+    stamps: dict[str, InputStamp],
+    targets: list[str],
+    model: PathLike,
+    outputs: Outputs,
+    manifest: Manifest,
     client: Client | None,
     start_client: Callable[[], AbstractContextManager[Client]],
     force: bool,
@@ -120,19 +132,17 @@ def _run_owned(
     options: BatchOptions | None,
     progress: Progress | None,
 ) -> tuple[SceneRecord, ...]:
-    """`run_batch`'s work, while this process alone writes into `root`."""
+    """`run_batch`'s work, while this process alone writes into `outputs`."""
     report = progress or silent
-    targets = _targets(specs, root)
-    sweep_temporaries([*targets, root / MANIFEST_NAME])  # what killed runs left
+    outputs.sweep(targets)  # what killed runs left
     report(Step("scenes", 0, len(specs), "scene"))
     pixels = counter(progress, "pixels", unit="px")
-    trained = load_model(model)
-    ref = ModelRef.of(model)
-    manifest = Manifest.load(root)
+    ref, files, trained = read_model(model)
     if not (overwrite or manifest.damaged):
-        _refuse_strays(targets, root, manifest)
+        _refuse_strays(targets, outputs, manifest)
     manifest.model = {"path": ref.path, "sha256": ref.sha256}
-    planned = manifest.plan(_pending(specs, targets, root, ref), root, force)
+    pending = _pending(specs, stamps, targets, outputs, ref)
+    planned = manifest.plan(pending, outputs.root, force)
     records = {record.output: record for record in planned}
     manifest.records.update(records)
     manifest.save()
@@ -140,7 +150,7 @@ def _run_owned(
         if record.status == "skipped":
             report(_scene_step(record, len(specs)))
     tasks = [
-        SceneTask(record, str(target), ref, options or BatchOptions())
+        SceneTask(record, target, ref, options or BatchOptions())
         for record, target in zip(planned, targets, strict=True)
         if record.status != "skipped"
     ]
@@ -149,6 +159,8 @@ def _run_owned(
             with _using(client, start_client) as active:
                 report(Step("scenes", 0, len(specs), "scene", note=describe_cluster(active)))
                 running = _Running(active, tasks, trained, pixels)
+                shipped = ShippedModel(ref, files)
+                active.register_plugin(shipped)
                 try:
                     for record in running:
                         records[record.output] = record
@@ -158,70 +170,49 @@ def _run_owned(
                     for record in running.finished():
                         manifest.update(record)
                     raise
+                finally:
+                    _unregister(active, shipped.name)
         finally:
             manifest.flush()
-    sweep_temporaries([*targets, manifest.path])  # even when all was done before a crash
+    outputs.sweep(targets)  # even when all was done before a crash
     return tuple(records.values())
 
 
-@contextmanager
-def _owning(root: Path) -> Iterator[None]:
-    """Hold root/.bandfusion.lock (flock) while the body runs; OutputError if another process
-    holds it. The file is removed at the end, so each holder checks it locked the file that
-    is still at that name, not one a finishing holder had just removed."""
-    path = root / LOCK_NAME
-    while True:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(descriptor)
-            raise OutputError(
-                f"{root}: another bandfusion batch is writing into it (it holds {path}); "
-                "wait for it to end or choose another output dir"
-            ) from None
-        if _same_file(descriptor, path):
-            break
-        os.close(descriptor)
-    try:
-        yield
-    finally:
-        path.unlink(missing_ok=True)
-        os.close(descriptor)
-
-
-def _same_file(descriptor: int, path: Path) -> bool:
-    try:
-        return os.path.samestat(os.fstat(descriptor), path.stat())
-    except FileNotFoundError:
-        return False
-
-
 def _refuse_inputs_as_outputs(
-    items: Sequence[PathLike | SceneSpec], specs: Sequence[SceneSpec], model: Path, out_dir: Path
+    scenes: PathLike | SceneSpec | Iterable[PathLike | SceneSpec],
+    specs: Sequence[SceneSpec],
+    model: PathLike,
+    outputs: Outputs,
+    targets: Sequence[str],
 ) -> None:
     """OutputError where a map or the manifest would be written onto an input: a scene's file,
-    a scene list or folder named in `items`, or a file of the model directory."""
-    named = [Path(item) for item in items if not isinstance(item, SceneSpec)]
-    scene_files = [Path(file) for spec in specs for file in spec.inputs]
-    refuse_clashes(
-        [*named, *scene_files, model, model / METADATA_FILE, model / WEIGHTS_FILE],
-        # each path once: two scenes naming one output are `_targets`' to refuse, in its words
-        dict.fromkeys(
-            [*(output_path(out_dir, spec.output) for spec in specs), out_dir / MANIFEST_NAME]
-        ),
-    )
+    a scene list or folder named in `scenes`, or a file of the model directory (links count);
+    in object storage, an input object under the output prefix."""
+    items = [scenes] if isinstance(scenes, str | os.PathLike | SceneSpec) else list(scenes)
+    named = [os.fspath(item) for item in items if not isinstance(item, SceneSpec)]
+    inputs = [*named, *(os.fspath(file) for spec in specs for file in spec.inputs)]
+    if outputs.remote:
+        prefix = f"{outputs.root}/"
+        for name in inputs:
+            if name.startswith(prefix):
+                raise OutputError(f"{name}: an input under the output prefix; never replacing one")
+        return
+    local = [Path(name) for name in inputs if not is_remote(name)]
+    if not is_remote(model):
+        local += [Path(model), Path(model) / METADATA_FILE, Path(model) / WEIGHTS_FILE]
+    # each path once: two scenes naming one output are `Outputs.targets`' to refuse
+    refuse_clashes(local, dict.fromkeys([*map(Path, targets), Path(outputs.manifest_path)]))
 
 
-def _refuse_strays(targets: Sequence[Path], root: Path, manifest: Manifest) -> None:
+def _refuse_strays(targets: Sequence[str], outputs: Outputs, manifest: Manifest) -> None:
     """OutputError for the first output path holding a file the manifest does not record:
     someone else's file, which a batch never replaces unless told to. A map's side file
     (`MAP.tif.aux.xml`, its class names) counts: the writer replaces it with the map."""
     for target in targets:
-        if target.relative_to(root).as_posix() in manifest.records:
+        if outputs.name(target) in manifest.records:
             continue
-        for path in (target, aux_path(target)):
-            if os.path.lexists(path):
+        for path in (target, f"{target}.aux.xml"):
+            if exists(path):
                 raise OutputError(
                     f"{path}: exists and {manifest.path.name} does not record it; not replacing it",
                     setting="overwrite",
@@ -234,35 +225,17 @@ def _scene_step(record: SceneRecord, total: int) -> Step:
     return Step("scenes", 1, total, "scene", note=note)
 
 
-def _prepare_out_dir(out_dir: Path) -> Path:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{out_dir}: cannot create output directory ({exc.strerror})") from exc
-    check_writable(out_dir / MANIFEST_NAME)
-    return out_dir.resolve()
-
-
-def _targets(specs: Sequence[SceneSpec], root: Path) -> list[Path]:
-    """Each scene's output path; names leaving the output dir, or used twice, are refused."""
-    targets = [output_path(root, spec.output) for spec in specs]
-    twice = sorted(str(t.relative_to(root)) for t, n in Counter(targets).items() if n > 1)
-    if twice:
-        raise BandfusionError(
-            f"several scenes would write {', '.join(twice)}; give them distinct output names"
-        )
-    for target in targets:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    return targets
-
-
 def _pending(
-    specs: Sequence[SceneSpec], targets: Sequence[Path], root: Path, ref: ModelRef
+    specs: Sequence[SceneSpec],
+    stamps: dict[str, InputStamp],
+    targets: Sequence[str],
+    outputs: Outputs,
+    ref: ModelRef,
 ) -> list[SceneRecord]:
     return [
         SceneRecord(
-            output=target.relative_to(root).as_posix(),
-            inputs=tuple(InputStamp.of(path) for path in spec.inputs),
+            output=outputs.name(target),
+            inputs=tuple(stamps[name] for name in spec.inputs),
             model_sha256=ref.sha256,
         )
         for spec, target in zip(specs, targets, strict=True)
@@ -338,8 +311,12 @@ class _Running:
                 record: SceneRecord = future.result(timeout=_COLLECT_TIMEOUT_S)
             except Exception:  # its worker is gone: the scene stays pending
                 continue
-            target = Path(task.target)
-            intact = target.is_file() and file_sha256(target) == record.sha256
-            if record.status == "done" and intact:
+            if record.status == "done" and stored_digest(task.target) == record.sha256:
                 records.append(record)
         return records
+
+
+def _unregister(client: Client, name: str) -> None:
+    """Drop the batch's model from the workers; a cluster already gone has nothing to drop."""
+    with suppress(Exception):  # closed, or the plugin never reached it
+        client.unregister_worker_plugin(name)

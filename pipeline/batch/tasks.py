@@ -1,36 +1,36 @@
 """A batch's work as worker tasks: one scene into its file, or rows of a scene for the client.
 
-Tasks carry paths, never the model: each worker process loads the model once (keyed by its
-directory and the digest of its files) and keeps it. A scene task runs `predict_scene`, the one
-engine, and writes through `write_geotiff`, the writer `predict` uses, so the files are
-byte-identical to `bandfusion predict`'s. A split scene's rows are cut into groups of whole
-chunks computed by separate tasks, and the client streams them into one file with the same
-writer: the same chunks, the same bytes. Every outcome is a SceneRecord; a failure is one with
-its one-line reason, never an exception.
+Tasks carry names (paths or URLs) and the model's digest, never the model: the model's bytes
+reach each worker once (bandfusion.batch.shipped_model), which loads them once and keeps the
+model. A scene task runs `predict_scene`, the one engine, and writes through `write_geotiff`,
+the writer `predict` uses, so the files are byte-identical to `bandfusion predict`'s; a map
+bound for object storage is written locally and uploaded whole (bandfusion.batch.store). A
+split scene's rows are cut into groups of whole chunks computed by separate tasks, and the
+client streams them into one file with the same writer: the same chunks, the same bytes.
+Every outcome is a SceneRecord; a failure is one with its one-line reason, never an exception.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import itertools
 import threading
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
-from bandfusion.batch.manifest import PathLike, SceneRecord, file_sha256
+from bandfusion.batch.manifest import SceneRecord
+from bandfusion.batch.shipped_model import ModelRef, load_shipped, shipped_files
+from bandfusion.batch.store import write_output
 from bandfusion.batch.tally import PixelTally
 from bandfusion.engine.predict import DEFAULT_BATCH_PIXELS, predict_scene
-from bandfusion.errors import ModelFileError, first_line
+from bandfusion.errors import first_line
 from bandfusion.io.cloudmask import AUTO, MaskPolicy, mask_scene
 from bandfusion.io.geotiff import write_geotiff
 from bandfusion.io.scene import open_scene
-from bandfusion.models.checkpoint import METADATA_FILE, WEIGHTS_FILE, TrainedModel, load_model
+from bandfusion.models.checkpoint import TrainedModel
 from bandfusion.progress import Count
 from distributed import Client, get_worker
 
@@ -50,48 +50,32 @@ class BatchOptions:
     trust_metadata: bool = False
 
 
-@dataclass(frozen=True)
-class ModelRef:
-    """What a task carries instead of the model: its directory and the digest of its files."""
-
-    path: str
-    sha256: str
-
-    @classmethod
-    def of(cls, path: PathLike) -> ModelRef:
-        """Reference the model directory at `path` (absolute, so any worker can find it)."""
-        absolute = Path(path).resolve()
-        return cls(str(absolute), model_digest(absolute))
-
-
-def model_digest(path: Path) -> str:
-    """sha256 over the model's files, so a model retrained in the same place is noticed."""
-    digest = hashlib.sha256()
-    for name in (METADATA_FILE, WEIGHTS_FILE):
-        digest.update(f"{name}:{file_sha256(path / name)}\n".encode())
-    return digest.hexdigest()
-
-
 _model_lock = threading.Lock()
+_models: dict[str, TrainedModel] = {}
+MODELS_KEPT = 2
+"""Models a worker keeps loaded, by digest: a batch's, and the one before it."""
+loads = 0
+"""How many times this process has loaded a shipped model (each worker does so once a model)."""
 
 
 def worker_model(ref: ModelRef) -> TrainedModel:
-    """The model `ref` names, loaded once per worker process and shared by its tasks."""
+    """The model `ref` names, loaded from its shipped bytes once per worker process and shared
+    by its tasks."""
+    global loads
     with _model_lock:
-        return _load_model_once(ref)
-
-
-@functools.lru_cache(maxsize=2)
-def _load_model_once(ref: ModelRef) -> TrainedModel:
-    model = load_model(ref.path)
-    if model_digest(Path(ref.path)) != ref.sha256:
-        raise ModelFileError(f"{ref.path}: model files changed after the batch started")
-    return model
+        model = _models.get(ref.sha256)
+        if model is None:
+            model = load_shipped(ref, shipped_files(ref))
+            loads += 1
+            while len(_models) >= MODELS_KEPT:
+                del _models[next(iter(_models))]
+            _models[ref.sha256] = model
+        return model
 
 
 @dataclass(frozen=True)
 class SceneTask:
-    """One scene's work as shipped to a worker: paths and settings, never the model itself."""
+    """One scene's work as shipped to a worker: names and settings, never the model itself."""
 
     record: SceneRecord
     target: str
@@ -126,8 +110,10 @@ def run_scene(task: SceneTask) -> SceneRecord:
         model = worker_model(task.model)
         tally = PixelTally()
         classes = tally.counted(task.classes(model))
-        write_geotiff(classes, task.target, scheduler="synchronous")
-        return finished(task, start, worker, parts=1, pixels=tally.pixels())
+        digest = write_output(
+            task.target, lambda path: write_geotiff(classes, path, scheduler="synchronous")
+        )
+        return finished(task, digest, start, worker, parts=1, pixels=tally.pixels())
     except Exception as exc:
         return failed(task.record, exc, start, worker)
 
@@ -140,13 +126,13 @@ def predict_rows(task: SceneTask, rows: tuple[int, int]) -> tuple[np.ndarray, st
 
 
 def finished(
-    task: SceneTask, start: float, worker: str, parts: int, pixels: dict[str, int]
+    task: SceneTask, digest: str, start: float, worker: str, parts: int, pixels: dict[str, int]
 ) -> SceneRecord:
     """The task's record once its output is in place: digest, class counts, time, worker."""
     return replace(
         task.record,
         status="done",
-        sha256=file_sha256(task.target),
+        sha256=digest,
         pixels=pixels,
         duration_s=round(time.perf_counter() - start, 3),
         worker=worker,
@@ -200,9 +186,11 @@ class SplitScene:
         try:
             tally = PixelTally()
             array = tally.counted(self.template.copy(data=self._assembled()))
-            write_geotiff(array, self.task.target, progress=on_pixels)
+            digest = write_output(
+                self.task.target, lambda path: write_geotiff(array, path, progress=on_pixels)
+            )
             workers, parts = self._worker_list(), len(self.rows)
-            return finished(self.task, self.start, workers, parts, tally.pixels())
+            return finished(self.task, digest, self.start, workers, parts, tally.pixels())
         except Exception as exc:
             return failed(self.task.record, exc, self.start, self._worker_list() or None)
         finally:

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from pathlib import Path
 
 import click
 from bandfusion.batch.cluster import CONNECT_TIMEOUT_S, connect, local_client
+from bandfusion.batch.manifest import collect_scenes
 from bandfusion.batch.run import BatchError, run_batch
+from bandfusion.batch.store import is_object_store
 from bandfusion.batch.tasks import BatchOptions
 from bandfusion.cli.options import (
     SceneArguments,
+    SceneInput,
     device_option,
     mask_policy_option,
     parse_names,
     quiet_option,
     scene_options,
 )
-from bandfusion.cli.outputs import overwrite_option, refuse_remote
+from bandfusion.cli.outputs import overwrite_option
 from bandfusion.display.progress import ProgressDisplay
 from bandfusion.display.tables import batch_summary
 from bandfusion.engine.predict import DEFAULT_BATCH_PIXELS
@@ -33,19 +35,20 @@ from bandfusion.io.cloudmask import MaskPolicy
     "--model",
     "model_path",
     required=True,
-    type=click.Path(path_type=Path),
-    help="Model directory; workers load it by path, so they must see it too.",
+    type=SceneInput(),
+    help="Model directory, or its s3:// prefix; read here once, its bytes sent to each worker.",
 )
 @click.option(
     "--out-dir",
     required=True,
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Folder for the maps and manifest.json (created if missing).",
+    type=SceneInput(),
+    help="Folder, or s3:// prefix, for the maps and manifest.json (a folder is created if "
+    "missing).",
 )
 @click.option(
     "--scheduler",
     help="Address (tcp://host:port) or scheduler file of a running dask.distributed cluster, "
-    f"connected to first (giving up after {CONNECT_TIMEOUT_S} s). "
+    f"connected to once the inputs are checked (giving up after {CONNECT_TIMEOUT_S} s). "
     "Default: a local cluster of worker processes.",
 )
 @click.option(
@@ -76,8 +79,8 @@ def batch_command(
     images: tuple[Path | str, ...],
     scene_args: SceneArguments,
     mask_policy: MaskPolicy,
-    model_path: Path,
-    out_dir: Path,
+    model_path: Path | str,
+    out_dir: Path | str,
     scheduler: str | None,
     workers: int | None,
     threads_per_worker: int | None,
@@ -90,22 +93,34 @@ def batch_command(
 ) -> None:
     """Classify many scenes with MODEL into class-map GeoTIFFs in --out-dir.
 
-    IMAGES are raster files, globs, folders (each raster in it is a scene) or scene lists: CSV
-    with an 'inputs' column (a file, or band files joined by ';') and an optional 'output'
-    column, or JSON: [{"inputs": [...], "output": "name.tif"}, ...]. Each map is written as
-    `predict` writes it; with more worker threads than scenes, a scene's rows are split across
-    workers. OUT_DIR/manifest.json records every scene; rerunning the command skips the scenes
-    that are complete and redoes the rest. Exit code 2 when any scene failed.
+    IMAGES are raster files or https:// / s3:// URLs, globs, folders (each raster in it is a
+    scene) or scene lists: CSV with an 'inputs' column (a file, or band files joined by ';') and
+    an optional 'output' column, or JSON: [{"inputs": [...], "output": "name.tif"}, ...]. A
+    scene list's relative paths are relative to the list file's folder, not the working
+    directory. Every input is checked before any cluster starts: each missing one is named on
+    its own line, and nothing runs (exit code 2). Each map is written as `predict` writes it;
+    with more worker threads than scenes, a scene's rows are split across workers. Workers
+    need no shared disk when the inputs, model and --out-dir are in object storage (the
+    standard AWS_* environment, AWS_ENDPOINT_URL for compatibles). The manifest.json beside
+    the maps records every scene; rerunning the command skips the scenes that are complete and
+    redoes the rest. Exit code 2 when any scene failed.
 
     \b
     Example:
       bandfusion batch 'tiles/*.tif' scenes.csv -m water-model --out-dir maps
       bandfusion batch tiles/ -m water-model --out-dir maps --scheduler tcp://10.0.0.5:8786
+      bandfusion batch scenes.csv -m s3://models/water --out-dir s3://maps/run1 --scheduler f.json
     """
     if scheduler and (workers or threads_per_worker):
         raise click.UsageError("--workers and --threads-per-worker size the local cluster only")
-    refuse_remote(out_dir)
-    cluster = connect(scheduler) if scheduler else contextlib.nullcontext(None)
+    if is_object_store(out_dir) and stac:
+        raise click.UsageError("--stac writes local files: give a local --out-dir with it")
+    scenes = collect_scenes(images)
+    start_client = (
+        functools.partial(connect, scheduler)
+        if scheduler
+        else functools.partial(local_client, workers, threads_per_worker)
+    )
     options = BatchOptions(
         device=device,
         batch_pixels=batch_pixels,
@@ -117,24 +132,24 @@ def batch_command(
         bands=tuple(picked) if (picked := parse_names(scene_args.bands)) else None,
         resolution=scene_args.resolution,
     )
-    with cluster as client, ProgressDisplay(quiet=quiet) as progress:
+    with ProgressDisplay(quiet=quiet) as progress:
         result = run_batch(
-            images,
+            scenes,
             model_path,
             out_dir,
-            client,
             force=force,
             overwrite=overwrite,
             options=options,
             progress=progress,
-            start_client=functools.partial(local_client, workers, threads_per_worker),
+            start_client=start_client,
         )
     click.echo(batch_summary(result))
     if stac:
         from bandfusion.io.stac import write_collection  # pystac: loaded only when asked
 
+        out_dir = Path(out_dir)
         done = [out_dir / r.output for r in result.records if r.status in ("done", "skipped")]
-        about = f"Class maps made by bandfusion with the model {model_path.name}"
+        about = f"Class maps made by bandfusion with the model {Path(model_path).name}"
         collection = write_collection(
             done, out_dir, collection_id=out_dir.resolve().name, description=about
         )

@@ -1,0 +1,138 @@
+"""Where a batch writes: a local folder, or a prefix in object storage (`s3://bucket/prefix`).
+
+Either way the maps go under their output names and `manifest.json` beside them, and only the
+client writes the manifest. A local folder is held by a lock file while a batch writes into it
+and swept of what killed runs left. Object storage needs neither: a map appears under its key
+only once uploaded whole, and the manifest is put whole each time it is saved, from a copy in
+the client's temporary space.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from bandfusion.atomic import sweep_temporaries
+from bandfusion.batch.manifest import MANIFEST_NAME, Manifest, SceneSpec, output_target
+from bandfusion.batch.store import PathLike, is_object_store, read_bytes, write_text
+from bandfusion.errors import BandfusionError, OutputError, first_line
+from bandfusion.io.atomic import check_writable
+
+LOCK_NAME = ".bandfusion.lock"
+"""The file in the output directory that a running batch holds locked (flock)."""
+
+
+class Outputs:
+    """A batch's output location, while one run writes into it (a context manager)."""
+
+    def __init__(self, where: PathLike) -> None:
+        self.remote = is_object_store(where)
+        self.root = os.fspath(where).rstrip("/") if self.remote else _prepare_dir(Path(where))
+        self.manifest_path = f"{self.root}/{MANIFEST_NAME}"
+
+    def targets(self, specs: Sequence[SceneSpec]) -> list[str]:
+        """Each scene's output; names leaving the output location, or used twice, are refused."""
+        targets = [output_target(self.root, spec.output) for spec in specs]
+        twice = sorted(self.name(t) for t, n in Counter(targets).items() if n > 1)
+        if twice:
+            raise BandfusionError(
+                f"several scenes would write {', '.join(twice)}; give them distinct output names"
+            )
+        if not self.remote:
+            for target in targets:
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
+        return targets
+
+    def name(self, target: str) -> str:
+        """The output name of `target`, as the manifest records it."""
+        return target[len(self.root) + 1 :]
+
+    def sweep(self, targets: Sequence[str]) -> None:
+        """Remove what killed runs left beside the outputs (object storage holds no such)."""
+        if not self.remote:
+            sweep_temporaries([*map(Path, targets), Path(self.manifest_path)])
+
+    @contextmanager
+    def owned(self) -> Iterator[Manifest]:
+        """The location's manifest, while this run alone writes there (locally: holding
+        DIR/.bandfusion.lock, OutputError when another process holds it)."""
+        if not self.remote:
+            with _owning(Path(self.root)):
+                yield Manifest.load(Path(self.root))
+            return
+        with tempfile.TemporaryDirectory(prefix="bandfusion-manifest-") as scratch:
+            yield ObjectManifest.fetch(self.manifest_path, Path(scratch))
+
+
+class ObjectManifest(Manifest):
+    """A manifest in object storage: kept in a local file, and put whole at each save."""
+
+    url = ""
+
+    @classmethod
+    def fetch(cls, url: str, scratch: Path) -> ObjectManifest:
+        """The manifest at `url` (empty when there is none), copied into `scratch`."""
+        try:
+            (scratch / MANIFEST_NAME).write_bytes(read_bytes(url))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise OutputError(f"{url}: cannot read manifest ({first_line(exc)})") from exc
+        loaded = cls.load(scratch)
+        manifest = cls(loaded.path, loaded.records, loaded.model, damaged=loaded.damaged)
+        manifest.url = url
+        return manifest
+
+    def save(self) -> None:
+        super().save()
+        try:
+            write_text(self.url, self.path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise OutputError(f"{self.url}: cannot write manifest ({first_line(exc)})") from exc
+
+
+def _prepare_dir(out_dir: Path) -> str:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out_dir}: cannot create output directory ({exc.strerror})") from exc
+    check_writable(out_dir / MANIFEST_NAME)
+    return str(out_dir.resolve())
+
+
+@contextmanager
+def _owning(root: Path) -> Iterator[None]:
+    """Hold root/.bandfusion.lock (flock) while the body runs; OutputError if another process
+    holds it. The file is removed at the end, so each holder checks it locked the file that
+    is still at that name, not one a finishing holder had just removed."""
+    path = root / LOCK_NAME
+    while True:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            raise OutputError(
+                f"{root}: another bandfusion batch is writing into it (it holds {path}); "
+                "wait for it to end or choose another output dir"
+            ) from None
+        if _same_file(descriptor, path):
+            break
+        os.close(descriptor)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(descriptor)
+
+
+def _same_file(descriptor: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(descriptor), path.stat())
+    except FileNotFoundError:
+        return False

@@ -1,0 +1,118 @@
+"""A batch wholly in object storage (S3 on loopback: moto's server): scenes read from the
+bucket, the model read from it once and shipped to the workers as bytes, maps and the manifest
+written to it. The maps are `predict`'s, byte for byte; each object appears whole, with its
+digest; a rerun skips what is there and current, and redoes what is gone."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bandfusion.batch.run import run_batch
+from bandfusion.batch.shipped_model import load_shipped, read_model
+from bandfusion.batch.store import DIGEST_KEY, stored_digest
+from bandfusion.errors import ModelFileError
+from distributed import Client
+
+from tests.conftest import S3_BUCKET
+from tests.fuzzing import run_cli
+from tests.helpers import no_cluster, predict_sha256, stack_chip
+
+ROOT = f"s3://{S3_BUCKET}"
+
+
+@pytest.fixture
+def workers_env(s3_env: Any, client: Client) -> Iterator[Any]:
+    """The loopback store's AWS environment in the workers too (they started before it)."""
+    names = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ENDPOINT_URL")
+
+    def swap(env: dict[str, str | None]) -> dict[str, str | None]:
+        before = {name: os.environ.get(name) for name in env}
+        for name, value in env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        return before
+
+    befores = client.run(swap, {name: os.environ[name] for name in names})
+    yield s3_env
+    for worker, before in befores.items():
+        client.run(swap, before, workers=[worker])
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("stacks")
+    return [stack_chip(chip, folder / f"{chip}.tif") for chip in ("adwp", "akny")]
+
+
+def upload_model(s3: Any, model_dir: Path, prefix: str) -> str:
+    for file in model_dir.iterdir():
+        s3.upload_file(str(file), S3_BUCKET, f"{prefix}/{file.name}")
+    return f"{ROOT}/{prefix}"
+
+
+def test_a_batch_from_and_to_object_storage_is_predicts_byte_for_byte(
+    tmp_path: Path, workers_env: Any, client: Client, model_dir: Path, scenes: list[Path]
+):
+    s3 = workers_env
+    for scene in scenes:
+        s3.upload_file(str(scene), S3_BUCKET, f"os/in/{scene.name}")
+    model = upload_model(s3, model_dir, "os/model")
+    urls = [f"{ROOT}/os/in/{scene.name}" for scene in scenes]
+    expected = {s.name: predict_sha256([s], model_dir, tmp_path / s.name) for s in scenes}
+    result = run_batch(urls, model, f"{ROOT}/os/maps", client)
+    assert [r.status for r in result.records] == ["done", "done"], result.failed
+    assert result.manifest == f"{ROOT}/os/maps/manifest.json"
+    for name, digest in expected.items():
+        body = s3.get_object(Bucket=S3_BUCKET, Key=f"os/maps/{name}")
+        assert body["Metadata"][DIGEST_KEY] == digest
+        (tmp_path / "got.tif").write_bytes(body["Body"].read())
+        assert (
+            predict_sha256 and (tmp_path / "got.tif").read_bytes() == (tmp_path / name).read_bytes()
+        )
+        assert stored_digest(f"{ROOT}/os/maps/{name}.aux.xml") is not None  # class names beside
+    manifest = json.loads(
+        s3.get_object(Bucket=S3_BUCKET, Key="os/maps/manifest.json")["Body"].read()
+    )
+    assert manifest["model"]["path"] == model
+    assert {s["output"]: s["sha256"] for s in manifest["scenes"]} == expected
+    assert [s["inputs"][0]["path"] for s in manifest["scenes"]] == urls
+
+    again = run_batch(urls, model, f"{ROOT}/os/maps", start_client=no_cluster)
+    assert [r.status for r in again.records] == ["skipped", "skipped"]
+    s3.delete_object(Bucket=S3_BUCKET, Key=f"os/maps/{scenes[0].name}")
+    redone = run_batch(urls, model, f"{ROOT}/os/maps", client)
+    assert [r.status for r in redone.records] == ["done", "skipped"]
+    assert stored_digest(f"{ROOT}/os/maps/{scenes[0].name}") == expected[scenes[0].name]
+
+
+def test_an_object_not_recorded_is_never_replaced(
+    workers_env: Any, model_dir: Path, scenes: list[Path]
+):
+    s3 = workers_env
+    s3.upload_file(str(scenes[0]), S3_BUCKET, "stray/in/a.tif")
+    s3.put_object(Bucket=S3_BUCKET, Key="stray/maps/a.tif", Body=b"someone else's")
+    code, err = run_cli(["batch", f"{ROOT}/stray/in/a.tif", "-m", str(model_dir), "--out-dir",
+                         f"{ROOT}/stray/maps", "-q"])  # fmt: skip
+    assert code == 2 and "stray/maps/a.tif: exists" in err, err
+    assert (
+        s3.get_object(Bucket=S3_BUCKET, Key="stray/maps/a.tif")["Body"].read() == b"someone else's"
+    )
+
+
+def test_shipped_model_bytes_are_checked_against_the_digest(model_dir: Path):
+    ref, files, model = read_model(model_dir)
+    assert load_shipped(ref, files).meta == model.meta
+    with pytest.raises(ModelFileError, match="do not match the batch's digest"):
+        load_shipped(ref, (files[0], files[1] + b"\0"))
+
+
+def test_a_model_missing_from_the_bucket_is_one_line_naming_it(s3_env: Any):
+    with pytest.raises(ModelFileError, match=f"^{ROOT}/nowhere: cannot read model"):
+        read_model(f"{ROOT}/nowhere")
