@@ -1,8 +1,8 @@
 """Hypothesis strategies for hostile rasters, and the files they are written as: mutations of
-real GeoTIFFs (`BASES`, `mutate`) and valid rasters with odd dtypes, values and layouts
-(`odd_rasters`, `write_odd`). Shared by the fuzz tests of the reader, the engine and the CLI; and rasters
-with random masks, alpha bands or band files covering part of the grid (`masked_rasters`,
-`partial_coverage`)."""
+real GeoTIFFs (`BASES`, `mutate`), valid rasters with odd dtypes, values and layouts
+(`odd_rasters`, `write_odd`), and rasters with random masks, alpha bands or band files covering
+part of the grid (`masked_rasters`, `partial_coverage`). Shared by the fuzz tests of the
+reader, the engine and the CLI."""
 
 from __future__ import annotations
 
