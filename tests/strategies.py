@@ -372,7 +372,7 @@ def write_partial(folder: Path, coverage: dict[str, Any]) -> list[Path]:
     dtype = coverage["dtype"]
     paths = [write_plain(folder / "B01.tif", rng.integers(1, 99, (1, height, width)).astype(dtype))]
     for number, (scale, top, left, rows, cols) in enumerate(coverage["windows"], start=2):
-        transform = GRID * Affine.translation(left * scale, top * scale) * Affine.scale(scale)
+        transform = GRID @ Affine.translation(left * scale, top * scale) @ Affine.scale(scale)
         values = rng.integers(1, 99, (1, rows, cols)).astype(dtype)
         paths.append(write_plain(folder / f"B{number:02d}.tif", values, transform))
     return paths

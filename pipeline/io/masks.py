@@ -72,12 +72,12 @@ def read_own_masks(
     """Bool (y, x) of `window` of `grid`: False where the mask of any of `bands` of `dataset`
     (on another grid of the same CRS) masks the file's pixel under the pixel's centre; True
     off the file, which the warp's alpha band marks."""
-    to_file = ~dataset.transform * grid.transform
+    to_file = ~dataset.transform @ grid.transform
     rows, cols = np.mgrid[
         window.row_off : window.row_off + window.height,
         window.col_off : window.col_off + window.width,
     ]
-    file_cols, file_rows = to_file * (cols + 0.5, rows + 0.5)
+    file_cols, file_rows = to_file @ (cols + 0.5, rows + 0.5)
     col, row = np.floor(file_cols).astype(np.int64), np.floor(file_rows).astype(np.int64)
     inside = (col >= 0) & (col < dataset.width) & (row >= 0) & (row < dataset.height)
     valid = np.ones((window.height, window.width), dtype=bool)

@@ -197,7 +197,7 @@ def test_masks_and_alpha_bands_are_the_valid_pixels(scratch: Path, raster, coars
                 scene_valid(write_masked(directory, raster)), raster["valid"]
             )
             return
-        masked = write_masked(directory, raster, GRID * Affine.scale(2))
+        masked = write_masked(directory, raster, GRID @ Affine.scale(2))
         height, width = raster["valid"].shape
         fine = write_plain(directory / "fine.tif", np.ones((1, 2 * height, 2 * width), "uint16"))
         expected = np.kron(raster["valid"], np.ones((2, 2), dtype=bool))
