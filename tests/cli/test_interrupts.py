@@ -115,7 +115,7 @@ def test_ctrl_c_on_a_batch_ends_it_cleanly_and_records_the_finished_maps(
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == INTERRUPT_EXIT[signal.SIGINT], err
-    lines = [line for line in err.splitlines() if line.strip()]
+    lines = [line for line in err.splitlines() if line.strip()]  # click ends a ^C's line
     assert lines[0].startswith("cluster: 2 workers") and lines[1:] == ["bandfusion: interrupted"]
     wait_for(lambda: not group_alive(process.pid), "end of the batch's workers", timeout=30)
     records = {scene["output"]: scene for scene in manifest_scenes(out)}
