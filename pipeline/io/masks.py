@@ -52,10 +52,14 @@ def mask_bands(dataset: DatasetReader, indexes: tuple[int, ...]) -> tuple[int, .
 
 
 def _unflagged_alpha(dataset: DatasetReader, indexes: tuple[int, ...]) -> tuple[int, ...]:
-    """The alpha band GDAL does not use as the others' mask, if any: one beside two or more
-    bands that are not RGB (a GeoTIFF's ExtraSamples alpha). Its values are read as the mask."""
-    alpha = [index for index in dataset.indexes if index not in indexes]
-    return tuple(alpha[:1]) if len(indexes) < dataset.count else ()
+    """The alpha band that GDAL does not use as the others' mask, if any (an alpha band beside
+    two or more bands that are not RGB): its values are read as the mask."""
+    alpha = [
+        index
+        for index, interp in zip(dataset.indexes, dataset.colorinterp, strict=True)
+        if interp == ColorInterp.alpha and index not in indexes
+    ]
+    return tuple(alpha[:1])
 
 
 def own_masks(dataset: DatasetReader, indexes: tuple[int, ...]) -> tuple[int, ...]:
@@ -93,8 +97,9 @@ def read_own_masks(
 def read_valid(
     reader: DatasetReader | WarpedVRT, bands: tuple[int, ...], window: Window
 ) -> np.ndarray:
-    """Bool (y, x) of `window`: True where every band's mask in `bands` marks a valid pixel;
-    an alpha band among them (`_unflagged_alpha`) is that mask."""
+    """Bool (y, x) of `window`: True where every band's mask in `bands` marks a valid pixel.
+    An alpha band among them (one GDAL does not flag as a mask, or a warped VRT's, which GDAL
+    flags only for Byte and UInt16 bands) is that mask: its values are read."""
     alpha = [band for band in bands if reader.colorinterp[band - 1] == ColorInterp.alpha]
     if alpha:
         return np.asarray(reader.read(alpha[0], window=window) != 0)
