@@ -1,6 +1,8 @@
 """Hypothesis strategies for hostile rasters, and the files they are written as: mutations of
-real GeoTIFFs (`BASES`, `mutate`) and valid rasters with odd dtypes, values and layouts
-(`odd_rasters`, `write_odd`). Shared by the fuzz tests of the reader, the engine and the CLI."""
+real GeoTIFFs (`BASES`, `mutate`), valid rasters with odd dtypes, values and layouts
+(`odd_rasters`, `write_odd`), and rasters with random masks, alpha bands or band files covering
+part of the grid (`masked_rasters`, `partial_coverage`). Shared by the fuzz tests of the
+reader, the engine and the CLI."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from hypothesis import strategies as st
+from rasterio.enums import ColorInterp
 
 DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32",
           "float64")  # fmt: skip
@@ -249,3 +252,127 @@ def write_odd(path: Path, raster: dict[str, Any]) -> list[str]:
             dst.scales = (raster["scale"][0],) * bands
             dst.offsets = (raster["scale"][1],) * bands
     return names if raster["described"] else [f"b{i}" for i in range(1, bands + 1)]
+
+
+# ---------------------------------------------------------------------------------------------
+# what a raster says is not there: masks, alpha bands, band files covering part of the grid
+
+MASK_DTYPES = ("uint8", "uint16", "int16", "float32")
+MASK_KINDS = ("internal", "alpha", "per-band")
+GRID = Affine(10, 0, 500000, 0, -10, 5000000)
+"""The scene grid of the mask and coverage strategies: 10 m pixels, EPSG:32633."""
+
+
+@st.composite
+def masked_rasters(draw: st.DrawFn) -> dict[str, Any]:
+    """Random pixels with a random mask: a GDAL per-dataset (internal) mask, an alpha band, or
+    a mask of each band's own (a VRT); `valid` is what the mask leaves, (y, x)."""
+    kind = draw(st.sampled_from(MASK_KINDS))
+    bands = draw(st.integers(1, 4))
+    height, width = draw(st.integers(1, 40)), draw(st.integers(1, 40))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    dtype = np.dtype(draw(st.sampled_from(MASK_DTYPES)))
+    values = rng.integers(1, 120, (bands, height, width)).astype(dtype)
+    share = draw(st.sampled_from([0.0, 0.1, 0.5, 0.9, 1.0]))
+    layers = 1 if kind != "per-band" else bands
+    masks = rng.random((layers, height, width)) >= share  # True: valid
+    return {"kind": kind, "values": values, "masks": masks, "valid": masks.all(axis=0)}
+
+
+def write_masked(folder: Path, raster: dict[str, Any], transform: Affine = GRID) -> Path:
+    """Write `masked_rasters`' raster in `folder` as its kind says; returns the path to open."""
+    values, masks, kind = raster["values"], raster["masks"], raster["kind"]
+    if kind == "per-band":
+        data = write_plain(folder / "data.tif", values, transform)
+        mask_file = write_plain(folder / "masks.tif", masks.astype(np.uint8) * 255, transform)
+        return write_per_band_vrt(folder / "per-band.vrt", data, mask_file)
+    if kind == "alpha":
+        top = np.iinfo(values.dtype).max if values.dtype.kind in "iu" else 255
+        alpha = np.where(masks[0], top, 0).astype(values.dtype)[None]
+        path = write_plain(folder / "alpha.tif", np.concatenate([values, alpha]), transform)
+        with rasterio.open(path, "r+") as dst:
+            dst.colorinterp = [ColorInterp.gray] * len(values) + [ColorInterp.alpha]
+        return path
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        path = write_plain(folder / "masked.tif", values, transform, mask=masks[0])
+    return path
+
+
+def write_plain(
+    path: Path, values: np.ndarray, transform: Affine = GRID, mask: np.ndarray | None = None
+) -> Path:
+    """A tiled GeoTIFF of `values` (band, y, x) in EPSG:32633, no nodata; `mask`, if given,
+    written as its GDAL mask."""
+    bands, height, width = values.shape
+    # MINISBLACK: GDAL would make band 4 of a uint8 file an alpha band, which is no data band
+    profile = {"driver": "GTiff", "count": bands, "height": height, "width": width,
+               "dtype": values.dtype.name, "crs": "EPSG:32633", "transform": transform,
+               "tiled": True, "blockxsize": 16, "blockysize": 16,
+               "photometric": "MINISBLACK"}  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(values)
+        if mask is not None:
+            dst.write_mask(mask)
+    return path
+
+
+def write_per_band_vrt(path: Path, data: Path, masks: Path) -> Path:
+    """A VRT of `data` whose band k has band k of `masks` as its own mask band."""
+    with rasterio.open(data) as src:
+        width, height, count = src.width, src.height, src.count
+        kind = {"uint8": "Byte"}.get(src.dtypes[0], src.dtypes[0].capitalize())
+        geotransform = ",".join(str(v) for v in src.transform.to_gdal())
+
+    def source(name: str, band: int) -> str:
+        return (
+            f'<SimpleSource><SourceFilename relativeToVRT="0">{name}</SourceFilename>'
+            f"<SourceBand>{band}</SourceBand></SimpleSource>"
+        )
+
+    body = "".join(
+        f'<VRTRasterBand dataType="{kind}" band="{k}">{source(str(data), k)}'
+        f'<MaskBand><VRTRasterBand dataType="Byte">{source(str(masks), k)}</VRTRasterBand>'
+        "</MaskBand></VRTRasterBand>"
+        for k in range(1, count + 1)
+    )
+    path.write_text(
+        f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}"><SRS>EPSG:32633</SRS>'
+        f"<GeoTransform>{geotransform}</GeoTransform>{body}</VRTDataset>"
+    )
+    return path
+
+
+@st.composite
+def partial_coverage(draw: st.DrawFn) -> dict[str, Any]:
+    """A grid of 4..40 px a side, one band file covering it all, then 1..3 band files covering
+    random sub-windows of it, at its resolution or twice as coarse, of one random data type,
+    declaring no nodata;
+    `valid` (y, x) is where every file has pixels."""
+    scale = draw(st.sampled_from([1, 2]))
+    height, width = draw(st.integers(2, 20)) * scale, draw(st.integers(2, 20)) * scale
+    valid = np.ones((height, width), dtype=bool)
+    windows = []
+    for _ in range(draw(st.integers(1, 3))):
+        rows, cols = height // scale, width // scale
+        top, left = draw(st.integers(0, rows - 1)), draw(st.integers(0, cols - 1))
+        bottom, right = draw(st.integers(top + 1, rows)), draw(st.integers(left + 1, cols))
+        windows.append((scale, top, left, bottom - top, right - left))
+        covered = np.zeros_like(valid)
+        covered[top * scale : bottom * scale, left * scale : right * scale] = True
+        valid &= covered
+        scale = draw(st.sampled_from([1, 2])) if height % 2 == 0 == width % 2 else 1
+    dtype = draw(st.sampled_from(MASK_DTYPES))
+    return {"shape": (height, width), "windows": windows, "valid": valid, "dtype": dtype}
+
+
+def write_partial(folder: Path, coverage: dict[str, Any]) -> list[Path]:
+    """`partial_coverage`'s band files (B01.tif covering the grid, then one a window)."""
+    rng = np.random.default_rng(0)
+    height, width = coverage["shape"]
+    dtype = coverage["dtype"]
+    paths = [write_plain(folder / "B01.tif", rng.integers(1, 99, (1, height, width)).astype(dtype))]
+    for number, (scale, top, left, rows, cols) in enumerate(coverage["windows"], start=2):
+        transform = GRID @ Affine.translation(left * scale, top * scale) @ Affine.scale(scale)
+        values = rng.integers(1, 99, (1, rows, cols)).astype(dtype)
+        paths.append(write_plain(folder / f"B{number:02d}.tif", values, transform))
+    return paths

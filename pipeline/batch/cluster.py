@@ -4,7 +4,9 @@ already running, reached by address or scheduler file."""
 from __future__ import annotations
 
 import json
+import logging
 import os
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +39,10 @@ def local_client(
     MALLOC_TRIM_THRESHOLD_ hands the megabytes each chunk allocates back to the system, to be
     faulted in again for the next chunk (chunks bound memory anyway); its profiler samples every
     worker thread's stack. Both cost CPU a scene (bench/RESULTS.md, Batch).
+
+    Ctrl-C is the batch process's alone: workers ignore SIGINT (`dask_setup`), and distributed
+    logs below ERROR stay quiet, as closing a cluster with scenes still running warns of each
+    cancelled task and of each worker it has to kill (bandfusion reports every scene itself).
     """
     with (
         dask.config.set(_LOCAL_WORKER_CONFIG),
@@ -46,10 +52,22 @@ def local_client(
             processes=True,
             host="127.0.0.1",
             dashboard_address=":0",
+            preload=[__name__],  # each worker process runs dask_setup, below
+            silence_logs=logging.ERROR,
         ) as cluster,
         Client(cluster, set_as_default=False) as client,
     ):
         yield client
+
+
+def dask_setup(worker: object) -> None:
+    """Worker preload of the local cluster: its worker processes ignore SIGINT.
+
+    A terminal's Ctrl-C reaches every process of its foreground group, local workers included;
+    the batch's own process handles it (records what finished, closes the cluster), so a worker
+    interrupted by it would only print a traceback and lose the scene it was writing.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @contextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from bandfusion.cli.options import SceneInput, device_callback, quiet_option
+from bandfusion.cli.options import FiniteRange, SceneInput, device_callback, quiet_option
 from bandfusion.display.model_info import describe_model
 from bandfusion.display.product_info import describe_product
 from bandfusion.display.raster_info import describe_raster
@@ -25,7 +25,7 @@ from bandfusion.models.checkpoint import load_model
 )
 @click.option(
     "--nodata",
-    type=float,
+    type=FiniteRange(),
     help="No-data value of every band, in place of what the file declares.",
 )
 @quiet_option

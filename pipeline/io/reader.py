@@ -19,11 +19,11 @@ from bandfusion.errors import SceneError, first_line
 from bandfusion.io.emptyblocks import EmptyBlocks
 from bandfusion.io.gdal_settings import READ_THREADS, gdal_env
 from bandfusion.io.grid import Grid
-from bandfusion.io.masks import data_bands, read_valid
+from bandfusion.io.masks import data_bands, own_masks, read_own_masks, read_valid
 from bandfusion.io.nodata import pixel_value
 from bandfusion.io.radiometry import GDAL_TAGS
 from bandfusion.io.remote import file_stamp, open_raster
-from rasterio.enums import Resampling
+from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
@@ -108,9 +108,9 @@ class SceneReader:
         if target is None:
             _store(data, out, source)
         if source.mask_bands:
-            warped = len(opened.handles) > 1  # the warped VRT has one mask: its alpha band
-            bands = source.mask_bands[:1] if warped else source.mask_bands
-            valid = read_valid(opened.reader, bands, window)
+            valid = read_valid(opened.reader, opened.mask_bands or source.mask_bands, window)
+            if opened.own_masks:  # per-band masks, which the warp drops
+                valid &= read_own_masks(opened.handles[0], opened.own_masks, window, self.grid)
             if not valid.all():
                 out[:, ~valid] = np.nan if out.dtype.kind == "f" else source.nodata
 
@@ -132,6 +132,8 @@ class _Opened:
 
     handles: list[Any]  # the file, then the WarpedVRT onto the scene's grid where it needs one
     empty: EmptyBlocks | None  # only where the file is read as it is, not warped
+    mask_bands: tuple[int, ...] = ()  # the warped VRT's one mask: its alpha band
+    own_masks: tuple[int, ...] = ()  # bands with per-band masks, which the warp drops
 
     @property
     def reader(self) -> DatasetReader | WarpedVRT:
@@ -167,7 +169,10 @@ def _open_cached(source: SourceFile, grid: Grid, resampling: str) -> _Opened:
             resampling=Resampling[resampling],
             add_alpha=bool(source.mask_bands) and not has_alpha,  # the grid it misses, its masks
         )
-        opened = _Opened([dataset, warped], None)
+        # GDAL uses a warped VRT's alpha band as its mask only for Byte and UInt16 bands: the
+        # alpha band's values are read as the mask whatever the type
+        alpha = (warped.colorinterp.index(ColorInterp.alpha) + 1,) if source.mask_bands else ()
+        opened = _Opened([dataset, warped], None, alpha, own_masks(dataset, source.mask_bands))
     cache[key] = opened
     while len(cache) > _HANDLES_PER_THREAD:
         for handle in reversed(cache.popitem(last=False)[1].handles):

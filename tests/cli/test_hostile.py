@@ -25,6 +25,7 @@ from bandfusion.cli import INTERRUPT_EXIT, main
 from bandfusion.io.scene import open_scene
 from bandfusion.models.checkpoint import save_model
 
+from tests.cli.test_hostile_fuzz import command_with, make_special
 from tests.helpers import REPO, random_model
 
 WATER = "sen1floods11_spain"
@@ -279,6 +280,18 @@ def fifo_scene_list(tmp: Path, data: Path, model: Path) -> list[str]:
     return ["batch", str(tmp / "scenes.csv"), "-m", str(model), "--out-dir", str(tmp / "maps")]
 
 
+def special_as(kind: str, role: str) -> Callable[[Path, Path, Path], list]:
+    """A special file (tests/cli/test_hostile_fuzz.py's kinds) as the scene, labels, model or
+    scene list."""
+
+    def make(tmp: Path, data: Path, model: Path) -> list[str]:
+        path = tmp / {"model": "model", "scene list": "scenes.csv"}.get(role, f"{role}.tif")
+        make_special(kind, path)
+        return command_with(role, path, tmp, data / S2, model)
+
+    return make
+
+
 def scheduler(make_address: Callable[[Path], str]) -> Callable[[Path, Path, Path], list]:
     """`batch --scheduler ADDRESS`, ADDRESS made from the test's folder."""
 
@@ -403,6 +416,7 @@ def with_option(command: str, option: str, value: str) -> Callable[[Path, Path, 
             "benchmark": ["benchmark", scene, *labels, "-o", str(tmp / "b")],
             "predict": ["predict", scene, "-m", str(model)],
             "batch": ["batch", scene, "-m", str(model), "--out-dir", str(tmp / "maps")],
+            "info": ["info", scene],
         }[command]
         return [*args, option, value]
 
@@ -422,7 +436,7 @@ RANGES = {
     ("benchmark", "--lr", "-1"), ("benchmark", "--validation-fraction", "1"),
     ("benchmark", "--per-class-cap", "-1"), ("predict", "--batch-pixels", "0"),
     ("batch", "--workers", "0"), ("batch", "--threads-per-worker", "0"),
-    ("batch", "--batch-pixels", "0"),
+    ("batch", "--batch-pixels", "0"), ("info", "--nodata", "nan"),
 }  # fmt: skip
 """Every numeric option of every command, each with a value out of its range."""
 
@@ -522,6 +536,22 @@ CASES: dict[str, Case] = {
     ),
     "batch --scheduler a closed port": Case(
         scheduler(_closed_port), 2, "cannot connect to a scheduler (OSError: Timed out"
+    ),
+    "/dev/null as the scene": Case(special_as("/dev/null", "scene"), 2, "is a character device"),
+    "/dev/null as the model": Case(
+        special_as("/dev/null", "model"), 2, "model: not a bandfusion model directory"
+    ),
+    "a directory as the labels": Case(
+        special_as("directory", "labels"), 2, "labels.tif: cannot read as raster or vector labels"
+    ),
+    "a directory as the batch scene list": Case(
+        special_as("directory", "scene list"), 2, "scenes.csv: directory holds no raster files"
+    ),
+    "a dangling symlink as the scene": Case(
+        special_as("dangling symlink", "scene"), 2, "scene.tif: no such file"
+    ),
+    "a dangling symlink as the batch scene list": Case(
+        special_as("dangling symlink", "scene list"), 2, "scenes.csv: cannot read scene list"
     ),
     "a learning rate that diverges": Case(
         train_water("--lr", "1e30", "--epochs", "2"), 2, "--lr 1e+30: training diverged"

@@ -1,9 +1,12 @@
 """Interrupts at any moment (issue 18): SIGINT and SIGTERM sent to a real `bandfusion` process
 at random delays, start-up included, end it with exit 130 (SIGINT) or 143 (SIGTERM), the one
-line `bandfusion: interrupted`, no traceback, no process left and no temporary or partial file."""
+line `bandfusion: interrupted`, no traceback, no process left and no temporary or partial file;
+Ctrl-C on a batch's whole process group, local workers included, does too, and keeps the
+record of every map already written."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import tempfile
@@ -11,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from bandfusion.batch.manifest import file_sha256
 from bandfusion.cli import INTERRUPT_EXIT
 from bandfusion.io.scene import open_scene
 from bandfusion.models.checkpoint import save_model
@@ -18,7 +22,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fuzzing import fuzz
-from tests.helpers import BANDFUSION, random_model, wait_for
+from tests.helpers import (
+    BANDFUSION,
+    manifest_scenes,
+    random_model,
+    save_chip_model,
+    stack_chip,
+    wait_for,
+)
 
 S2 = "sen1floods11_spain/Spain_7370579_S2Hand.tif"
 
@@ -60,12 +71,72 @@ def test_an_interrupt_at_any_moment_of_predict_ends_it_cleanly(
         process.send_signal(signum)
         _, err = process.communicate(timeout=60)
         left = sorted(path.name for path in Path(folder).iterdir())
+    complete = ["map.tif", "map.tif.aux.xml"]
     if process.returncode == 0:  # it ended before the signal came: a complete map
-        assert left == ["map.tif", "map.tif.aux.xml"]
+        assert left == complete
         return
-    if process.returncode == -signum:  # killed before Python ran any of bandfusion's code
-        assert signum == signal.SIGTERM and err == ""
+    if process.returncode == -signum:  # killed before bandfusion's code ran or after it ended
+        assert err == ""
+        if left == complete:  # the signal came while the interpreter exited: no handler left
+            return
+        assert signum == signal.SIGTERM  # SIGINT is sent from the entry point on
     else:
         assert process.returncode == INTERRUPT_EXIT[signal.Signals(signum)], err
         assert err.strip().splitlines() == ["bandfusion: interrupted"], err
     assert left == [], "a partial output or temporary file was left"
+
+
+@pytest.fixture(scope="module")
+def chip_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_chip_model(tmp_path_factory.mktemp("chip") / "model")
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_on_a_batch_ends_it_cleanly_and_records_the_finished_maps(
+    tmp_path: Path, chip_model: Path
+):
+    """SIGINT to the whole process group, as a terminal sends Ctrl-C, while a local cluster
+    maps scenes: exit 130 and `bandfusion: interrupted` alone (no worker's traceback, no
+    distributed log line), no process of the group left, and every map that was in place
+    when the signal came recorded `done` with its digest."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(6):
+        stack_chip(("adwp", "akny")[i % 2], folder / f"s{i}.tif", tiles=(4, 4))
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [str(BANDFUSION), "batch", str(folder), "-m", str(chip_model), "--out-dir", str(out),
+         "--workers", "2", "--threads-per-worker", "1", "-q"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: "done" in statuses(out), "finished scene", timeout=200)
+        time.sleep(1)  # the map that made the record, and any renamed since, reach the client
+        complete = {path.name for path in out.glob("s*.tif")}
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == INTERRUPT_EXIT[signal.SIGINT], err
+    lines = [line for line in err.splitlines() if line.strip()]  # click ends a ^C's line
+    assert lines[0].startswith("cluster: 2 workers") and lines[1:] == ["bandfusion: interrupted"]
+    wait_for(lambda: not group_alive(process.pid), "end of the batch's workers", timeout=30)
+    records = {scene["output"]: scene for scene in manifest_scenes(out)}
+    assert complete and all(records[name]["status"] == "done" for name in complete), records
+    for name, record in records.items():
+        if record["status"] == "done":
+            assert file_sha256(out / name) == record["sha256"]
+    assert "pending" in statuses(out)  # the signal came while scenes were still running
+
+
+def statuses(out: Path) -> list[str]:
+    return [scene["status"] for scene in manifest_scenes(out)]
+
+
+def group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True

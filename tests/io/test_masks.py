@@ -15,6 +15,8 @@ from bandfusion.io.nodata import band_nodata, valid_mask
 from bandfusion.io.scene import open_scene
 from rasterio.enums import ColorInterp
 
+from tests.strategies import write_per_band_vrt
+
 TRANSFORM = Affine(10, 0, 500000, 0, -10, 5000000)
 
 
@@ -106,36 +108,13 @@ def test_an_alpha_band_set_on_a_grey_image(tmp_path: Path):
 
 
 def test_per_band_masks_each_make_nodata(tmp_path: Path):
-    write(tmp_path / "data.tif", pixels(2))
+    data = write(tmp_path / "data.tif", pixels(2))
     masks = np.full((2, 48, 48), 255, np.uint8)
     masks[0, :5], masks[1, :, :7] = 0, 0
-    write(tmp_path / "masks.tif", masks)
-    vrt = tmp_path / "per-band.vrt"
-    vrt.write_text(per_band_vrt(2, 48))
+    vrt = write_per_band_vrt(tmp_path / "per-band.vrt", data, write(tmp_path / "masks.tif", masks))
     with rasterio.open(vrt) as src:
         assert [list(f) for f in src.mask_flag_enums] == [[], []]
     np.testing.assert_array_equal(valid_of(vrt), masks.all(axis=0))
-
-
-def per_band_vrt(bands: int, side: int) -> str:
-    """A VRT of data.tif whose bands each have their own mask, band k of masks.tif."""
-
-    def source(name: str, band: int) -> str:
-        return (
-            f'<SimpleSource><SourceFilename relativeToVRT="1">{name}</SourceFilename>'
-            f"<SourceBand>{band}</SourceBand></SimpleSource>"
-        )
-
-    body = "".join(
-        f'<VRTRasterBand dataType="UInt16" band="{k}">{source("data.tif", k)}'
-        f'<MaskBand><VRTRasterBand dataType="Byte">{source("masks.tif", k)}</VRTRasterBand>'
-        "</MaskBand></VRTRasterBand>"
-        for k in range(1, bands + 1)
-    )
-    return (
-        f'<VRTDataset rasterXSize="{side}" rasterYSize="{side}"><SRS>EPSG:32633</SRS>'
-        f"<GeoTransform>500000,10,0,5000000,0,-10</GeoTransform>{body}</VRTDataset>"
-    )
 
 
 def test_a_band_file_covering_part_of_the_grid_is_nodata_elsewhere(tmp_path: Path):

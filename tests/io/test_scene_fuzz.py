@@ -1,20 +1,33 @@
 """Fuzzing the reader: random bytes, random TIFF headers and mutated GeoTIFFs fed to
 open_scene and a computed predict_scene: a map, or one of bandfusion's one-line errors naming
-the file (see tests/fuzzing.py for the rules and the long pass)."""
+the file (see tests/fuzzing.py for the rules and the long pass); and random masks, alpha bands
+and band files covering part of the grid: exactly the pixels they leave are valid."""
 
 from __future__ import annotations
 
 import struct
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
+from affine import Affine
 from bandfusion.engine.predict import predict_scene
+from bandfusion.io.nodata import band_nodata, valid_mask
 from bandfusion.io.scene import open_scene
 from hypothesis import event, given, note
 from hypothesis import strategies as st
 
 from tests.fuzzing import MAX_FUZZ_BANDS, MAX_FUZZ_PIXELS, case_dir, check_ours, fuzz, model_for
-from tests.strategies import mutate, mutated_tiffs
+from tests.strategies import (
+    GRID,
+    masked_rasters,
+    mutate,
+    mutated_tiffs,
+    partial_coverage,
+    write_masked,
+    write_partial,
+    write_plain,
+)
 
 
 def open_and_predict(path: Path) -> xr.DataArray | None:
@@ -160,3 +173,42 @@ def test_mutated_geotiffs(scratch: Path, bases: dict[str, bytes], mutation):
         path = directory / "mutated.tif"
         path.write_bytes(mutate(bases[base], ops, cut))
         scene_survives(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# what a raster says is not there (issue 18)
+
+
+def scene_valid(paths: Path | list[Path]) -> np.ndarray:
+    """The scene's valid pixels (y, x) by the nodata rule, read in small chunks."""
+    scene = open_scene(paths, chunk_pixels=16 * 16)
+    return valid_mask(scene.values, band_nodata(scene))
+
+
+@fuzz(60)
+@given(raster=masked_rasters(), coarse=st.booleans())
+def test_masks_and_alpha_bands_are_the_valid_pixels(scratch: Path, raster, coarse: bool):
+    """An internal mask, an alpha band or per-band masks: the scene's valid pixels are the
+    mask's, read as they are or warped onto a grid twice as fine (beside a band file on it)."""
+    event(raster["kind"] + (" warped" if coarse else ""))
+    with case_dir(scratch) as directory:
+        if not coarse:
+            np.testing.assert_array_equal(
+                scene_valid(write_masked(directory, raster)), raster["valid"]
+            )
+            return
+        masked = write_masked(directory, raster, GRID @ Affine.scale(2))
+        height, width = raster["valid"].shape
+        fine = write_plain(directory / "fine.tif", np.ones((1, 2 * height, 2 * width), "uint16"))
+        expected = np.kron(raster["valid"], np.ones((2, 2), dtype=bool))
+        np.testing.assert_array_equal(scene_valid([fine, masked]), expected)
+
+
+@fuzz(60)
+@given(coverage=partial_coverage())
+def test_band_files_covering_part_of_the_grid_are_nodata_elsewhere(scratch: Path, coverage):
+    """Band files without nodata covering random windows (some twice as coarse): the grid a
+    file misses is nodata, the rest valid."""
+    with case_dir(scratch) as directory:
+        paths = write_partial(directory, coverage)
+        np.testing.assert_array_equal(scene_valid(paths), coverage["valid"])
