@@ -14,11 +14,13 @@ from .errors import (
     OutputError,
     SceneError,
 )
+from .io.cloudmask import MaskPolicy, mask_scene
 from .io.geotiff import write_geotiff
 from .io.grid import Grid
 from .io.hyperspectral import read_mat_scene
 from .io.labels import Labels, read_labels
 from .io.legend import Legend, load_legend
+from .io.products import Product, read_product
 from .io.scene import open_scene
 from .models.baselines import make_baseline
 from .models.checkpoint import TrainedModel, load_model, save_model
@@ -38,9 +40,11 @@ __all__ = [
     "LabelError",
     "Labels",
     "Legend",
+    "MaskPolicy",
     "ModelFileError",
     "ModelMetadata",
     "OutputError",
+    "Product",
     "Protocol",
     "SceneError",
     "SpectralFusionClassifier",
@@ -54,11 +58,13 @@ __all__ = [
     "load_legend",
     "load_model",
     "make_baseline",
+    "mask_scene",
     "open_scene",
     "predict_proba_scene",
     "predict_scene",
     "read_labels",
     "read_mat_scene",
+    "read_product",
     "run_benchmark",
     "sample_pixels",
     "save_model",

@@ -20,6 +20,7 @@ from pathlib import Path
 from bandfusion.batch.manifest import InputStamp, SceneSpec
 from bandfusion.batch.store import head, is_object_store
 from bandfusion.errors import BandfusionError, first_line
+from bandfusion.io.products import is_product
 from bandfusion.io.remote import is_remote
 
 LOOKS_AT_ONCE = 16
@@ -66,8 +67,8 @@ def _local_stamp(name: str) -> tuple[InputStamp, str | None]:
         return stamp, "no such file"
     if not os.access(path, os.R_OK):
         return stamp, "not readable (permission denied)"
-    if path.is_dir():
-        return stamp, "is a directory, not a raster"
+    if path.is_dir() and not is_product(path):
+        return stamp, "is a directory, not a raster or a sensor product"
     return stamp, None
 
 

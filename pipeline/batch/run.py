@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,19 +144,20 @@ def _run_owned(
     pending = _pending(specs, stamps, targets, outputs, ref)
     planned = manifest.plan(pending, outputs.root, force)
     records = {record.output: record for record in planned}
-    manifest.records.update(records)
-    manifest.save()
-    for record in planned:
-        if record.status == "skipped":
-            report(_scene_step(record, len(specs)))
     tasks = [
         SceneTask(record, target, ref, options or BatchOptions())
         for record, target in zip(planned, targets, strict=True)
         if record.status != "skipped"
     ]
-    if tasks:
-        try:
-            with _using(client, start_client) as active:
+    # the cluster first: one that cannot be reached ends the run before the manifest is written
+    with _using(client, start_client) if tasks else nullcontext(None) as active:
+        manifest.records.update(records)
+        manifest.save()
+        for record in planned:
+            if record.status == "skipped":
+                report(_scene_step(record, len(specs)))
+        if active is not None:
+            try:
                 report(Step("scenes", 0, len(specs), "scene", note=describe_cluster(active)))
                 running = _Running(active, tasks, trained, pixels)
                 shipped = ShippedModel(ref, files)
@@ -172,8 +173,8 @@ def _run_owned(
                     raise
                 finally:
                     _unregister(active, shipped.name)
-        finally:
-            manifest.flush()
+            finally:
+                manifest.flush()
     outputs.sweep(targets)  # even when all was done before a crash
     return tuple(records.values())
 

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 import xarray as xr
-from bandfusion.io.cloudmask import KINDS, MaskPolicy, kind_of, mask_scene
+from bandfusion.io.cloudmask import KINDS, LayerRef, MaskPolicy, kind_of, mask_scene
 from bandfusion.io.grid import Grid
 from bandfusion.io.labels import Labels, read_labels
 from bandfusion.io.remote import is_remote
@@ -256,14 +256,6 @@ mask_policy_option = click.option(
 
 
 @dataclass(frozen=True)
-class MaskLayerArgument:
-    """--mask-layer and --mask-kind as the mask layer `mask_scene` takes."""
-
-    kind: str
-    href: str
-
-
-@dataclass(frozen=True)
 class MaskArguments:
     """--mask, --mask-layer and --mask-kind as one value a command applies to its scene."""
 
@@ -281,7 +273,7 @@ class MaskArguments:
                     f"{self.mask_layer}: its name shows no kind; name it with --mask-kind",
                     param_hint="--mask-layer",
                 )
-            layers.append(MaskLayerArgument(kind, str(self.mask_layer)))
+            layers.append(LayerRef(kind, str(self.mask_layer)))
         return mask_scene(scene, self.mask_policy, layers)
 
 

@@ -125,13 +125,15 @@ class MaskLayerLike(Protocol):
 
 
 @dataclass(frozen=True)
-class _Layer:
+class LayerRef:
+    """A mask layer named by hand (`--mask-layer`) or listed in a scene's attrs."""
+
     kind: str
     href: str
 
 
 def mask_scene(
-    scene: xr.DataArray, policy: MaskPolicy, layers: Iterable[MaskLayerLike]
+    scene: xr.DataArray, policy: MaskPolicy = AUTO, layers: Iterable[MaskLayerLike] = ()
 ) -> xr.DataArray:
     """`scene` with the mask of the first of `layers` this module reads, by `policy`; without
     `layers`, of those the scene's product holds (attrs["mask_layers"], set by `open_scene`).
@@ -141,7 +143,7 @@ def mask_scene(
     """
     if policy.masks_nothing:
         return scene
-    listed = list(layers) or [_Layer(k, h) for k, h in scene.attrs.get("mask_layers", ())]
+    listed = list(layers) or [LayerRef(k, h) for k, h in scene.attrs.get("mask_layers", ())]
     layer = next((layer for layer in listed if layer.kind in KINDS), None)
     if layer is None:
         if policy.reasons:

@@ -118,3 +118,28 @@ def test_items_without_bands_or_with_broken_radiometry_are_one_line(tmp_path: Pa
     bare.write_text(json.dumps(doc))
     with pytest.raises(SceneError, match=r"has no single-band asset with eo:bands"):
         read_product(bare)
+
+
+def test_an_item_served_over_https_reads_its_assets_from_beside_it(tmp_path: Path, http_server):
+    """An Item fetched by URL (relative hrefs resolved against the URL) gives the pixels, radiometry
+    and cloud mask of the same Item read from disk."""
+    item = stac_item(tmp_path)
+    for path in [item, *(tmp_path / "bands").iterdir()]:
+        http_server.publish(f"/items/{path.relative_to(tmp_path)}", path)
+    url = http_server.url + "/items/" + item.name
+    remote, local = read_product(url), read_product(item)
+    assert remote is not None and local is not None
+    assert all(b.href.startswith(http_server.url) for b in remote.bands)
+    assert [m.href.startswith(http_server.url) for m in remote.masks] == [True]
+    assert [(b.name, b.scale, b.offset, b.nodata) for b in remote.bands] == [
+        (b.name, b.scale, b.offset, b.nodata) for b in local.bands
+    ]
+    np.testing.assert_array_equal(open_scene(url).values, open_scene(item).values)
+
+
+def test_an_item_url_that_fails_is_one_line(http_server):
+    with pytest.raises(
+        SceneError, match=r"^http://127\.0\.0\.1:\d+/nothing/item\.json: "
+    ) as caught:
+        read_product(http_server.url + "/nothing/item.json")
+    assert "\n" not in str(caught.value)
