@@ -1,12 +1,20 @@
-"""`bandfusion batch` on a cluster of separate processes that share no disk with the client.
+"""`bandfusion batch` on a cluster of separate hosts that share no disk with the client.
 
 An S3-compatible server on loopback (moto) behind a proxy that can refuse writes; a `dask
 scheduler` and two `dask worker` processes, each started in its own empty working directory
-with its own TMPDIR and HOME, none of them told of a client's folder. Scenes and the model are
-only in the bucket (the client's local copies are for the comparison with `predict`); maps and
-the manifest go to it. Faults: one worker SIGKILLed mid-scene, the client SIGKILLed
-mid-batch and rerun, a corrupt scene among the good ones, and the store refusing a map's
-upload for a while (retried) and for good (a failed scene with its one-line reason).
+with its own TMPDIR and HOME, none of them told of a client's folder: the workers are given the
+scheduler's address, never a path. Where the machine allows it (root, `ip netns`: CI's machine
+does) each of the three is a host of its own, a network namespace on a bridge
+(tests/batch/hosts.py): they reach the store's proxy and one another at the bridge's addresses,
+and the client's loopback not at all. Elsewhere they are plain processes on loopback, and the
+test asserts the same; `test_each_worker_is_a_host_of_its_own` records which mode ran (the
+`hosts` property in a JUnit report, and its line under `-rA`). Namespaces separate the network
+only: the file system is the machine's, and the workers are kept off the client's folders by
+being told none. Scenes and the model are only in the bucket (the client's local copies are for
+the comparison with `predict`); maps and the manifest go to it. Faults: one worker SIGKILLed
+mid-scene, the client SIGKILLed mid-batch and rerun, a corrupt scene among the good ones, and
+the store refusing a map's upload for a while (retried) and for good (a failed scene with its
+one-line reason).
 """
 
 from __future__ import annotations
@@ -15,18 +23,21 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from bandfusion.batch.store import DIGEST_KEY
 from distributed import Client
 
 from tests.batch.faultproxy import FaultProxy, fault_proxy
+from tests.batch.hosts import Hosts, separate_hosts
 from tests.conftest import S3_BUCKET
 from tests.helpers import BANDFUSION, kill_busy_worker, predict_sha256, stack_chip, wait_for
 
@@ -45,11 +56,15 @@ class Cluster:
     """The processes and the store of the test cluster, and a client of it for the test."""
 
     client: Client
-    scheduler_file: Path
+    address: str
+    """The scheduler's, as the client and the workers reach it."""
     proxy: FaultProxy
     s3: Any
     env: dict[str, str]
     workdirs: list[Path]
+    hosts: Hosts
+    store: str
+    """The S3 server behind the proxy, on the client's loopback."""
 
 
 @pytest.fixture(scope="module")
@@ -57,27 +72,29 @@ def cluster(
     tmp_path_factory: pytest.TempPathFactory, s3_store: tuple[str, Any]
 ) -> Iterator[Cluster]:
     endpoint, s3 = s3_store
-    hosts = tmp_path_factory.mktemp("hosts")
-    with fault_proxy(endpoint) as proxy:
+    folders = tmp_path_factory.mktemp("hosts")
+    workers = ["worker1", "worker2"]
+    with separate_hosts(["scheduler", *workers]) as hosts, \
+            fault_proxy(endpoint, hosts.gateway) as proxy:  # fmt: skip
         env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": proxy.url, "AWS_MAX_ATTEMPTS": "3",
                "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}  # fmt: skip
-        scheduler_file = hosts / "scheduler" / "scheduler.json"
-        processes = [_start(hosts / "scheduler", env, [str(DASK), "scheduler", "--host",
-                     "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file",
-                     str(scheduler_file)])]  # fmt: skip
-        wait_for(scheduler_file.exists, "scheduler file", timeout=60)
-        workdirs = [hosts / f"worker{n}" for n in (1, 2)]
-        processes += [_start(workdir, env, [str(DASK), "worker", "--scheduler-file",
-                      str(scheduler_file), "--nthreads", "1", "--no-dashboard",
-                      "--local-directory", str(workdir / "dask"), "--name", workdir.name])
-                      for workdir in workdirs]  # fmt: skip
-        client = Client(scheduler_file=str(scheduler_file), set_as_default=False)
+        scheduler_file = folders / "scheduler" / "scheduler.json"
+        processes = [_start(hosts, folders / "scheduler", env, [str(DASK), "scheduler",
+                     "--host", hosts.addresses["scheduler"], "--port", "0", "--no-dashboard",
+                     "--scheduler-file", str(scheduler_file)])]  # fmt: skip
         try:
-            client.wait_for_workers(2, timeout=120)
-            yield Cluster(client, scheduler_file, proxy, s3, env, workdirs)
+            wait_for(scheduler_file.exists, "scheduler file", timeout=60)
+            address = json.loads(scheduler_file.read_text())["address"]
+            workdirs = [folders / name for name in workers]
+            processes += [_start(hosts, workdir, env, [str(DASK), "worker", address, "--host",
+                          hosts.addresses[workdir.name], "--nthreads", "1", "--no-dashboard",
+                          "--local-directory", str(workdir / "dask"), "--name", workdir.name])
+                          for workdir in workdirs]  # fmt: skip
+            with Client(address, set_as_default=False) as client:
+                client.wait_for_workers(2, timeout=120)
+                yield Cluster(client, address, proxy, s3, env, workdirs, hosts, endpoint)
         finally:
-            client.close()
             for process in processes:
                 process.send_signal(signal.SIGTERM)
             for process in processes:
@@ -85,14 +102,19 @@ def cluster(
                     process.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     process.kill()
+                    process.wait()
 
 
-def _start(home: Path, env: dict[str, str], command: list[str]) -> subprocess.Popen[bytes]:
-    """A process of its own 'host': an empty working directory, TMPDIR and HOME of its own."""
+def _start(
+    hosts: Hosts, home: Path, env: dict[str, str], command: list[str]
+) -> subprocess.Popen[bytes]:
+    """A process of its own host (`home.name`): an empty working directory, TMPDIR and HOME of
+    its own, and its network namespace where there are some."""
     (home / "tmp").mkdir(parents=True)
     host_env = {**env, "TMPDIR": str(home / "tmp"), "HOME": str(home)}
     with (home / "log").open("wb") as log:  # read when a test fails
-        return subprocess.Popen(command, cwd=home, env=host_env, stdout=log, stderr=log)
+        return subprocess.Popen(hosts.command(home.name, command), cwd=home, env=host_env,
+                                stdout=log, stderr=log)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +144,7 @@ def uploaded(cluster: Cluster, local: dict[str, Path], model_dir: Path) -> list[
 
 def batch(cluster: Cluster, inputs: list[str], out: str) -> list[str]:
     return [str(BANDFUSION), "batch", *inputs, "-m", f"{ROOT}/model", "--out-dir", out,
-            "--scheduler", str(cluster.scheduler_file), "-q"]  # fmt: skip
+            "--scheduler", cluster.address, "-q"]  # fmt: skip
 
 
 def manifest(s3: Any, key: str) -> dict[str, dict[str, Any]]:
@@ -185,6 +207,32 @@ def run(tmp_path_factory: pytest.TempPathFactory, cluster: Cluster, uploaded: li
 def _any_busy(cluster: Cluster) -> str | None:
     busy = [worker for worker, keys in cluster.client.processing().items() if keys]
     return busy[0] if busy else None
+
+
+def test_each_worker_is_a_host_of_its_own(
+    cluster: Cluster, record_property: Callable[[str, object], None]
+):
+    """Each worker at its host's address; in namespaces, the store's proxy in reach at the
+    bridge and the client's loopback (the store itself) out of it."""
+    record_property("hosts", cluster.hosts.mode)
+    print(f"hosts: {cluster.hosts.mode}")  # shown under -rA
+    cluster.client.wait_for_workers(2, timeout=60)
+    seen = {urlsplit(worker).hostname for worker in cluster.client.scheduler_info()["workers"]}
+    assert seen == {cluster.hosts.addresses[name] for name in ("worker1", "worker2")}
+    proxy, store = urlsplit(cluster.proxy.url), urlsplit(cluster.store)
+
+    def reach(host: str, port: int) -> str:  # pickled by value: workers cannot import tests
+        try:
+            socket.create_connection((host, port), timeout=5).close()
+        except OSError as exc:
+            return type(exc).__name__
+        return "reached"
+
+    to_proxy = cluster.client.run(reach, proxy.hostname, proxy.port)
+    to_store = cluster.client.run(reach, store.hostname, store.port)
+    assert set(to_proxy.values()) == {"reached"}
+    alone = "ConnectionRefusedError" if cluster.hosts.namespaces else "reached"
+    assert set(to_store.values()) == {alone}, cluster.hosts.mode
 
 
 def test_both_kills_hit_mid_batch_and_no_partial_object_is_visible(run: Run, cluster: Cluster):
