@@ -3,10 +3,14 @@ store served."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
 from bench.store import METHODS, measure
-from tests.helpers import save_chip_model
+from tests.helpers import REPO, save_chip_model
 
 
 def test_store_figure_maps_through_moto_and_counts_requests(tmp_path: Path) -> None:
@@ -24,3 +28,12 @@ def test_store_figure_maps_through_moto_and_counts_requests(tmp_path: Path) -> N
     table = figures.table()
     assert "| object store / local (wall) |" in table
     assert f"| requests per scene, {' / '.join(METHODS)} |" in table
+
+
+@pytest.mark.slow
+def test_bench_store_only_prints_the_ratio() -> None:
+    command = [sys.executable, "-m", "bench", "--store-only", "--store-scenes", "2"]
+    command += ["--repeats", "1", "--no-record"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "| object store / local (wall) |" in result.stdout
