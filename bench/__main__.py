@@ -182,18 +182,9 @@ def main() -> None:
     )
     parser.add_argument("--no-jp2", action="store_true", help="skip the JPEG 2000 product figure")
     parser.add_argument("--jp2-only", action="store_true", help="only the JPEG 2000 product figure")
-    parser.add_argument(
-        "--no-store", action="store_true", help="skip the batch figure from object storage"
-    )
-    parser.add_argument(
-        "--store-only", action="store_true", help="only the batch figure from object storage"
-    )
-    parser.add_argument(
-        "--store-scenes",
-        type=_positive,
-        default=8,
-        help="chip scenes in the object-storage batch figure",
-    )
+    parser.add_argument("--no-store", action="store_true", help="skip the batch figure from S3")
+    parser.add_argument("--store-only", action="store_true", help="only the batch figure from S3")
+    parser.add_argument("--store-scenes", type=_positive, default=8, help="scenes in the S3 one")
     parser.add_argument(
         "--no-record", action="store_true", help="do not write the run's tables to build/bench/"
     )
