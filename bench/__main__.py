@@ -22,6 +22,7 @@ from bandfusion.models.inference import cpu_runs_bf16
 
 from . import jp2
 from .report import Figure, cuda_ratios, format_table, ratios, record
+from .store import run_store
 from .synthetic import CACHE, model_path, mosaic_path, scene_path
 
 SENTINEL2_SIZE = 10980
@@ -181,6 +182,9 @@ def main() -> None:
     )
     parser.add_argument("--no-jp2", action="store_true", help="skip the JPEG 2000 product figure")
     parser.add_argument("--jp2-only", action="store_true", help="only the JPEG 2000 product figure")
+    parser.add_argument("--no-store", action="store_true", help="skip the batch figure from S3")
+    parser.add_argument("--store-only", action="store_true", help="only the batch figure from S3")
+    parser.add_argument("--store-scenes", type=_positive, default=8, help="scenes in the S3 one")
     parser.add_argument(
         "--no-record", action="store_true", help="do not write the run's tables to build/bench/"
     )
@@ -193,6 +197,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.jp2_only:
         report(run_jp2(args.repeats) or NO_JP2, args.no_record)
+        return
+    if args.store_only:
+        report(run_store(args.store_scenes, args.repeats), args.no_record)
         return
 
     print(f"scene {args.size}² × {args.bands} uint16 (generated once into bench/cache)")
@@ -241,6 +248,8 @@ def main() -> None:
         table += f"\n\n{NO_BF16}"
     if not args.no_jp2:
         table += f"\n\n{run_jp2(args.repeats) or NO_JP2}"
+    if not args.no_store:
+        table += f"\n\n{run_store(args.store_scenes, args.repeats)}"
     report(table, args.no_record)
 
 

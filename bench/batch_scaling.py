@@ -194,7 +194,9 @@ def predict_loop(scenes: list[SceneSpec], model_dir: Path, out: Path) -> Timing:
     return Timing(time.perf_counter() - wall, time.process_time() - cpu)
 
 
-def run_forced(client: Client, scenes: list[SceneSpec], model: Path, out: Path) -> Timing:
+def run_forced(
+    client: Client, scenes: list[SceneSpec], model: Path | str, out: Path | str
+) -> Timing:
     """One `run_batch` over `scenes` with everything redone; CPU of client and workers."""
     workers_cpu = client.run(time.process_time)
     cpu = time.process_time()
