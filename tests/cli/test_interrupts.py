@@ -101,7 +101,7 @@ def test_ctrl_c_on_a_batch_ends_it_cleanly_and_records_the_finished_maps(
     when the signal came recorded `done` with its digest."""
     folder = tmp_path / "in"
     folder.mkdir()
-    for i in range(6):
+    for i in range(30):  # enough that scenes are still running a second after the first ends
         stack_chip(("adwp", "akny")[i % 2], folder / f"s{i}.tif", tiles=(4, 4))
     out = tmp_path / "out"
     process = subprocess.Popen(
