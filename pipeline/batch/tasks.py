@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import dask
 import dask.array as da
@@ -29,7 +29,7 @@ from bandfusion.engine.predict import DEFAULT_BATCH_PIXELS, predict_scene
 from bandfusion.errors import first_line
 from bandfusion.io.cloudmask import AUTO, MaskPolicy, mask_scene
 from bandfusion.io.geotiff import write_geotiff
-from bandfusion.io.scene import open_scene
+from bandfusion.io.scene import SceneOptions
 from bandfusion.models.checkpoint import TrainedModel
 from bandfusion.progress import Count
 from distributed import Client, get_worker
@@ -41,13 +41,8 @@ class BatchOptions:
 
     device: str = "auto"
     batch_pixels: int = DEFAULT_BATCH_PIXELS
-    resampling: str = "nearest"
-    band_names: tuple[str, ...] | None = None
-    bands: tuple[str, ...] | None = None
-    resolution: float | None = None
+    scene: SceneOptions = field(default_factory=SceneOptions)
     mask: MaskPolicy = AUTO
-    nodata: float | None = None
-    trust_metadata: bool = False
 
 
 _model_lock = threading.Lock()
@@ -85,15 +80,7 @@ class SceneTask:
     def classes(self, model: TrainedModel) -> xr.DataArray:
         """The scene's lazy class map from the one engine, `predict_scene`."""
         options = self.options
-        scene = open_scene(
-            self.record.input_paths,
-            band_names=options.band_names,
-            bands=options.bands,
-            resolution=options.resolution,
-            resampling=options.resampling,
-            nodata=options.nodata,
-            trust_metadata=options.trust_metadata,
-        )
+        scene = options.scene.open(self.record.input_paths)
         scene = mask_scene(scene, options.mask, layers=())  # the product's own layers, if any
         return predict_scene(scene, model, device=options.device, batch_pixels=options.batch_pixels)
 

@@ -16,7 +16,6 @@ from bandfusion.cli.options import (
     SceneInput,
     device_option,
     mask_policy_option,
-    parse_names,
     quiet_option,
     scene_options,
 )
@@ -124,13 +123,8 @@ def batch_command(
     options = BatchOptions(
         device=device,
         batch_pixels=batch_pixels,
-        resampling=scene_args.resampling,
+        scene=scene_args.options(),
         mask=mask_policy,
-        nodata=scene_args.nodata,
-        trust_metadata=scene_args.trust_metadata,
-        band_names=tuple(names) if (names := parse_names(scene_args.band_names)) else None,
-        bands=tuple(picked) if (picked := parse_names(scene_args.bands)) else None,
-        resolution=scene_args.resolution,
     )
     with ProgressDisplay(quiet=quiet) as progress:
         result = run_batch(

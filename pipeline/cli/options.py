@@ -15,7 +15,7 @@ from bandfusion.io.cloudmask import KINDS, LayerRef, MaskPolicy, kind_of, mask_s
 from bandfusion.io.grid import Grid
 from bandfusion.io.labels import Labels, read_labels
 from bandfusion.io.remote import is_remote
-from bandfusion.io.scene import RESAMPLING_METHODS, open_scene
+from bandfusion.io.scene import RESAMPLING_METHODS, SceneOptions
 from bandfusion.models.devices import resolve_device
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -149,17 +149,21 @@ class SceneArguments:
     nodata: float | None = None
     trust_metadata: bool = False
 
-    def open(self, images: tuple[Path | str, ...]) -> xr.DataArray:
-        """Open the IMAGE arguments (raster files, or one sensor product) as one lazy scene."""
-        return open_scene(
-            list(images),
-            band_names=parse_names(self.band_names),
-            bands=parse_names(self.bands),
+    def options(self) -> SceneOptions:
+        """The options as the engine takes them: comma lists split into names."""
+        names, picked = parse_names(self.band_names), parse_names(self.bands)
+        return SceneOptions(
+            band_names=tuple(names) if names else None,
+            bands=tuple(picked) if picked else None,
             resolution=self.resolution,
             resampling=self.resampling,
             nodata=self.nodata,
             trust_metadata=self.trust_metadata,
         )
+
+    def open(self, images: tuple[Path | str, ...]) -> xr.DataArray:
+        """Open the IMAGE arguments (raster files, or one sensor product) as one lazy scene."""
+        return self.options().open(list(images))
 
 
 def _collect(arguments: type[Any], name: str) -> Callable[[F], F]:

@@ -35,6 +35,11 @@ def is_remote(href: str | os.PathLike[str]) -> bool:
     return name.startswith("/vsi") and any(fs in name for fs in _REMOTE_FILESYSTEMS)
 
 
+def is_http(href: str | os.PathLike[str]) -> bool:
+    """Whether `href` is an http(s):// URL: a document `fetch_text` can fetch."""
+    return os.fspath(href).startswith(_HTTP)
+
+
 def gdal_path(href: str | os.PathLike[str]) -> str:
     """The path GDAL opens for `href`: https://h/k → /vsicurl/https://h/k, s3://b/k → /vsis3/b/k,
     anything else (a local path, a GDAL path already) unchanged.
@@ -88,7 +93,7 @@ def fetch_text(url: str, *, timeout: float | None = None) -> str:
     """The UTF-8 document at the http(s) `url`, fetched with a timeout (default: the
     environment's `GDAL_HTTP_TIMEOUT`, as for rasters); any failure (not found, refused, timed
     out, too large, not UTF-8) is one SceneError line naming the URL."""
-    if not url.startswith(_HTTP):
+    if not is_http(url):
         raise SceneError(f"{url}: not an http(s):// URL")
     seconds = timeout if timeout is not None else _environment_timeout()
     request = urllib.request.Request(url, headers={"User-Agent": "bandfusion"})

@@ -13,7 +13,7 @@ import uuid
 import warnings
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -314,6 +314,31 @@ def _mask_layers(product: Product, grid: Grid) -> list[tuple[str, str]]:
     pixel = abs(grid.transform.a)
     nearest = sorted(product.masks, key=lambda m: abs((m.resolution or pixel) - pixel))
     return [(m.kind, m.href) for m in nearest]
+
+
+@dataclass(frozen=True)
+class SceneOptions:
+    """How a scene is opened, as one value that travels: the CLI builds it from its flags and a
+    batch hands it to every worker, so every road opens scenes with `open_scene`'s arguments."""
+
+    band_names: tuple[str, ...] | None = None
+    bands: tuple[str, ...] | None = None
+    resolution: float | None = None
+    resampling: str = "nearest"
+    nodata: float | None = None
+    trust_metadata: bool = False
+
+    def open(self, paths: PathLike | Sequence[PathLike]) -> xr.DataArray:
+        """`open_scene(paths)` with these options."""
+        return open_scene(
+            paths,
+            band_names=self.band_names,
+            bands=self.bands,
+            resolution=self.resolution,
+            resampling=self.resampling,
+            nodata=self.nodata,
+            trust_metadata=self.trust_metadata,
+        )
 
 
 def _product_of(paths: PathLike | Sequence[PathLike]) -> Product | None:

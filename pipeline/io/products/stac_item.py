@@ -17,7 +17,7 @@ from bandfusion.errors import SceneError, first_line
 from bandfusion.io.bands import sensor_band
 from bandfusion.io.products.files import number, parse_json
 from bandfusion.io.products.model import BandAsset, MaskLayer, Product
-from bandfusion.io.remote import fetch_json
+from bandfusion.io.remote import fetch_json, is_http
 
 if TYPE_CHECKING:
     import pystac
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 STAC_TYPES = ("Feature", "FeatureCollection")
 MASK_ASSETS = {"scl": "s2_scl", "qa_pixel": "landsat_qa_pixel"}
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
-_HTTP = re.compile(r"^https?://", re.IGNORECASE)
 _LEVELS = (("l2a", "L2A"), ("l1c", "L1C"), ("c2-l2", "L2SP"), ("l2sp", "L2SP"))
 
 
@@ -34,7 +33,7 @@ def stac_document(path: str) -> dict[str, Any] | None:
     timeouts rasters get) when it is a STAC Item or ItemCollection, else None."""
     if not path.lower().endswith(".json"):
         return None
-    if _HTTP.match(path):
+    if is_http(path):
         doc = fetch_json(path)
     elif Path(path).is_file():
         doc = parse_json(path)
@@ -103,7 +102,7 @@ def _the_item(path: str, doc: dict[str, Any]) -> pystac.Item:
         raise SceneError(
             f"{path}: an ItemCollection of {count} items; a scene is one item (give each its file)"
         )
-    where = path if _HTTP.match(path) else str(Path(path).absolute())  # relative hrefs: from here
+    where = path if is_http(path) else str(Path(path).absolute())  # relative hrefs: from here
     return pystac.Item.from_dict(features[0], href=where, migrate=True)
 
 
