@@ -100,10 +100,11 @@ def run_batch(
     (stage "pixels").
     """
     start = time.perf_counter()
-    outputs = Outputs(out_dir)
     specs = collect_scenes(
         [scenes] if isinstance(scenes, str | os.PathLike | SceneSpec) else scenes
     )
+    _refuse_writing_into_products(specs, out_dir)
+    outputs = Outputs(out_dir)
     targets = outputs.targets(specs)
     _refuse_inputs_as_outputs(scenes, specs, model, outputs, targets)
     stamps = check_inputs(specs)
@@ -203,6 +204,23 @@ def _refuse_inputs_as_outputs(
         local += [Path(model), Path(model) / METADATA_FILE, Path(model) / WEIGHTS_FILE]
     # each path once: two scenes naming one output are `Outputs.targets`' to refuse
     refuse_clashes(local, dict.fromkeys([*map(Path, targets), Path(outputs.manifest_path)]))
+
+
+def _refuse_writing_into_products(specs: Sequence[SceneSpec], out_dir: PathLike) -> None:
+    """OutputError, before anything is created, where a local `out_dir` is a scene's product
+    folder (a SAFE, a Landsat product) or lies inside one: a product is an input as a whole,
+    so nothing is added to it."""
+    if is_remote(out_dir):
+        return
+    where = Path(out_dir).resolve()
+    for spec in specs:
+        for name in spec.inputs:
+            if not is_remote(name) and Path(name).is_dir():
+                folder = Path(name).resolve()
+                if where == folder or folder in where.parents:
+                    raise OutputError(
+                        f"{out_dir}: is inside the input product {name}; never writing into one"
+                    )
 
 
 def _refuse_strays(targets: Sequence[str], outputs: Outputs, manifest: Manifest) -> None:

@@ -42,6 +42,22 @@ def test_run_batch_refuses_an_output_onto_its_input(tmp_path: Path, model_dir: P
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tif"]
 
 
+@pytest.mark.parametrize("inside", [".", "maps"])
+def test_run_batch_writes_nothing_into_an_input_product(
+    tmp_path: Path, model_dir: Path, inside: str
+):
+    """A product folder is one input as a whole: an out-dir that is it, or lies in it, is
+    refused before anything is created there."""
+    product = tmp_path / "S2A_MSIL2A_X.SAFE"
+    product.mkdir()
+    (product / "MTD_MSIL2A.xml").write_text("<metadata/>")
+    before = sorted(product.rglob("*"))
+    with pytest.raises(OutputError, match=r"is inside the input product .*SAFE; never writing"):
+        run_batch([SceneSpec((str(product),), "x.tif")], model_dir, product / inside,
+                  start_client=no_cluster)  # fmt: skip
+    assert sorted(product.rglob("*")) == before
+
+
 # ---------------------------------------------------------------------------------------------
 # splitting and reporting
 

@@ -379,6 +379,12 @@ def batch_into_its_inputs(tmp: Path, data: Path, model: Path) -> list[str]:
     return ["batch", str(tmp / "tiles"), "-m", str(model), "--out-dir", str(tmp / "tiles")]
 
 
+def batch_into_its_product(tmp: Path, data: Path, model: Path) -> list[str]:
+    safe = next((data / "s2_l2a_safe").glob("*.SAFE"))
+    product = Path(shutil.copytree(safe, tmp / safe.name))
+    return ["batch", str(product), "-m", str(model), "--out-dir", str(product / "maps")]
+
+
 def batch_onto_a_stranger(tmp: Path, data: Path, model: Path) -> list[str]:
     (tmp / "maps").mkdir()
     (tmp / "maps" / "scene.tif").write_bytes(b"someone's map")
@@ -466,6 +472,9 @@ OUTPUT_CASES: dict[str, Case] = {
     "evaluate --json onto model.json": Case(json_onto("model.json"), 2, "is the input"),
     "evaluate --json onto the labels": Case(json_onto("labels"), 2, "is the input"),
     "batch --out-dir holding its inputs": Case(batch_into_its_inputs, 2, "is the input"),
+    "batch --out-dir inside its input product": Case(
+        batch_into_its_product, 2, "is inside the input product"
+    ),
     "batch onto a file the manifest does not record": Case(
         batch_onto_a_stranger, 2, "does not record it; not replacing it (--overwrite)"
     ),
