@@ -37,12 +37,14 @@ from bandfusion.io.inputs import refuse_clashes
 from bandfusion.io.remote import is_remote
 from bandfusion.models.checkpoint import METADATA_FILE, WEIGHTS_FILE, TrainedModel
 from bandfusion.progress import Count, Progress, Step, counter, silent
-from distributed import Client, Future, as_completed
+from distributed import Client, Future, as_completed, wait
 
 PARTS_PER_THREAD = 2
 """Row groups per cluster thread when scenes are split: a little slack for uneven workers."""
 _COLLECT_TIMEOUT_S = 10
 """How long, after an interrupt, the client waits for a finished scene's record."""
+_RETURN_GRACE_S = 5
+"""How long, after an interrupt, tasks whose maps are in place get to return their records."""
 
 
 class BatchError(BandfusionError):
@@ -297,15 +299,16 @@ class _Running:
             self.client.submit(run_scene, task, pure=False): task for task in self.tasks
         }
         for future in as_completed(list(self.futures), loop=self.client.loop):
-            task = self.futures.pop(future)
+            task = self.futures[future]
             try:
                 record: SceneRecord = future.result()
             except Exception as exc:  # the task never returned, e.g. its workers kept dying
                 record = failed(task.record, exc, None, None)
-            future.release()
             if record.pixels and self.pixels is not None:
                 self.pixels(sum(record.pixels.values()))
             yield record
+            del self.futures[future]  # only once recorded: an interrupt before leaves it here
+            future.release()
 
     def _split(self, parts: int) -> Iterator[SceneRecord]:
         """Every scene's row groups are submitted first, so workers never wait on the writes."""
@@ -321,7 +324,22 @@ class _Running:
 
     def finished(self) -> list[SceneRecord]:
         """Records of scene tasks complete but not yet collected whose maps are in place and
-        match the digest their task took (a split scene is written here, so never pending)."""
+        match the digest their task took (a split scene is written here, so never pending).
+
+        A task whose map is already at its target has only its return left, so it is given a
+        short grace to report: the interrupt may fall between the rename and the record.
+        """
+        running: set[str] = set()
+        with suppress(Exception):  # the scheduler is gone: nothing is returning
+            running = {key for keys in self.client.processing().values() for key in keys}
+        returning = [
+            future
+            for future, task in self.futures.items()
+            if future.key in running and future.status != "finished" and exists(task.target)
+        ]
+        if returning:
+            with suppress(Exception):  # the grace ran out, or the cluster is going
+                wait(returning, timeout=_RETURN_GRACE_S)
         records = []
         for future, task in list(self.futures.items()):
             if future.status != "finished":
