@@ -14,17 +14,13 @@ import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bandfusion.batch.manifest import InputStamp, SceneSpec
-from bandfusion.batch.store import head, is_object_store
+from bandfusion.batch.store import head, is_object_store, probe_all
 from bandfusion.errors import BandfusionError, first_line
 from bandfusion.io.products import is_product
 from bandfusion.io.remote import is_remote
-
-LOOKS_AT_ONCE = 16
-"""Inputs looked at in parallel: remote ones cost a round trip each."""
 
 
 class MissingInputs(BandfusionError):
@@ -35,8 +31,7 @@ def check_inputs(specs: Iterable[SceneSpec]) -> dict[str, InputStamp]:
     """Each input's stamp, by name; MissingInputs naming every input that is absent or
     unreadable, before any work starts."""
     names = list(dict.fromkeys(name for spec in specs for name in spec.inputs))
-    with ThreadPoolExecutor(LOOKS_AT_ONCE) as pool:
-        looks = list(pool.map(_look, names))
+    looks = probe_all(_look, names)
     problems = [
         f"  {name}: {problem}" for name, (_, problem) in zip(names, looks, strict=True) if problem
     ]

@@ -22,7 +22,7 @@ from typing import Any
 
 from bandfusion.batch.store import PathLike as PathLike  # re-exported, as is file_sha256
 from bandfusion.batch.store import file_sha256 as file_sha256
-from bandfusion.batch.store import is_object_store, join, stored_digest
+from bandfusion.batch.store import is_object_store, join, probe_all, stored_digest
 from bandfusion.errors import BandfusionError, BandfusionWarning, OutputError, first_line
 from bandfusion.io.atomic import atomic_output
 from bandfusion.io.inputs import refuse_special
@@ -251,11 +251,17 @@ class SceneRecord:
         """Whether `previous` finished this same work and its output is still there, intact."""
         return (
             previous is not None
-            and previous.status in ("done", "skipped")
+            and self.same_work(previous)
+            and stored_digest(target) == previous.sha256
+        )
+
+    def same_work(self, previous: SceneRecord) -> bool:
+        """Whether `previous` finished this same work: its output, if intact, is this one's."""
+        return (
+            previous.status in ("done", "skipped")
             and previous.inputs == self.inputs
             and previous.model_sha256 == self.model_sha256
             and previous.sha256 is not None
-            and stored_digest(target) == previous.sha256
         )
 
 
@@ -338,11 +344,22 @@ class Manifest:
         return cached[1]
 
     def plan(self, pending: list[SceneRecord], out_dir: PathLike, force: bool) -> list[SceneRecord]:
-        """Each pending record, or its earlier record marked skipped where that is current."""
-        planned = []
-        for record in pending:
-            previous = self.records.get(record.output)
-            target = output_target(out_dir, record.output)
-            current = not force and record.is_current(previous, target)
-            planned.append(replace(previous, status="skipped") if current and previous else record)
-        return planned
+        """Each pending record, or its earlier record marked skipped where that is current.
+
+        The outputs that may be current are probed together (`probe_all`), not one by one.
+        """
+        earlier = {} if force else {
+            record.output: previous
+            for record in pending
+            if (previous := self.records.get(record.output)) and record.same_work(previous)
+        }  # fmt: skip
+        names = list(earlier)
+        digests = probe_all(stored_digest, [output_target(out_dir, name) for name in names])
+        intact = {
+            name for name, digest in zip(names, digests, strict=True)
+            if digest == earlier[name].sha256
+        }  # fmt: skip
+        return [
+            replace(earlier[record.output], status="skipped") if record.output in intact else record
+            for record in pending
+        ]

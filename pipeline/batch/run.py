@@ -30,7 +30,7 @@ from bandfusion.batch.manifest import (
 )
 from bandfusion.batch.outputs import Outputs
 from bandfusion.batch.shipped_model import ModelRef, ShippedModel, read_model
-from bandfusion.batch.store import exists, stored_digest
+from bandfusion.batch.store import exists, probe_all, stored_digest
 from bandfusion.batch.tasks import BatchOptions, SceneTask, SplitScene, failed, run_scene
 from bandfusion.errors import BandfusionError, OutputError
 from bandfusion.io.inputs import refuse_clashes
@@ -229,15 +229,18 @@ def _refuse_strays(targets: Sequence[str], outputs: Outputs, manifest: Manifest)
     """OutputError for the first output path holding a file the manifest does not record:
     someone else's file, which a batch never replaces unless told to. A map's side file
     (`MAP.tif.aux.xml`, its class names) counts: the writer replaces it with the map."""
-    for target in targets:
-        if outputs.name(target) in manifest.records:
-            continue
-        for path in (target, f"{target}.aux.xml"):
-            if exists(path):
-                raise OutputError(
-                    f"{path}: exists and {manifest.path.name} does not record it; not replacing it",
-                    setting="overwrite",
-                )
+    unrecorded = [
+        path
+        for target in targets
+        if outputs.name(target) not in manifest.records
+        for path in (target, f"{target}.aux.xml")
+    ]
+    for path, present in zip(unrecorded, probe_all(exists, unrecorded), strict=True):
+        if present:
+            raise OutputError(
+                f"{path}: exists and {manifest.path.name} does not record it; not replacing it",
+                setting="overwrite",
+            )
 
 
 def _scene_step(record: SceneRecord, total: int) -> Step:

@@ -16,10 +16,11 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bandfusion.errors import BandfusionError, OutputError, first_line
 
@@ -30,6 +31,11 @@ DIGEST_KEY = "sha256"
 MULTIPART_BYTES = 64 * 2**20
 """Maps larger than this are uploaded in parts of this size (S3's minimum part is 5 MiB)."""
 _HASH_BLOCK = 1 << 20
+PROBE_THREADS = 16
+"""Inputs or outputs probed at once: a remote one costs a round trip each, and hashing a local
+map releases the GIL, so checking many is not one long queue."""
+T = TypeVar("T")
+R = TypeVar("R")
 _RETRY_DEFAULTS = {"retries": {"max_attempts": 5, "mode": "standard"}}
 """Unless AWS_MAX_ATTEMPTS / AWS_RETRY_MODE say otherwise: throttling, 5xx answers and
 dropped connections are retried with growing, jittered delays before a request fails."""
@@ -118,6 +124,15 @@ def stored_digest(target: PathLike) -> str | None:
         return None if answer is None else answer.get("Metadata", {}).get(DIGEST_KEY)
     path = Path(target)
     return file_sha256(path) if path.is_file() else None
+
+
+def probe_all(probe: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """`probe` of every item (an input looked at, an output's digest), PROBE_THREADS at a
+    time, in order."""
+    if len(items) < 2:
+        return [probe(item) for item in items]
+    with ThreadPoolExecutor(min(PROBE_THREADS, len(items))) as pool:
+        return list(pool.map(probe, items))
 
 
 def exists(target: PathLike) -> bool:
