@@ -8,7 +8,6 @@ writes `bandfusion predict`'s map of the local copy, byte for byte."""
 from __future__ import annotations
 
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from bandfusion.models.checkpoint import save_model
 from tests.cli.test_hostile import cli as run
 from tests.conftest import S3_BUCKET
 from tests.helpers import random_model
-from tests.io.products.builders import LANDSAT_ID, SAFE, landsat_product
+from tests.io.products.builders import LANDSAT_ID, SAFE, landsat_product, zipped_safe
 from tests.servers import RangeServer
 
 ROOT = f"s3://{S3_BUCKET}/products"
@@ -36,11 +35,7 @@ BANDS = ["B02", "B04", "B8A"]
 def local(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The bundled SAFE, its zip, and a Landsat product (its MTL in all three forms)."""
     root = tmp_path_factory.mktemp("remote-products")
-    archive = root / f"{SAFE.stem}.zip"
-    with zipfile.ZipFile(archive, "w") as z:
-        for file in SAFE.rglob("*"):
-            z.write(file, file.relative_to(SAFE.parent))
-    return {"safe": SAFE, "zip": archive, "landsat": landsat_product(root)}
+    return {"safe": SAFE, "zip": zipped_safe(root), "landsat": landsat_product(root)}
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ from bandfusion.errors import SceneError, SettingError
 from bandfusion.io.products import read_product
 from bandfusion.io.scene import open_scene
 
-from tests.io.products.builders import MTD, SAFE, complete_safe
+from tests.io.products.builders import MTD, SAFE, complete_safe, zipped_safe
 
 
 def test_the_real_product_is_read_as_delivered():
@@ -46,11 +45,7 @@ def test_radiometry_over_water_is_reflectance_after_the_offset():
 def test_every_form_of_the_product_reads_the_same_pixels(form: str, tmp_path: Path):
     expected = open_scene(SAFE, bands=["B02", "B8A"]).values
     if form == "zip":
-        archive = tmp_path / f"{SAFE.stem}.zip"
-        with zipfile.ZipFile(archive, "w") as z:
-            for file in SAFE.rglob("*"):
-                z.write(file, file.relative_to(SAFE.parent))
-        given = str(archive)
+        given = str(zipped_safe(tmp_path))
     else:
         given = {
             "folder": str(SAFE),
