@@ -19,12 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bandfusion.batch.manifest import InputStamp, SceneSpec
-from bandfusion.batch.store import is_object_store
+from bandfusion.batch.store import head, is_object_store
 from bandfusion.errors import BandfusionError, SceneError, first_line
 from bandfusion.io.products import is_product
 from bandfusion.io.products.folders import folder_metadata, is_folder_url
 from bandfusion.io.remote import is_remote
-from bandfusion.io.s3 import head
 
 LOOKS_AT_ONCE = 16
 """Inputs looked at in parallel: remote ones cost a round trip each."""

@@ -33,7 +33,7 @@ def remote_size(url: str) -> int | None:
         with urllib.request.urlopen(request, timeout=environment_timeout()) as response:
             return int(response.headers.get("Content-Length") or 0)
     except urllib.error.HTTPError as exc:
-        if exc.code in (403, 404, 410):  # S3 over https answers 403 for a missing public key
+        if exc.code in (404, 410):  # a 403 may hide one, but may as well be a refusal: said
             return None
         raise SceneError(f"{url}: cannot reach it ({reason(exc)})") from exc
     except Exception as exc:  # timeouts, refusals, botocore's errors once retried

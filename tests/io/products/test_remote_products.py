@@ -139,6 +139,8 @@ def test_what_is_missing_remotely_is_one_line_naming_the_url(
         f"{served}/gone/MTD_MSIL2A.xml": "no such file",
         f"{ROOT}/gone.zip": "no such file",
     }
+    with RangeServer() as closed:  # bound, then closed: nothing listens on its port
+        cases[f"{closed.url}/x/MTD_MSIL2A.xml"] = r"cannot reach it \(.*refused"
     for url, message in cases.items():
         with pytest.raises(SceneError) as caught:
             open_scene(url)
