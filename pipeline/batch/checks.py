@@ -1,6 +1,7 @@
 """A batch's inputs checked before any cluster starts: each one is there and readable.
 
-A missing input is the user's mistake, found in the time a `stat` or a HEAD request takes, not
+A missing input is the user's mistake, found in the time a `stat` or a HEAD request takes (a
+product named by its folder URL: a HEAD for each metadata name it may have), not
 after a cluster's start-up and a failed task per scene. Every input is looked at (many at once:
 remote ones are a request each) and every missing one named, one line each. An input that is
 there but corrupt inside is not refused here: its scene fails with its reason and the others
@@ -17,10 +18,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from bandfusion.batch.manifest import InputStamp, SceneSpec
-from bandfusion.batch.store import head, is_object_store, probe_all
-from bandfusion.errors import BandfusionError, first_line
+from bandfusion.batch.store import is_object_store
+from bandfusion.errors import BandfusionError, SceneError, first_line
 from bandfusion.io.products import is_product
+from bandfusion.io.products.folders import folder_metadata, is_folder_url
 from bandfusion.io.remote import is_remote
+from bandfusion.io.remote_bytes import probe_all
+from bandfusion.io.s3 import head
 
 
 class MissingInputs(BandfusionError):
@@ -46,6 +50,8 @@ def check_inputs(specs: Iterable[SceneSpec]) -> dict[str, InputStamp]:
 def _look(name: str) -> tuple[InputStamp, str | None]:
     """The input's stamp, and what is wrong with it (None when nothing is)."""
     try:
+        if is_folder_url(name):
+            return _folder_stamp(name)
         if is_object_store(name):
             return _object_stamp(name)
         if is_remote(name):
@@ -65,6 +71,16 @@ def _local_stamp(name: str) -> tuple[InputStamp, str | None]:
     if path.is_dir() and not is_product(path):
         return stamp, "is a directory, not a raster or a sensor product"
     return stamp, None
+
+
+def _folder_stamp(url: str) -> tuple[InputStamp, str | None]:
+    """A product named by its folder URL, stamped by its metadata file (found by its name)."""
+    try:
+        metadata = folder_metadata(url)
+    except SceneError as exc:
+        return InputStamp(url, None, None), str(exc).removeprefix(f"{url}: ")
+    stamp, problem = _object_stamp(metadata)
+    return InputStamp(url, stamp.size, stamp.mtime_ns), problem
 
 
 def _object_stamp(url: str) -> tuple[InputStamp, str | None]:

@@ -22,12 +22,13 @@ from typing import Any
 
 from bandfusion.batch.store import PathLike as PathLike  # re-exported, as is file_sha256
 from bandfusion.batch.store import file_sha256 as file_sha256
-from bandfusion.batch.store import is_object_store, join, probe_all, stored_digest
+from bandfusion.batch.store import is_object_store, join, stored_digest
 from bandfusion.errors import BandfusionError, BandfusionWarning, OutputError, first_line
 from bandfusion.io.atomic import atomic_output
 from bandfusion.io.inputs import refuse_special
 from bandfusion.io.products import is_product
 from bandfusion.io.remote import is_remote
+from bandfusion.io.remote_bytes import probe_all
 
 RASTER_SUFFIXES = frozenset({".tif", ".tiff", ".jp2", ".vrt", ".img"})
 SCENE_LIST_SUFFIXES = frozenset({".csv", ".json"})

@@ -30,11 +30,12 @@ from bandfusion.batch.manifest import (
 )
 from bandfusion.batch.outputs import Outputs
 from bandfusion.batch.shipped_model import ModelRef, ShippedModel, read_model
-from bandfusion.batch.store import exists, probe_all, stored_digest
+from bandfusion.batch.store import exists, stored_digest
 from bandfusion.batch.tasks import BatchOptions, SceneTask, SplitScene, failed, run_scene
 from bandfusion.errors import BandfusionError, OutputError
 from bandfusion.io.inputs import refuse_clashes
 from bandfusion.io.remote import is_remote
+from bandfusion.io.remote_bytes import probe_all
 from bandfusion.models.checkpoint import METADATA_FILE, WEIGHTS_FILE, TrainedModel
 from bandfusion.progress import Count, Progress, Step, counter, silent
 from distributed import Client, Future, as_completed, wait

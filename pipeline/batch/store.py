@@ -5,51 +5,34 @@ to its final key only once complete (boto3's transfer manager: one PUT, or a mul
 for a large map, which S3 makes visible only when it completes), so no partial object is ever
 under a final key. Each upload carries the map's sha256 as object metadata: a rerun tells a
 complete, current map by a HEAD request instead of reading it back. The store is configured by
-the standard AWS environment (`AWS_ENDPOINT_URL` or `AWS_S3_ENDPOINT` for compatibles,
-`AWS_MAX_ATTEMPTS` / `AWS_RETRY_MODE` for retries), as GDAL reads the scenes.
+the standard AWS environment, as GDAL reads the scenes (`bandfusion.io.s3`).
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from bandfusion.errors import BandfusionError, OutputError, first_line
+from bandfusion.io.s3 import S3, head, not_found, s3_client, split_url
 
 PathLike = str | os.PathLike[str]
-S3 = "s3://"
 DIGEST_KEY = "sha256"
 """The object metadata entry (x-amz-meta-sha256) that holds an uploaded map's sha256."""
 MULTIPART_BYTES = 64 * 2**20
 """Maps larger than this are uploaded in parts of this size (S3's minimum part is 5 MiB)."""
 _HASH_BLOCK = 1 << 20
-PROBE_THREADS = 16
-"""Inputs or outputs probed at once: a remote one costs a round trip each, and hashing a local
-map releases the GIL, so checking many is not one long queue."""
-T = TypeVar("T")
-R = TypeVar("R")
-_RETRY_DEFAULTS = {"retries": {"max_attempts": 5, "mode": "standard"}}
-"""Unless AWS_MAX_ATTEMPTS / AWS_RETRY_MODE say otherwise: throttling, 5xx answers and
-dropped connections are retried with growing, jittered delays before a request fails."""
 
 
 def is_object_store(where: PathLike) -> bool:
     """Whether `where` names objects in S3 or an S3-compatible store."""
     return os.fspath(where).startswith(S3)
-
-
-def split_url(url: str) -> tuple[str, str]:
-    """`s3://bucket/key` as (bucket, key)."""
-    bucket, _, key = url[len(S3) :].partition("/")
-    return bucket, key
 
 
 def join(root: str, name: str) -> str:
@@ -58,52 +41,6 @@ def join(root: str, name: str) -> str:
     if name.startswith("/") or any(part in ("", ".", "..") for part in parts):
         raise BandfusionError(f"output name {name!r} is not a plain key under {root}")
     return f"{root.rstrip('/')}/{name}"
-
-
-_ENVIRONMENT = (
-    "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_S3_ENDPOINT", "AWS_HTTPS", "AWS_PROFILE",
-    "AWS_ACCESS_KEY_ID", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE",
-)  # fmt: skip
-"""The variables a client depends on: one changed (a test, a notebook) means a new client."""
-
-
-def s3_client() -> Any:
-    """A boto3 S3 client from the standard AWS environment, one per process and environment
-    (clients are thread safe); `AWS_S3_ENDPOINT`, GDAL's form, counts as the endpoint when no
-    AWS_ENDPOINT_URL is set."""
-    return _client(tuple(os.environ.get(name) for name in _ENVIRONMENT))
-
-
-@functools.cache
-def _client(environment: tuple[str | None, ...]) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    endpoint = None
-    if not (os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")):
-        host = os.environ.get("AWS_S3_ENDPOINT")
-        scheme = "http" if os.environ.get("AWS_HTTPS", "YES").upper() == "NO" else "https"
-        endpoint = host if not host or "://" in host else f"{scheme}://{host}"
-    retries = {} if os.environ.get("AWS_MAX_ATTEMPTS") else _RETRY_DEFAULTS
-    config = Config(connect_timeout=10, read_timeout=60, **retries)
-    return boto3.client("s3", endpoint_url=endpoint, config=config)
-
-
-def _not_found(exc: Exception) -> bool:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound")
-
-
-def head(url: str) -> dict[str, Any] | None:
-    """The object's HEAD answer, None when there is none; other failures raise."""
-    bucket, key = split_url(url)
-    try:
-        answer: dict[str, Any] = s3_client().head_object(Bucket=bucket, Key=key)
-    except Exception as exc:  # botocore's ClientError: a 404 is an answer
-        if _not_found(exc):
-            return None
-        raise
-    return answer
 
 
 def file_sha256(path: PathLike) -> str:
@@ -124,15 +61,6 @@ def stored_digest(target: PathLike) -> str | None:
         return None if answer is None else answer.get("Metadata", {}).get(DIGEST_KEY)
     path = Path(target)
     return file_sha256(path) if path.is_file() else None
-
-
-def probe_all(probe: Callable[[T], R], items: Sequence[T]) -> list[R]:
-    """`probe` of every item (an input looked at, an output's digest), PROBE_THREADS at a
-    time, in order."""
-    if len(items) < 2:
-        return [probe(item) for item in items]
-    with ThreadPoolExecutor(min(PROBE_THREADS, len(items))) as pool:
-        return list(pool.map(probe, items))
 
 
 def exists(target: PathLike) -> bool:
@@ -230,6 +158,6 @@ def _wrapped(call: Callable[..., Any], *args: Any) -> Any:
     except OSError:
         raise
     except Exception as exc:
-        if _not_found(exc):
+        if not_found(exc):
             raise FileNotFoundError(first_line(exc)) from exc
         raise OSError(first_line(exc, typed=True)) from exc

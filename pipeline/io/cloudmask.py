@@ -45,6 +45,7 @@ from bandfusion.errors import SceneError, SettingError
 from bandfusion.io.grid import Grid
 from bandfusion.io.masks import covers
 from bandfusion.io.reader import SceneReader, SourceFile
+from bandfusion.io.remote import file_stamp
 from bandfusion.io.scene import inspect_raster
 from dask.base import tokenize
 
@@ -183,7 +184,7 @@ def attach_mask(
         lock=False,
         asarray=False,
         fancy=False,
-        name=f"mask-layer-{tokenize(reader, Path(name).stat().st_mtime_ns, chunks[1:])}",
+        name=f"mask-layer-{tokenize(reader, file_stamp(name), chunks[1:])}",
         meta=np.empty((0, 0, 0), dtype=source.dtype),
     )
     decoder = _Decoder(kind, reasons)

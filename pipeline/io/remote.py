@@ -58,6 +58,16 @@ def gdal_path(href: str | os.PathLike[str]) -> str:
     return name
 
 
+def url_of(path: str) -> str:
+    """The URL a GDAL network path names (`gdal_path`'s inverse): /vsis3/b/k → s3://b/k,
+    /vsicurl/https://h/k → https://h/k; anything else unchanged."""
+    if path.startswith("/vsicurl/"):
+        return path[len("/vsicurl/") :]
+    if path.startswith("/vsis3/"):
+        return f"{_S3}{path[len('/vsis3/') :]}"
+    return path
+
+
 def open_raster(href: str | os.PathLike[str]) -> DatasetReader:
     """`rasterio.open` of `href` (a path or a URL), in `remote_open_env` where it is remote."""
     if not is_remote(href):
@@ -95,13 +105,13 @@ def fetch_text(url: str, *, timeout: float | None = None) -> str:
     out, too large, not UTF-8) is one SceneError line naming the URL."""
     if not is_http(url):
         raise SceneError(f"{url}: not an http(s):// URL")
-    seconds = timeout if timeout is not None else _environment_timeout()
+    seconds = timeout if timeout is not None else environment_timeout()
     request = urllib.request.Request(url, headers={"User-Agent": "bandfusion"})
     try:
         with urllib.request.urlopen(request, timeout=seconds) as response:
             data = response.read(MAX_DOCUMENT_BYTES + 1)
     except (OSError, ValueError, http.client.HTTPException) as exc:  # URLError, timeouts
-        raise SceneError(f"{url}: cannot fetch it ({_reason(exc)})") from exc
+        raise SceneError(f"{url}: cannot fetch it ({reason(exc)})") from exc
     if len(data) > MAX_DOCUMENT_BYTES:
         raise SceneError(f"{url}: larger than {MAX_DOCUMENT_BYTES} bytes; not a metadata file")
     try:
@@ -119,7 +129,8 @@ def fetch_json(url: str, *, timeout: float | None = None) -> Any:
         raise SceneError(f"{url}: not JSON ({exc})") from exc
 
 
-def _environment_timeout() -> float:
+def environment_timeout() -> float:
+    """Seconds a request may wait on the network: `GDAL_HTTP_TIMEOUT`, as for rasters."""
     value = os.environ.get("GDAL_HTTP_TIMEOUT", REMOTE_DEFAULTS["GDAL_HTTP_TIMEOUT"])
     try:
         return float(value)
@@ -127,7 +138,7 @@ def _environment_timeout() -> float:
         return float(REMOTE_DEFAULTS["GDAL_HTTP_TIMEOUT"])
 
 
-def _reason(exc: BaseException) -> str:
+def reason(exc: BaseException) -> str:
     """urllib's reason without its wrapper: 'HTTP Error 404: Not Found', 'timed out', ..."""
     if isinstance(exc, urllib.error.HTTPError):
         return f"HTTP {exc.code}: {exc.reason}"

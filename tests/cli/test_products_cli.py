@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from tests.io.products.builders import (
     band_file,
     landsat_product,
     stac_item,
+    zipped_safe,
 )
 
 BANDS = ["B02", "B04", "B8A"]
@@ -34,12 +34,8 @@ BANDS = ["B02", "B04", "B8A"]
 def products(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The bundled SAFE zipped, a Landsat C2 L2 product and a STAC Item of the SAFE's files."""
     root = tmp_path_factory.mktemp("products")
-    archive = root / f"{SAFE.stem}.zip"
-    with zipfile.ZipFile(archive, "w") as z:
-        for file in SAFE.rglob("*"):
-            z.write(file, file.relative_to(SAFE.parent))
     return {
-        "zip": archive,
+        "zip": zipped_safe(root),
         "landsat": landsat_product(root / "landsat", forms=("txt",)),
         "stac": stac_item(root / "stac", bands=tuple(BANDS)),
     }

@@ -13,14 +13,24 @@ from pathlib import Path
 from typing import Any
 
 from bandfusion.errors import SceneError
-from bandfusion.io.products.files import local_name, number, parse_json, parse_xml, read_bytes
+from bandfusion.io.products.files import (
+    local_name,
+    number,
+    parse_json,
+    parse_xml,
+    present,
+    read_bytes,
+    sibling,
+)
 from bandfusion.io.products.model import BandAsset, MaskLayer, Product
+from bandfusion.io.remote import is_remote
 
 MTL_SUFFIXES = ("_MTL.txt", "_MTL.json", "_MTL.xml")
 RESOLUTION = 30.0
 """Every reflectance band of Collection 2 Level-2 is on the 30 m grid."""
 FILL = 0.0
 _KEY = re.compile(r"[A-Za-z0-9_]+")
+_MULT = re.compile(r"REFLECTANCE_MULT_BAND_(\d+)")
 
 Groups = dict[str, dict[str, str]]
 
@@ -30,7 +40,7 @@ def mtl_file(path: str) -> str | None:
     local = Path(path)
     if local.name.endswith(MTL_SUFFIXES):
         return path
-    if not local.is_dir():
+    if is_remote(path) or not local.is_dir():  # a folder URL: `folders` resolves it
         return None
     for suffix in MTL_SUFFIXES:
         found = sorted(local.glob(f"*{suffix}"))
@@ -48,26 +58,21 @@ def read_landsat(path: str, mtl: str) -> Product:
     if not level.startswith("L2"):
         raise SceneError(f"{mtl}: processing level {level}; only Level-2 products are read")
     parameters = _group(groups, mtl, "LEVEL2_SURFACE_REFLECTANCE_PARAMETERS")
-    folder = Path(mtl).parent
+    numbers = [m.group(1) for k in parameters if (m := _MULT.fullmatch(k))]
+    files = {n: sibling(mtl, _file_name(contents, mtl, f"FILE_NAME_BAND_{n}")) for n in numbers}
+    qa_name = contents.get("FILE_NAME_QUALITY_L1_PIXEL")
+    qa = sibling(mtl, Path(qa_name).name) if qa_name else None
+    held = present([*files.values(), *([qa] if qa else [])])  # each looked for once
     bands = []
-    for key in sorted(parameters, key=_band_number):
-        if (match := re.fullmatch(r"REFLECTANCE_MULT_BAND_(\d+)", key)) is None:
+    for n in sorted(numbers, key=int):
+        if files[n] not in held:
             continue
-        n = match.group(1)
-        href = folder / Path(_field(contents, mtl, f"FILE_NAME_BAND_{n}")).name
-        if not href.is_file():
-            continue
-        scale = _number(parameters, mtl, key)
+        scale = _number(parameters, mtl, f"REFLECTANCE_MULT_BAND_{n}")
         offset = _number(parameters, mtl, f"REFLECTANCE_ADD_BAND_{n}")
-        bands.append(BandAsset(f"SR_B{n}", str(href), RESOLUTION, scale, offset, FILL, "MTL"))
+        bands.append(BandAsset(f"SR_B{n}", files[n], RESOLUTION, scale, offset, FILL, "MTL"))
     if not bands:
         raise SceneError(f"{mtl}: none of the reflectance band files it names is present")
-    qa = Path(contents.get("FILE_NAME_QUALITY_L1_PIXEL") or "").name
-    masks = (
-        (MaskLayer("landsat_qa_pixel", str(folder / qa), RESOLUTION),)
-        if qa and (folder / qa).is_file()
-        else ()
-    )
+    masks = (MaskLayer("landsat_qa_pixel", qa, RESOLUTION),) if qa in held else ()
     return Product(
         path=path,
         sensor=_sensor(_field(attributes, mtl, "SPACECRAFT_ID")),
@@ -78,8 +83,9 @@ def read_landsat(path: str, mtl: str) -> Product:
     )
 
 
-def _band_number(key: str) -> int:
-    return int(key.rsplit("_", 1)[-1]) if key[-1:].isdigit() else 0
+def _file_name(contents: dict[str, str], mtl: str, field: str) -> str:
+    """The file a field names, without any folder: the files lie beside the MTL."""
+    return Path(_field(contents, mtl, field)).name
 
 
 def _sensor(spacecraft: str) -> str:

@@ -18,16 +18,18 @@ from xml.etree.ElementTree import Element
 from bandfusion.errors import SceneError
 from bandfusion.io.bands import sensor_band
 from bandfusion.io.products.files import (
-    exists,
     find_all,
     find_text,
     local_name,
     number,
     parse_xml,
+    present,
+    sibling,
     zip_href,
     zip_members,
 )
 from bandfusion.io.products.model import BandAsset, MaskLayer, Product
+from bandfusion.io.remote import is_remote
 
 METADATA_NAMES = ("MTD_MSIL2A.xml", "MTD_MSIL1C.xml")
 SUBDATASET = re.compile(r"^SENTINEL2_L(?:1C|2A):(.+):[^:]+:[^:]+$")
@@ -42,21 +44,23 @@ FIRST_OFFSET_BASELINE = 4.0
 
 
 def metadata_file(path: str) -> str | None:
-    """The metadata file (a path, or a /vsizip/ path) of the S2 product at `path`, or None."""
+    """The metadata file (a path, a URL, or a /vsizip/ path) of the S2 product at `path`, or
+    None; a folder URL is `bandfusion.io.products.folders`' to resolve."""
     if match := SUBDATASET.match(path):
         return match.group(1)
     local = Path(path)
     if local.name in METADATA_NAMES:
         return path
-    if local.is_dir():
+    if not is_remote(path) and local.is_dir():
         return next((str(local / n) for n in METADATA_NAMES if (local / n).is_file()), None)
-    if local.suffix.lower() == ".zip" and local.is_file():
-        return _zipped_metadata(local)
+    if local.suffix.lower() == ".zip" and (is_remote(path) or local.is_file()):
+        return _zipped_metadata(path)
     return None
 
 
-def _zipped_metadata(archive: Path) -> str | None:
-    """The metadata file inside a zipped SAFE: at its root or in the one .SAFE folder."""
+def _zipped_metadata(archive: str) -> str | None:
+    """The metadata file inside a zipped SAFE (a local file or a URL, read in place): at its
+    root or in the one .SAFE folder."""
     for member in zip_members(archive):
         parts = member.split("/")
         if parts[-1] in METADATA_NAMES and len(parts) <= 2:
@@ -71,19 +75,20 @@ def read_sentinel2(path: str, metadata: str) -> Product:
     name = metadata.rsplit("/", 1)[-1]
     nodata = _nodata(root, metadata)
     scales = _radiometry(root, metadata, level)
-    base = metadata.rsplit("/", 1)[0]
     bands: list[BandAsset] = []
     masks: list[MaskLayer] = []
     listed = [(find.text or "").strip() for find in find_all(root, "IMAGE_FILE")]
-    for image in listed:
-        match = _IMAGE.search(image)
-        if match is None:
-            continue  # TCI, AOT, WVP: not reflectance
+    images = {  # TCI, AOT, WVP are not reflectance
+        sibling(metadata, f"{image}.jp2"): match
+        for image in listed
+        if (match := _IMAGE.search(image)) is not None
+    }
+    held = present(images)  # one listing, or HEAD requests by URL: each file looked for once
+    for href, match in images.items():
+        if href not in held:
+            continue
         band, res = match.group(1), match.group(2)
         resolution = float(res) if res else float(_NATIVE.get(band, 20))
-        href = f"{base}/{image}.jp2"
-        if not exists(href):
-            continue
         if band == "SCL":
             masks.append(MaskLayer("s2_scl", href, resolution))
             continue

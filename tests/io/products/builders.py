@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -64,6 +65,15 @@ def complete_safe(root: Path, mtd_text: str | None = None) -> Path:
             resolution,
         )
     return safe
+
+
+def zipped_safe(root: Path) -> Path:
+    """The bundled product zipped as ESA delivers it: the .SAFE folder at the archive's root."""
+    archive = root / f"{SAFE.stem}.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for file in SAFE.rglob("*"):
+            z.write(file, file.relative_to(SAFE.parent))
+    return archive
 
 
 def cut_safe(root: Path) -> Path:

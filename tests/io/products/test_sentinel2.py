@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ from bandfusion.errors import SceneError, SettingError
 from bandfusion.io.products import read_product
 from bandfusion.io.scene import open_scene
 
-from tests.io.products.builders import MTD, SAFE, complete_safe
+from tests.io.products.builders import MTD, SAFE, complete_safe, zipped_safe
 
 
 def test_the_real_product_is_read_as_delivered():
@@ -46,11 +45,7 @@ def test_radiometry_over_water_is_reflectance_after_the_offset():
 def test_every_form_of_the_product_reads_the_same_pixels(form: str, tmp_path: Path):
     expected = open_scene(SAFE, bands=["B02", "B8A"]).values
     if form == "zip":
-        archive = tmp_path / f"{SAFE.stem}.zip"
-        with zipfile.ZipFile(archive, "w") as z:
-            for file in SAFE.rglob("*"):
-                z.write(file, file.relative_to(SAFE.parent))
-        given = str(archive)
+        given = str(zipped_safe(tmp_path))
     else:
         given = {
             "folder": str(SAFE),
@@ -121,3 +116,16 @@ def test_listed_files_absent_on_disk_do_not_break_reading(tmp_path: Path):
     assert product is not None
     assert {b.resolution for b in product.bands if b.name == "B02"} == {20.0, 60.0}
     assert "B08" not in product.band_names()
+
+
+def test_a_zipped_products_clouds_are_masked_as_the_folders(tmp_path: Path):
+    """The SCL inside a local zip (/vsizip/) masks the same pixels as the folder's SCL."""
+    from bandfusion.io.cloudmask import mask_scene
+
+    masks = []
+    for given in (SAFE, zipped_safe(tmp_path)):
+        scene = open_scene(given, bands=["B02"])
+        masked = mask_scene(scene)  # the layers the product lists
+        masks.append(masked["mask"].values)
+    assert masks[0].any()
+    np.testing.assert_array_equal(masks[1], masks[0])

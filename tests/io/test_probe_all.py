@@ -1,10 +1,10 @@
-"""bandfusion.batch.store's probing of many inputs or outputs at once."""
+"""bandfusion.io.remote_bytes.probe_all: many inputs or outputs probed at once."""
 
 from __future__ import annotations
 
 import threading
 
-from bandfusion.batch.store import PROBE_THREADS, probe_all
+from bandfusion.io.remote_bytes import PROBE_THREADS, probe_all
 
 
 def test_probes_run_together_and_answer_in_order() -> None:
