@@ -1,5 +1,6 @@
 """Reading sensor products described by STAC: an Item, or an ItemCollection of one Item, in a
-local JSON file (`bandfusion.io.stac` writes the Items of our maps; this reads others').
+JSON file, local or by https:// or s3:// URL (`bandfusion.io.stac` writes the Items of our maps;
+this reads others').
 
 Bands are the single-band assets with `eo:bands` (or STAC 1.1 `bands`), named by their band id
 or common name in the platform's canonical names; `raster:bands` gives scale, offset, nodata and
@@ -17,7 +18,7 @@ from bandfusion.errors import SceneError, first_line
 from bandfusion.io.bands import sensor_band
 from bandfusion.io.products.files import number, parse_json
 from bandfusion.io.products.model import BandAsset, MaskLayer, Product
-from bandfusion.io.remote import fetch_json, is_http
+from bandfusion.io.remote import fetch_json, is_http, is_remote
 
 if TYPE_CHECKING:
     import pystac
@@ -29,13 +30,13 @@ _LEVELS = (("l2a", "L2A"), ("l1c", "L1C"), ("c2-l2", "L2SP"), ("l2sp", "L2SP"))
 
 
 def stac_document(path: str) -> dict[str, Any] | None:
-    """The parsed JSON at `path` (a file, or an http(s):// URL fetched with the network
-    timeouts rasters get) when it is a STAC Item or ItemCollection, else None."""
+    """The parsed JSON at `path` (a file, an http(s):// URL fetched with the network timeouts
+    rasters get, or an s3:// object) when it is a STAC Item or ItemCollection, else None."""
     if not path.lower().endswith(".json"):
         return None
     if is_http(path):
         doc = fetch_json(path)
-    elif Path(path).is_file():
+    elif is_remote(path) or Path(path).is_file():
         doc = parse_json(path)
     else:
         return None
@@ -102,7 +103,7 @@ def _the_item(path: str, doc: dict[str, Any]) -> pystac.Item:
         raise SceneError(
             f"{path}: an ItemCollection of {count} items; a scene is one item (give each its file)"
         )
-    where = path if is_http(path) else str(Path(path).absolute())  # relative hrefs: from here
+    where = path if is_remote(path) else str(Path(path).absolute())  # relative hrefs: from here
     return pystac.Item.from_dict(features[0], href=where, migrate=True)
 
 

@@ -13,6 +13,7 @@ from bandfusion.errors import SceneError
 from bandfusion.io.products import read_product
 from bandfusion.io.scene import open_scene
 
+from tests.conftest import S3_BUCKET
 from tests.io.products.builders import COG, JP2, SAFE, stac_item
 
 
@@ -135,6 +136,26 @@ def test_an_item_served_over_https_reads_its_assets_from_beside_it(tmp_path: Pat
         (b.name, b.scale, b.offset, b.nodata) for b in local.bands
     ]
     np.testing.assert_array_equal(open_scene(url).values, open_scene(item).values)
+
+
+def test_an_item_in_object_storage_reads_its_assets_from_beside_it(tmp_path: Path, s3_env):
+    """An Item at s3://… (relative hrefs resolved against its key) gives the pixels, radiometry
+    and cloud mask of the same Item read from disk, and a missing one is one line."""
+    item = stac_item(tmp_path)
+    for path in [item, *(tmp_path / "bands").iterdir()]:
+        s3_env.upload_file(str(path), S3_BUCKET, f"items/{path.relative_to(tmp_path)}")
+    url = f"s3://{S3_BUCKET}/items/{item.name}"
+    remote, local = read_product(url), read_product(item)
+    assert remote is not None and local is not None
+    assert all(b.href.startswith(f"s3://{S3_BUCKET}/items/bands/") for b in remote.bands)
+    assert [m.href.startswith(f"s3://{S3_BUCKET}/items/") for m in remote.masks] == [True]
+    assert [(b.name, b.scale, b.offset, b.nodata) for b in remote.bands] == [
+        (b.name, b.scale, b.offset, b.nodata) for b in local.bands
+    ]
+    np.testing.assert_array_equal(open_scene(url).values, open_scene(item).values)
+    with pytest.raises(SceneError, match=rf"^s3://{S3_BUCKET}/items/nothing\.json: ") as caught:
+        read_product(f"s3://{S3_BUCKET}/items/nothing.json")
+    assert "\n" not in str(caught.value)
 
 
 def test_an_item_url_that_fails_is_one_line(http_server):
