@@ -84,20 +84,19 @@ def run_batch(
     """Map every scene into `out_dir` on a dask.distributed cluster; returns the run's records.
 
     `scenes`: files, globs, directories, CSV/JSON scene lists or SceneSpecs, each input a local
-    path or an https:// or s3:// URL; every input must be there (MissingInputs, naming each
-    one that is not, before any cluster starts). `model`: a model directory, local or an
-    s3:// prefix, read here once; its bytes reach each worker once. `out_dir`: a local folder
-    or an s3:// prefix; workers write maps there, so a local one must be readable and
-    writable where they run. `client`: a cluster to use; None starts one with `start_client`
-    (a LocalCluster sized to the machine) only if any scene needs work.
-    Scenes whose outputs are complete and current per the manifest beside them are skipped
-    unless `force`; a file at an output path that the manifest does not record is refused
-    unless `overwrite`; an output that is one of the inputs (a scene's file, a scene list, the
-    model's files; links count) is refused (OutputError) before any map is written. One batch
-    at a time writes into a local `out_dir`: a second is refused (OutputError) while the first
-    holds DIR/.bandfusion.lock (object storage has no such lock: one batch a prefix is the
-    caller's to ensure). Failed scenes are records with a reason, not exceptions; check
-    `result.failed`.
+    path or an https:// or s3:// URL; every input must be there (MissingInputs, naming each one
+    that is not, before any cluster starts). `model`: a model directory, local or an s3://
+    prefix or an https:// URL, read here once; its bytes reach each worker once. `out_dir`: a
+    local folder or an s3:// prefix; workers write maps there, so a local one must be readable
+    and writable where they run. `client`: a cluster to use; None starts one with
+    `start_client` (a LocalCluster sized to the machine) only if any scene needs work. Scenes
+    whose outputs are complete and current per the manifest beside them are skipped unless
+    `force`; a file at an output path that the manifest does not record is refused unless
+    `overwrite`; an output that is one of the inputs (a scene's file, a scene list, the model's
+    files; links count) is refused (OutputError) before any map is written. One batch at a time
+    writes into a local `out_dir`: a second is refused (OutputError) while the first holds
+    DIR/.bandfusion.lock (object storage has no such lock: one batch a prefix is the caller's
+    to ensure). Failed scenes are records with a reason, not exceptions; check `result.failed`.
     `progress` is told of every scene as it is done, skipped or failed (stage "scenes", with
     the cluster's size and each failure as notes) and of map pixels as they are written
     (stage "pixels").

@@ -1,7 +1,7 @@
 """The model as a batch ships it to workers: its two files' bytes, checked by digest.
 
 Workers share no file system with the client, so the client reads the model directory (a local
-folder or an `s3://` prefix) once and registers its bytes (`model.json` and
+folder, an `s3://` prefix or an `https://` URL) once and registers its bytes (`model.json` and
 `weights.safetensors`: data, never a pickled network) as a worker plugin: the scheduler hands
 it to each worker once, and to every worker that joins or is restarted later, so a dying
 worker loses nothing its replacement needs. A worker checks the bytes against the digest its
@@ -18,8 +18,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bandfusion.batch.store import PathLike, is_object_store, read_bytes
-from bandfusion.errors import ModelFileError, first_line
+from bandfusion.batch.store import PathLike, read_bytes
+from bandfusion.errors import ModelFileError, SceneError, first_line
+from bandfusion.io.remote import is_http, is_remote
+from bandfusion.io.remote_bytes import read_object
 from bandfusion.models.checkpoint import (
     MAX_METADATA_BYTES,
     MAX_WEIGHTS_BYTES,
@@ -78,18 +80,26 @@ def read_model(where: PathLike) -> tuple[ModelRef, ModelFiles, TrainedModel]:
     """The model directory `where` (a folder, or a prefix in object storage): its reference,
     its bytes, and the model loaded from those very bytes (so what was checked is what ships).
     Raises ModelFileError naming `where` for anything missing, too large or invalid."""
-    name = os.fspath(where).rstrip("/") if is_object_store(where) else str(Path(where).absolute())
-    if not is_object_store(where):
+    remote = is_remote(os.fspath(where))
+    name = os.fspath(where).rstrip("/") if remote else str(Path(where).absolute())
+    if not remote:
         load_model(Path(where))  # its own messages: not a directory, a pickle, ...
     try:
         files = (
-            read_bytes(f"{name}/{METADATA_FILE}", MAX_METADATA_BYTES),
-            read_bytes(f"{name}/{WEIGHTS_FILE}", MAX_WEIGHTS_BYTES),
+            _model_file(f"{name}/{METADATA_FILE}", MAX_METADATA_BYTES),
+            _model_file(f"{name}/{WEIGHTS_FILE}", MAX_WEIGHTS_BYTES),
         )
-    except OSError as exc:
+    except (OSError, SceneError) as exc:
         raise ModelFileError(f"{name}: cannot read model ({first_line(exc)})") from exc
     ref = ModelRef(name, model_digest(files))
     return ref, files, load_shipped(ref, files)
+
+
+def _model_file(where: str, limit: int) -> bytes:
+    """One file of a model directory: on disk or in object storage (boto3), or over https."""
+    if is_http(where):
+        return read_object(where, limit, kind="a model file")
+    return read_bytes(where, limit)
 
 
 def load_shipped(ref: ModelRef, files: ModelFiles) -> TrainedModel:

@@ -80,13 +80,13 @@ def read_range(url: str, start: int, end: int) -> bytes:
         raise SceneError(f"{url}: cannot read it ({first_line(exc, typed=True)})") from exc
 
 
-def read_object(url: str, limit: int) -> bytes:
-    """The whole object at `url`, refused unread above `limit` bytes."""
+def read_object(url: str, limit: int, kind: str = "a metadata file") -> bytes:
+    """The whole object at `url`, refused unread above `limit` bytes (what `kind` may have)."""
     size = remote_size(url)
     if size is None:
         raise SceneError(f"{url}: no such file")
     if size > limit:
-        raise SceneError(f"{url}: {size} bytes, more than the {limit} a metadata file may have")
+        raise SceneError(f"{url}: {size} bytes, more than the {limit} {kind} may have")
     return read_range(url, 0, size - 1) if size else b""
 
 

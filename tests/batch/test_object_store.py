@@ -16,6 +16,7 @@ from bandfusion.batch.run import run_batch
 from bandfusion.batch.shipped_model import load_shipped, read_model
 from bandfusion.batch.store import DIGEST_KEY, stored_digest
 from bandfusion.errors import ModelFileError
+from bandfusion.models.checkpoint import METADATA_FILE, WEIGHTS_FILE
 from distributed import Client
 
 from tests.conftest import S3_BUCKET
@@ -116,3 +117,16 @@ def test_shipped_model_bytes_are_checked_against_the_digest(model_dir: Path):
 def test_a_model_missing_from_the_bucket_is_one_line_naming_it(s3_env: Any):
     with pytest.raises(ModelFileError, match=f"^{ROOT}/nowhere: cannot read model"):
         read_model(f"{ROOT}/nowhere")
+
+
+def test_a_model_served_over_https_ships_the_same_bytes(model_dir: Path, http_server: Any):
+    """A model directory published on a web server (`-m https://…/model`) is read as the local
+    one: the same digest, the same loaded model; a missing one is one line naming its URL."""
+    for file in (METADATA_FILE, WEIGHTS_FILE):
+        http_server.publish(f"/models/water/{file}", model_dir / file)
+    local_ref, local_files, local_model = read_model(model_dir)
+    ref, files, model = read_model(f"{http_server.url}/models/water/")
+    assert (ref.path, ref.sha256) == (f"{http_server.url}/models/water", local_ref.sha256)
+    assert files == local_files and model.meta == local_model.meta
+    with pytest.raises(ModelFileError, match=rf"^{http_server.url}/models/nowhere: cannot read"):
+        read_model(f"{http_server.url}/models/nowhere")
