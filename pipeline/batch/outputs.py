@@ -22,6 +22,7 @@ from bandfusion.batch.manifest import MANIFEST_NAME, Manifest, SceneSpec, output
 from bandfusion.batch.store import PathLike, is_object_store, read_bytes, write_text
 from bandfusion.errors import BandfusionError, OutputError, first_line
 from bandfusion.io.atomic import check_writable
+from bandfusion.io.remote import as_url, url_scheme
 
 LOCK_NAME = ".bandfusion.lock"
 """The file in the output directory that a running batch holds locked (flock)."""
@@ -31,7 +32,16 @@ class Outputs:
     """A batch's output location, while one run writes into it (a context manager)."""
 
     def __init__(self, where: PathLike) -> None:
+        """OutputError for a URL that is not an s3:// prefix: https:// has no atomic upload."""
         self.remote = is_object_store(where)
+        url = as_url(where)
+        if url and not self.remote:
+            raise OutputError(
+                f"{url}: maps are written to a local folder or an s3:// prefix, not to"
+                f" {url_scheme(url)}:// (an S3-compatible store over https is s3:// with its"
+                " endpoint in AWS_ENDPOINT_URL)",
+                setting="out_dir",
+            )
         self.root = os.fspath(where).rstrip("/") if self.remote else _prepare_dir(Path(where))
         self.manifest_path = f"{self.root}/{MANIFEST_NAME}"
 

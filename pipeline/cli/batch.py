@@ -35,7 +35,7 @@ from bandfusion.io.cloudmask import MaskPolicy
     "model_path",
     required=True,
     type=SceneInput(),
-    help="Model directory, its s3:// prefix or https:// URL; read here once, its bytes sent to each worker.",
+    help="Model directory, its s3:// prefix or https:// URL; read once, its bytes sent to workers.",
 )
 @click.option(
     "--out-dir",

@@ -17,6 +17,7 @@ FLAGS = {
     "resolution": "--resolution",
     "device": "--device",
     "overwrite": "--overwrite",
+    "out_dir": "--out-dir",
     "hidden": "--hidden",
     "learning_rate": "--lr",
     "mask": "--mask",

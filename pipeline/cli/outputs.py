@@ -12,7 +12,6 @@ another format is refused.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from bandfusion.errors import OutputError
 from bandfusion.io.atomic import check_writable
 from bandfusion.io.inputs import refuse_clashes
 from bandfusion.io.pam import aux_path
+from bandfusion.io.remote import as_url
 from bandfusion.models.checkpoint import METADATA_FILE, WEIGHTS_FILE
 
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
@@ -30,7 +30,6 @@ overwrite_option = click.option(
 )
 
 
-_URL = re.compile(r"^([a-z][a-z0-9+.-]+):/+", re.IGNORECASE)
 """A URL as click's Path leaves it: `s3://b/k` becomes `s3:/b/k` (two letters at least, so
 that a drive letter is no scheme)."""
 
@@ -44,9 +43,8 @@ def refuse_remote(path: Path) -> None:
     """Raise OutputError for an output named by URL (s3://, https://): outputs are local files
     (object storage as an output is yet to come), and click would make `s3://b/k` a local
     folder `s3:`."""
-    match = _URL.match(os.fspath(path))
-    if match:
-        url = f"{match[1]}://{os.fspath(path)[match.end() :]}"
+    url = as_url(path)
+    if url:
         raise OutputError(f"{url}: outputs are local files; write it here, then upload it")
 
 

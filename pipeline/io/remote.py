@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -23,6 +24,7 @@ from rasterio.io import DatasetReader
 
 _HTTP = ("https://", "http://")
 _S3 = "s3://"
+_URL = re.compile(r"^([a-z][a-z0-9+.-]+):/+", re.IGNORECASE)
 _REMOTE_FILESYSTEMS = ("/vsicurl", "/vsis3", "/vsigs", "/vsiaz", "/vsiadls", "/vsioss", "/vsiswift")
 
 
@@ -33,6 +35,20 @@ def is_remote(href: str | os.PathLike[str]) -> bool:
     if name.startswith((*_HTTP, _S3)):
         return True
     return name.startswith("/vsi") and any(fs in name for fs in _REMOTE_FILESYSTEMS)
+
+
+def url_scheme(href: str | os.PathLike[str]) -> str | None:
+    """The scheme of `href` when it is a URL (`s3`, `https`, `gs`...), else None. One slash
+    after the colon counts: a command-line path type folds `s3://b/k` into `s3:/b/k`."""
+    match = _URL.match(os.fspath(href))
+    return match[1].lower() if match else None
+
+
+def as_url(href: str | os.PathLike[str]) -> str | None:
+    """`href` as a URL, its `//` restored where a path type folded it (`s3:/b/k` → `s3://b/k`);
+    None when it is not one."""
+    match = _URL.match(os.fspath(href))
+    return f"{match[1]}://{os.fspath(href)[match.end() :]}" if match else None
 
 
 def is_http(href: str | os.PathLike[str]) -> bool:

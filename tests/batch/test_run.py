@@ -90,3 +90,15 @@ def test_result_counts_and_lists_the_failed_scenes(done: SceneRecord):
     result = BatchResult((done, replace(done, status="skipped"), bad), Path("m.json"), 2.0)
     assert [result.count(s) for s in ("done", "skipped", "failed")] == [1, 1, 1]
     assert [r.output for r in result.failed] == ["bad.tif"]
+
+
+@pytest.mark.parametrize("out_dir", ["https://example.invalid/maps", "gs://bucket/maps"])
+def test_run_batch_refuses_an_out_dir_url_it_cannot_write(
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch, out_dir: str
+):
+    """Not taken for a local folder named `https:` under the working directory."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.tif").write_bytes(b"")  # never opened: the out-dir is refused first
+    with pytest.raises(OutputError, match=f"^{out_dir}: maps are written to a local folder"):
+        run_batch(tmp_path / "a.tif", model_dir, out_dir, start_client=no_cluster)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tif"]

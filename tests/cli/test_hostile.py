@@ -385,6 +385,11 @@ def batch_into_its_product(tmp: Path, data: Path, model: Path) -> list[str]:
     return ["batch", str(product), "-m", str(model), "--out-dir", str(product / "maps")]
 
 
+def batch_to_a_web_server(tmp: Path, data: Path, model: Path) -> list[str]:
+    scene = _copy_scene(tmp, data)
+    return ["batch", str(scene), "-m", str(model), "--out-dir", "https://example.invalid/maps"]
+
+
 def batch_onto_a_stranger(tmp: Path, data: Path, model: Path) -> list[str]:
     (tmp / "maps").mkdir()
     (tmp / "maps" / "scene.tif").write_bytes(b"someone's map")
@@ -474,6 +479,9 @@ OUTPUT_CASES: dict[str, Case] = {
     "batch --out-dir holding its inputs": Case(batch_into_its_inputs, 2, "is the input"),
     "batch --out-dir inside its input product": Case(
         batch_into_its_product, 2, "is inside the input product"
+    ),
+    "batch --out-dir at an https:// URL": Case(
+        batch_to_a_web_server, 2, "maps are written to a local folder or an s3:// prefix"
     ),
     "batch onto a file the manifest does not record": Case(
         batch_onto_a_stranger, 2, "does not record it; not replacing it (--overwrite)"

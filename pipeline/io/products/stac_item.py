@@ -10,7 +10,6 @@ as URLs. Assets `scl` and `qa_pixel` are the product's mask layers.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,14 +17,13 @@ from bandfusion.errors import SceneError, first_line
 from bandfusion.io.bands import sensor_band
 from bandfusion.io.products.files import number, parse_json
 from bandfusion.io.products.model import BandAsset, MaskLayer, Product
-from bandfusion.io.remote import fetch_json, is_http, is_remote
+from bandfusion.io.remote import fetch_json, is_http, is_remote, url_scheme
 
 if TYPE_CHECKING:
     import pystac
 
 STAC_TYPES = ("Feature", "FeatureCollection")
 MASK_ASSETS = {"scl": "s2_scl", "qa_pixel": "landsat_qa_pixel"}
-_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _LEVELS = (("l2a", "L2A"), ("l1c", "L1C"), ("c2-l2", "L2SP"), ("l2sp", "L2SP"))
 
 
@@ -109,7 +107,7 @@ def _the_item(path: str, doc: dict[str, Any]) -> pystac.Item:
 
 def _href(asset: pystac.Asset) -> str:
     """The asset's file: URLs as they are, anything else absolute against the item's file."""
-    if _URL.match(asset.href) and not asset.href.startswith("file://"):
+    if url_scheme(asset.href) not in (None, "file"):
         return asset.href
     return str(asset.get_absolute_href() or asset.href)
 
