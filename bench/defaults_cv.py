@@ -98,24 +98,6 @@ CANDIDATES: dict[str, dict] = {
         "weight_decay": 1e-3,
     },
     "fusion-cv": {**BALANCED, "search": True},
-    "fusion-periodic": {**BALANCED, "search": False, "embedding": "periodic"},
-    **{
-        f"fusion-periodic-s{scale}": {
-            **BALANCED,
-            "search": False,
-            "embedding": "periodic",
-            "embedding_scale": scale,
-        }
-        for scale in (0.03, 0.1, 0.3)
-    },
-    "fusion-periodic-s0.1-long": {
-        **BALANCED,
-        "search": False,
-        "embedding": "periodic",
-        "embedding_scale": 0.1,
-        "epochs": 200,
-        "patience": 24,
-    },
 }
 
 

@@ -17,7 +17,7 @@ import torch
 from bandfusion.colours import default_colours
 from bandfusion.models.checkpoint import TrainedModel, load_model, save_model
 from bandfusion.models.devices import resolve_device
-from bandfusion.models.fusion import Activation, Embedding, Norm
+from bandfusion.models.fusion import Activation, Norm
 from bandfusion.models.indices import append_indices, resolve_roles
 from bandfusion.models.metadata import ModelMetadata
 from bandfusion.models.selection import select_settings
@@ -40,8 +40,6 @@ _FIT_FIELDS = (
     "weight_decay",
     "patience",
     "members",
-    "embedding",
-    "embedding_scale",
 )
 
 
@@ -80,8 +78,6 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
         weight_decay: float = _DEFAULTS.weight_decay,
         patience: int = _DEFAULTS.patience,
         members: int = _DEFAULTS.members,
-        embedding: Embedding = _DEFAULTS.embedding,
-        embedding_scale: float = _DEFAULTS.embedding_scale,
         class_weight: str | Mapping[Any, float] | None = None,
         validation_fraction: float = 0.0,
         search: bool = True,
@@ -100,8 +96,6 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
         self.weight_decay = weight_decay
         self.patience = patience
         self.members = members
-        self.embedding = embedding
-        self.embedding_scale = embedding_scale
         self.class_weight = class_weight
         self.validation_fraction = validation_fraction
         self.search = search
@@ -249,8 +243,6 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
             "activation": net.activation,
             "dropout": net.dropout,
             "members": net.members,
-            "embedding": net.embedding,
-            "embedding_scale": net.embedding_scale,
         }
         params = {k: training[k] for k in _FIT_FIELDS if k in training}
         estimator = cls(

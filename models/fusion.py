@@ -18,19 +18,17 @@ from typing import Any, Literal, cast, get_args
 
 import torch
 import torch.nn.functional as F
-from bandfusion.models.embedding import PeriodicEmbedding
 from torch import nn
 
 Norm = Literal["batch", "layer", "none"]
 Activation = Literal["relu", "gelu"]
-Embedding = Literal["none", "periodic"]
 
 # Band standard deviations at or below this are treated as constant bands and replaced by 1, so
 # standardisation never divides by (almost) zero.
 MIN_STD = 1e-6
 
 _CONFIG_KEYS = frozenset({"in_bands", "n_classes", "hidden", "norm", "activation", "dropout"})
-_OPTIONAL_KEYS = frozenset({"members", "embedding", "embedding_scale"})  # absent: 1, "none"
+_OPTIONAL_KEYS = frozenset({"members"})  # added with ensembles; absent means 1
 
 
 def _is_count(value: object) -> bool:
@@ -108,8 +106,6 @@ class SpectralFusionNet(nn.Module):
         activation: Activation = "relu",
         dropout: float = 0.0,
         members: int = 1,
-        embedding: Embedding = "none",
-        embedding_scale: float = 1.0,
     ) -> None:
         super().__init__()
         _check_arguments(in_bands, n_classes, hidden, norm, activation, dropout, members)
@@ -120,19 +116,12 @@ class SpectralFusionNet(nn.Module):
         self.activation = activation
         self.dropout = float(dropout)
         self.members = members
-        self.embedding = embedding
-        self.embedding_scale = float(embedding_scale)
-        self.embed: nn.Module = (
-            PeriodicEmbedding(in_bands, embedding_scale)
-            if embedding == "periodic"
-            else nn.Identity()
-        )
         k = members
         self.convs = nn.ModuleList(
             nn.Conv2d(
                 c_in if i == 0 else k * c_in, k * c_out, kernel_size=1, groups=1 if i == 0 else k
             )
-            for i, (c_in, c_out) in enumerate(pairwise(self._conv_widths()))
+            for i, (c_in, c_out) in enumerate(pairwise(self.widths()))
         )
         self.norms = nn.ModuleList(_make_norm(norm, k * width) for width in self.hidden)
         self.act: nn.Module = nn.ReLU() if activation == "relu" else nn.GELU()
@@ -143,11 +132,6 @@ class SpectralFusionNet(nn.Module):
     def widths(self) -> list[int]:
         """Channel counts of one member from input to output: [in_bands, *hidden, n_classes]."""
         return [self.in_bands, *self.hidden, self.n_classes]
-
-    def _conv_widths(self) -> list[int]:
-        """Channel counts of one member's convolutions: the embedding widens the input."""
-        first = self.in_bands if self.embedding == "none" else self.embed.out_channels
-        return [first, *self.hidden, self.n_classes]
 
     def flops_per_pixel(self) -> int:
         """Multiply-adds of the convolutions per pixel, counted as 2·members·Σ c_in·c_out."""
@@ -169,8 +153,6 @@ class SpectralFusionNet(nn.Module):
         }
         if self.members != 1:
             cfg["members"] = self.members
-        if self.embedding != "none":
-            cfg.update(embedding=self.embedding, embedding_scale=self.embedding_scale)
         return cfg
 
     @classmethod
@@ -196,8 +178,6 @@ class SpectralFusionNet(nn.Module):
             activation=cfg["activation"],
             dropout=cfg["dropout"],
             members=cfg.get("members", 1),
-            embedding=cfg.get("embedding", "none"),
-            embedding_scale=cfg.get("embedding_scale", 1.0),
         )
 
     def set_standardisation(
@@ -236,7 +216,7 @@ class SpectralFusionNet(nn.Module):
 
     def member_logits(self, table: torch.Tensor) -> torch.Tensor:
         """Each member's logits (pixels, members, n_classes) for a (pixels, in_bands) table."""
-        x = self.embed((table - self.band_mean) / self.band_std)
+        x = (table - self.band_mean) / self.band_std
         *hidden, last = self._convs()
         for conv, norm in zip(hidden, self.norms, strict=True):
             x = self.drop(self.act(norm(_pixel_linear(conv, x))))

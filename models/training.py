@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from bandfusion.errors import SettingError
 from bandfusion.models.checkpoint import MAX_WEIGHTS_BYTES
-from bandfusion.models.fusion import Activation, Embedding, Norm, SpectralFusionNet
+from bandfusion.models.fusion import Activation, Norm, SpectralFusionNet
 from bandfusion.models.metadata import parameter_count
 from bandfusion.models.threads import one_thread_on_cpu
 from bandfusion.progress import Progress, Step
@@ -42,8 +42,6 @@ class FitSettings:
     weight_decay: float = 1e-4
     patience: int = 12
     members: int = 1
-    embedding: Embedding = "none"
-    embedding_scale: float = 1.0
     seed: int = 0
 
 
@@ -130,8 +128,6 @@ def _build_net(x: np.ndarray, n_classes: int, settings: FitSettings) -> Spectral
         activation=settings.activation,
         dropout=settings.dropout,
         members=settings.members,
-        embedding=settings.embedding,
-        embedding_scale=settings.embedding_scale,
     )
     x64 = x.astype(np.float64)
     net.set_standardisation(
