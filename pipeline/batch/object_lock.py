@@ -160,7 +160,8 @@ class ObjectLock:
 
     def _put(self, **condition: str) -> bool:
         """Write this run's lock object under `condition`; False when the store refused it as
-        unmet (another writer), LockUnsupported when the store does not do conditions."""
+        unmet (another writer; or, for If-Match, the object is gone), LockUnsupported when the
+        store does not do conditions."""
         expires = time.time() + LEASE_S
         body = json.dumps({"holder": self.holder, "token": self.token, "expires": expires}).encode()
         digest = {DIGEST_KEY: hashlib.sha256(body).hexdigest()}  # as every object a batch puts
@@ -171,7 +172,7 @@ class ObjectLock:
             )  # fmt: skip
         except Exception as exc:  # botocore's ClientError carries the store's answer
             codes = _codes(exc)
-            if codes & _PRECONDITION:
+            if codes & _PRECONDITION or not_found(exc):
                 return False
             if codes & _UNSUPPORTED:
                 raise LockUnsupported(first_line(exc, typed=True)) from exc
