@@ -1,10 +1,11 @@
 """Where a batch writes: a local folder, or a prefix in object storage (`s3://bucket/prefix`).
 
 Either way the maps go under their output names and `manifest.json` beside them, and only the
-client writes the manifest. A local folder is held by a lock file while a batch writes into it
-and swept of what killed runs left. Object storage needs neither: a map appears under its key
-only once uploaded whole, and the manifest is put whole each time it is saved, from a copy in
-the client's temporary space.
+client writes the manifest, while it holds the location's lock: a local folder's lock file
+(flock), or a prefix's leased lock object (`bandfusion.batch.object_lock`). A local folder is
+swept of what killed runs left; object storage needs no sweep: a map appears under its key only
+once uploaded whole, and the manifest is put whole each time it is saved, from a copy in the
+client's temporary space.
 """
 
 from __future__ import annotations
@@ -19,13 +20,11 @@ from pathlib import Path
 
 from bandfusion.atomic import sweep_temporaries
 from bandfusion.batch.manifest import MANIFEST_NAME, Manifest, SceneSpec, output_target
+from bandfusion.batch.object_lock import LOCK_NAME, ObjectLock, holding
 from bandfusion.batch.store import PathLike, is_object_store, read_bytes, write_text
 from bandfusion.errors import BandfusionError, OutputError, first_line
 from bandfusion.io.atomic import check_writable
 from bandfusion.io.remote import as_url, url_scheme
-
-LOCK_NAME = ".bandfusion.lock"
-"""The file in the output directory that a running batch holds locked (flock)."""
 
 
 class Outputs:
@@ -69,20 +68,26 @@ class Outputs:
 
     @contextmanager
     def owned(self) -> Iterator[Manifest]:
-        """The location's manifest, while this run alone writes there (locally: holding
-        DIR/.bandfusion.lock, OutputError when another process holds it)."""
+        """The location's manifest, while this run alone writes there: holding
+        DIR/.bandfusion.lock (flock), or PREFIX/.bandfusion.lock (a leased lock object);
+        OutputError when another run holds it."""
         if not self.remote:
             with _owning(Path(self.root)):
                 yield Manifest.load(Path(self.root))
             return
-        with tempfile.TemporaryDirectory(prefix="bandfusion-manifest-") as scratch:
-            yield ObjectManifest.fetch(self.manifest_path, Path(scratch))
+        with holding(self.root) as lock, \
+                tempfile.TemporaryDirectory(prefix="bandfusion-manifest-") as scratch:  # fmt: skip
+            manifest = ObjectManifest.fetch(self.manifest_path, Path(scratch))
+            manifest.lock = lock
+            yield manifest
 
 
 class ObjectManifest(Manifest):
-    """A manifest in object storage: kept in a local file, and put whole at each save."""
+    """A manifest in object storage: kept in a local file, and put whole at each save, only
+    while the run still holds the prefix's lock (where the store can hold one)."""
 
     url = ""
+    lock: ObjectLock | None = None
 
     @classmethod
     def fetch(cls, url: str, scratch: Path) -> ObjectManifest:
@@ -99,6 +104,8 @@ class ObjectManifest(Manifest):
         return manifest
 
     def save(self) -> None:
+        if self.lock is not None:
+            self.lock.check()
         super().save()
         try:
             write_text(self.url, self.path.read_text(encoding="utf-8"))

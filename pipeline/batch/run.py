@@ -94,9 +94,10 @@ def run_batch(
     `force`; a file at an output path that the manifest does not record is refused unless
     `overwrite`; an output that is one of the inputs (a scene's file, a scene list, the model's
     files; links count) is refused (OutputError) before any map is written. One batch at a time
-    writes into a local `out_dir`: a second is refused (OutputError) while the first holds
-    DIR/.bandfusion.lock (object storage has no such lock: one batch a prefix is the caller's
-    to ensure). Failed scenes are records with a reason, not exceptions; check `result.failed`.
+    writes into `out_dir`: a second is refused (OutputError) while the first holds
+    DIR/.bandfusion.lock, or PREFIX/.bandfusion.lock in object storage (a leased lock object;
+    a run whose lock another run took over ends with OutputError at its next manifest save).
+    Failed scenes are records with a reason, not exceptions; check `result.failed`.
     `progress` is told of every scene as it is done, skipped or failed (stage "scenes", with
     the cluster's size and each failure as notes) and of map pixels as they are written
     (stage "pixels").

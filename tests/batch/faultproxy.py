@@ -2,7 +2,8 @@
 
 Requests are passed to the upstream server as they come (reads, HEADs, uploads); a PUT or POST
 whose path the test's `refuse` rule picks is answered `503 SlowDown`, as a throttling store
-answers, and counted, so a test sees the client's retries and their end.
+answers, and counted, so a test sees the client's retries and their end. Request headers named
+in `ignored` are dropped on the way, as a store that does not know them ignores them.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class FaultProxy(ThreadingHTTPServer):
         self.refused: Counter[str] = Counter()
         self.requests: Counter[tuple[str, str]] = Counter()
         """Requests passed upstream, by (method, path)."""
+        self.ignored: set[str] = set()
+        """Request headers (lower case) not passed upstream."""
         self.bytes_sent = 0
         """Body bytes answered to reads (GET)."""
         self.lock = threading.Lock()
@@ -87,7 +90,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _forward(self, body: bytes | None = None) -> None:
         if body is None and self.command != "HEAD":
             body = self._body()
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}
+        dropped = _HOP_HEADERS | self.server.ignored
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in dropped}
         if body is not None:
             headers["Content-Length"] = str(len(body))
         upstream = http.client.HTTPConnection(self.server.upstream, timeout=60)

@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from bandfusion.batch import object_lock
+from bandfusion.batch.object_lock import LOCK_NAME, holding
 from bandfusion.batch.run import run_batch
 from bandfusion.batch.shipped_model import load_shipped, read_model
 from bandfusion.batch.store import DIGEST_KEY, stored_digest
-from bandfusion.errors import ModelFileError
+from bandfusion.errors import ModelFileError, OutputError
 from bandfusion.models.checkpoint import METADATA_FILE, WEIGHTS_FILE
+from bandfusion.progress import Step
 from distributed import Client
 
 from tests.conftest import S3_BUCKET
@@ -84,6 +88,8 @@ def test_a_batch_from_and_to_object_storage_is_predicts_byte_for_byte(
     assert manifest["model"]["path"] == model
     assert {s["output"]: s["sha256"] for s in manifest["scenes"]} == expected
     assert [s["inputs"][0]["path"] for s in manifest["scenes"]] == urls
+    names = [*expected, *(f"{name}.aux.xml" for name in expected), "manifest.json"]
+    assert keys(s3, "os/maps/") == sorted(f"os/maps/{name}" for name in names)  # no lock left
 
     again = run_batch(urls, model, f"{ROOT}/os/maps", start_client=no_cluster)
     assert [r.status for r in again.records] == ["skipped", "skipped"]
@@ -105,6 +111,54 @@ def test_an_object_not_recorded_is_never_replaced(
     assert (
         s3.get_object(Bucket=S3_BUCKET, Key="stray/maps/a.tif")["Body"].read() == b"someone else's"
     )
+
+
+def keys(s3: Any, prefix: str) -> list[str]:
+    listing = s3.list_objects_v2(Bucket=S3_BUCKET, Prefix=prefix).get("Contents", [])
+    return sorted(item["Key"] for item in listing)
+
+
+def test_a_second_batch_into_one_prefix_is_refused_in_one_line(
+    s3_env: Any, model_dir: Path, scenes: list[Path]
+):
+    """The CLI case of docs/hostile-inputs.md: the first batch holds PREFIX/.bandfusion.lock
+    (here this test process, alive on this host); the second writes nothing."""
+    with holding(f"{ROOT}/second/maps"):
+        code, err = run_cli(["batch", str(scenes[0]), "-m", str(model_dir), "--out-dir",
+                             f"{ROOT}/second/maps", "-q"])  # fmt: skip
+        assert keys(s3_env, "second/") == [f"second/maps/{LOCK_NAME}"]
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert lines[0].startswith(
+        f"bandfusion: error: {ROOT}/second/maps: another bandfusion batch"
+        f" is writing into it (it holds {ROOT}/second/maps/{LOCK_NAME}: "
+    )
+    assert lines[0].endswith("; wait for it to end or choose another output prefix")
+    assert keys(s3_env, "second/") == []
+
+
+def test_a_run_whose_lock_is_taken_over_ends_with_one_line(
+    workers_env: Any, client: Client, model_dir: Path, scenes: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
+):  # fmt: skip
+    """Another run takes the lock (its lease looked stale to it): this one's next manifest
+    save is refused, and the other run's lock is left alone."""
+    s3 = workers_env
+    monkeypatch.setattr(object_lock, "LEASE_S", 0.6)
+    key = f"taken/maps/{LOCK_NAME}"
+    theirs = json.dumps({"holder": "elsewhere:4242", "token": "theirs", "expires": 1e10})
+
+    def take_over(step: Step) -> None:
+        if step.note.startswith("cluster"):  # the run holds the lock and has saved once
+            s3.put_object(Bucket=S3_BUCKET, Key=key, Body=theirs.encode())
+            time.sleep(1)  # renewals, every LEASE_S / 3, find it taken
+
+    with pytest.raises(OutputError) as lost:
+        run_batch([str(s) for s in scenes], model_dir, f"{ROOT}/taken/maps", client,
+                  progress=take_over)  # fmt: skip
+    assert str(lost.value).startswith(f"{ROOT}/taken/maps: another bandfusion batch took over")
+    assert "\n" not in str(lost.value)
+    assert s3.get_object(Bucket=S3_BUCKET, Key=key)["Body"].read() == theirs.encode()
 
 
 def test_shipped_model_bytes_are_checked_against_the_digest(model_dir: Path):
