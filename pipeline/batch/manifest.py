@@ -248,14 +248,6 @@ class SceneRecord:
             raise TypeError(f"{record.output!r}: pixel counts are not integers")
         return record
 
-    def is_current(self, previous: SceneRecord | None, target: PathLike) -> bool:
-        """Whether `previous` finished this same work and its output is still there, intact."""
-        return (
-            previous is not None
-            and self.same_work(previous)
-            and stored_digest(target) == previous.sha256
-        )
-
     def same_work(self, previous: SceneRecord) -> bool:
         """Whether `previous` finished this same work: its output, if intact, is this one's."""
         return (

@@ -30,10 +30,6 @@ overwrite_option = click.option(
 )
 
 
-"""A URL as click's Path leaves it: `s3://b/k` becomes `s3:/b/k` (two letters at least, so
-that a drive letter is no scheme)."""
-
-
 def model_files(model_path: Path) -> list[Path]:
     """The two files of the model directory `model_path`."""
     return [model_path / METADATA_FILE, model_path / WEIGHTS_FILE]

@@ -25,6 +25,8 @@ from rasterio.io import DatasetReader
 _HTTP = ("https://", "http://")
 _S3 = "s3://"
 _URL = re.compile(r"^([a-z][a-z0-9+.-]+):/+", re.IGNORECASE)
+"""A URL, also as click's Path leaves it (`s3://b/k` becomes `s3:/b/k`); two letters at least,
+so that a drive letter is no scheme."""
 _REMOTE_FILESYSTEMS = ("/vsicurl", "/vsis3", "/vsigs", "/vsiaz", "/vsiadls", "/vsioss", "/vsiswift")
 
 

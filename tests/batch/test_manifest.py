@@ -181,7 +181,8 @@ def test_any_change_means_a_redo(tmp_path: Path, done: SceneRecord, change: str)
         pending = replace(pending, model_sha256="m2")
     else:
         done = replace(done, status="failed")
-    assert not pending.is_current(done, tmp_path / "out.tif")
+    manifest = Manifest(tmp_path / "manifest.json", {done.output: done}, {"sha256": "m1"})
+    assert manifest.plan([pending], tmp_path, force=False) == [pending]
 
 
 @pytest.mark.parametrize("text", ["{", '{"scenes": [{"output": "x"}]}', '{"scenes": 3}'])
