@@ -34,6 +34,7 @@ from bandfusion.batch.store import exists, stored_digest
 from bandfusion.batch.tasks import BatchOptions, SceneTask, SplitScene, failed, run_scene
 from bandfusion.errors import BandfusionError, OutputError
 from bandfusion.io.inputs import refuse_clashes
+from bandfusion.io.products.folders import is_folder_url
 from bandfusion.io.remote import is_remote
 from bandfusion.io.remote_bytes import probe_all
 from bandfusion.models.checkpoint import METADATA_FILE, WEIGHTS_FILE, TrainedModel
@@ -210,20 +211,23 @@ def _refuse_inputs_as_outputs(
 
 
 def _refuse_writing_into_products(specs: Sequence[SceneSpec], out_dir: PathLike) -> None:
-    """OutputError, before anything is created, where a local `out_dir` is a scene's product
-    folder (a SAFE, a Landsat product) or lies inside one: a product is an input as a whole,
-    so nothing is added to it."""
-    if is_remote(out_dir):
-        return
-    where = Path(out_dir).resolve()
+    """OutputError, before anything is created, where `out_dir` is a scene's product folder (a
+    SAFE, a Landsat product; on disk, or an s3:// prefix named by its folder URL) or lies inside
+    one: a product is an input as a whole, so nothing is added to it."""
+    remote = is_remote(out_dir)
+    where = os.fspath(out_dir).rstrip("/") if remote else str(Path(out_dir).resolve())
     for spec in specs:
         for name in spec.inputs:
-            if not is_remote(name) and Path(name).is_dir():
-                folder = Path(name).resolve()
-                if where == folder or folder in where.parents:
-                    raise OutputError(
-                        f"{out_dir}: is inside the input product {name}; never writing into one"
-                    )
+            if remote and is_folder_url(name):
+                folder = name.rstrip("/")
+            elif not remote and not is_remote(name) and Path(name).is_dir():
+                folder = str(Path(name).resolve())
+            else:
+                continue
+            if where == folder or where.startswith(f"{folder}/"):
+                raise OutputError(
+                    f"{out_dir}: is inside the input product {name}; never writing into one"
+                )
 
 
 def _refuse_strays(targets: Sequence[str], outputs: Outputs, manifest: Manifest) -> None:

@@ -58,6 +58,17 @@ def test_run_batch_writes_nothing_into_an_input_product(
     assert sorted(product.rglob("*")) == before
 
 
+@pytest.mark.parametrize("inside", ["", "/", "/maps"])
+@pytest.mark.parametrize("given", ["s3://b/p/S2A_MSIL2A_X.SAFE", "s3://b/p/S2A_MSIL2A_X.SAFE/"])
+def test_run_batch_writes_nothing_into_an_input_product_in_object_storage(
+    model_dir: Path, given: str, inside: str
+):
+    """The same for a product named by its folder URL: refused before any request is made."""
+    out_dir = given.rstrip("/") + inside
+    with pytest.raises(OutputError, match=r"is inside the input product .*SAFE/?; never writing"):
+        run_batch([SceneSpec((given,), "x.tif")], model_dir, out_dir, start_client=no_cluster)
+
+
 # ---------------------------------------------------------------------------------------------
 # splitting and reporting
 
