@@ -16,8 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from bandfusion.models.training import FitSettings, fit_pixels, predict_logits
-from sklearn.metrics import f1_score
+from bandfusion.models.training import FitSettings, fit_pixels, macro_f1, predict_logits
 from sklearn.model_selection import GroupKFold, StratifiedKFold
 
 CANDIDATES: Mapping[str, Mapping[str, Any]] = {
@@ -70,13 +69,15 @@ def select_settings(
     """Score CANDIDATES on (x, y) by FOLDS-fold CV and return the best (ties: the earlier).
 
     `groups` (one id per pixel, e.g. its spatial block) keeps each group inside one fold;
-    without it folds are stratified by class. `class_weights(y_train)` weights each fold's
+    without it, or where the groups cannot give every fold every class, folds are stratified
+    by class. `class_weights(y_train)` weights each fold's
     loss as the final fit's is weighted. When the pixels cannot make FOLDS folds holding
     every class, the given settings are kept and `protocol` says why.
     """
-    folds = _folds(y, groups, settings.seed)
-    if isinstance(folds, str):
-        return Selection("given", settings, f"skipped: {folds}")
+    drawn = _folds(y, groups, settings.seed)
+    if isinstance(drawn, str):
+        return Selection("given", settings, f"skipped: {drawn}")
+    folds, protocol = drawn
     rng = np.random.default_rng(settings.seed)
     splits = [
         (_capped(y, train, FOLD_PIXELS, rng), _capped(y, test, 4 * FOLD_PIXELS, rng))
@@ -91,27 +92,31 @@ def select_settings(
         ]
         scores[name] = float(np.mean(fold_scores))
     chosen = max(scores, key=lambda name: scores[name])
-    protocol = "spatial blocks" if groups is not None else "stratified"
     return Selection(chosen, replace(settings, **CANDIDATES[chosen]), protocol, FOLDS, scores)
 
 
 def _folds(
     y: np.ndarray, groups: np.ndarray | None, seed: int
-) -> list[tuple[np.ndarray, np.ndarray]] | str:
-    """FOLDS (train, test) row splits, or why there cannot be: every class must train in each."""
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], str] | str:
+    """FOLDS (train, test) row splits and how they were drawn, or why there cannot be any:
+    every class must train in each. Groups that cannot hold every class in each fold's
+    training (a class in one block, too few blocks) give way to stratified folds, and the
+    protocol says so: a search on those still beats none."""
     counts = np.bincount(y)
     present = counts[counts > 0]
     if len(present) < 2 or present.min() < FOLDS:
         return f"a class has fewer than {FOLDS} pixels"
+    stratified = StratifiedKFold(FOLDS, shuffle=True, random_state=seed)
     if groups is None:
-        splitter = StratifiedKFold(FOLDS, shuffle=True, random_state=seed)
-        return list(splitter.split(y, y))
+        return list(stratified.split(y, y)), "stratified"
     if len(np.unique(groups)) < FOLDS:
-        return f"fewer than {FOLDS} spatial blocks"
-    splits = list(GroupKFold(FOLDS).split(y, y, groups))
-    if any(len(np.unique(y[train])) < len(present) for train, _ in splits):
-        return "a class lies in one block only"
-    return splits
+        why = f"fewer than {FOLDS} spatial blocks"
+    else:
+        splits = list(GroupKFold(FOLDS).split(y, y, groups))
+        if all(len(np.unique(y[train])) == len(present) for train, _ in splits):
+            return splits, "spatial blocks"
+        why = "a class lies in one block only"
+    return list(stratified.split(y, y)), f"stratified ({why})"
 
 
 def _capped(y: np.ndarray, rows: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
@@ -146,4 +151,4 @@ def _fold_score(
         device=device,
     )
     predicted = predict_logits(fit.net, x[test], device).argmax(1).numpy()
-    return float(f1_score(y[test], predicted, average="macro", zero_division=0))
+    return macro_f1(y[test], predicted, n_classes)

@@ -42,11 +42,25 @@ def dataset_section(dataset: Dataset, bench: Benchmark) -> list[str]:
         f"the split and seeds every model). Training pixels per seed: {_span(n_train)}; "
         f"test pixels per seed: {_span(n_test)}. Load average (1 min) "
         f"{bench.environment['load_average_start'][0]:.1f} at the start of this set, "
-        f"{bench.environment['load_average_end'][0]:.1f} at its end.",
+        f"{bench.environment['load_average_end'][0]:.1f} at its end.{_choices(bench)}",
         "",
         *markdown_table(rows),
         "",
     ]
+
+
+def _choices(bench: Benchmark) -> str:
+    """The sentence naming what the fusion net's search chose on each seed, and its folds."""
+    chosen: dict[str, list[str]] = {}
+    protocols = set()
+    for run in bench.runs:
+        if run.method == FUSION and run.selection is not None:
+            chosen.setdefault(run.selection["chosen"], []).append(str(run.seed))
+            protocols.add(run.selection["protocol"])
+    if not chosen:
+        return ""
+    picks = ", ".join(f"{name} (seeds {', '.join(seeds)})" for name, seeds in chosen.items())
+    return f" The fusion net's search chose: {picks}; folds: {', '.join(sorted(protocols))}."
 
 
 def summary_table(benches: Sequence[tuple[Dataset, Benchmark]]) -> list[str]:

@@ -39,6 +39,13 @@ def spatial_block_split(
     return np.repeat(np.repeat(grid, block_size, axis=0), block_size, axis=1)[:height, :width]
 
 
+def block_ids(positions: np.ndarray, width: int, block_size: int) -> np.ndarray:
+    """The grid-aligned `block_size` block (row-major id) of each flat pixel position of a grid
+    `width` pixels wide: the groups that keep neighbouring pixels in one CV fold."""
+    rows, cols = np.divmod(np.asarray(positions), width)
+    return (rows // block_size) * (-(-width // block_size)) + cols // block_size
+
+
 def _count_per_block(mask: np.ndarray, block_size: int) -> np.ndarray:
     """(blocks down, blocks across) numbers of True pixels in each grid-aligned block."""
     down = np.add.reduceat(mask, np.arange(0, mask.shape[0], block_size), axis=0, dtype=np.int64)

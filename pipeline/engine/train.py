@@ -15,6 +15,7 @@ import xarray as xr
 from bandfusion import __version__
 from bandfusion.engine.evaluate import EvaluationReport, evaluate
 from bandfusion.engine.sampling import (
+    block_ids,
     sample_located_pixels,
     sample_pixels,
     spatial_block_split,
@@ -115,16 +116,13 @@ def train(
 
     selection = None
     if config.search:
-        width = labels.values.shape[1]
-        rows, cols = np.divmod(split.train_at, width)
-        blocks = (rows // config.block_size) * (-(-width // config.block_size))
         selection = select_settings(
             split.x_train,
             split.y_train,
             n_classes=n_classes,
             settings=config,
             class_weights=class_weights,
-            groups=blocks + cols // config.block_size,
+            groups=block_ids(split.train_at, labels.values.shape[1], config.block_size),
             device=resolve_device(device),
         )
         config = cast(TrainingSettings, selection.settings)

@@ -162,6 +162,36 @@ def test_run_benchmark_repeats_with_the_same_seeds(slovenia: tuple[xr.DataArray,
     assert document["settings"]["fusion_params"] == TINY_FUSION
 
 
+@pytest.mark.parametrize(
+    ("protocol", "folds"),
+    [
+        (Protocol(block_size=16), "spatial blocks"),
+        (Protocol("fraction", fraction=0.3), "stratified"),
+    ],
+)
+def test_the_fusion_search_folds_follow_the_protocol(
+    slovenia: tuple[xr.DataArray, Labels], protocol: Protocol, folds: str
+) -> None:
+    """Under the block protocol the search holds out whole blocks, as the benchmark does."""
+    scene, labels = slovenia
+    # Cultivated land (11 px) lies in one block, which would send the search to stratified folds.
+    labels = replace(labels, labelled=labels.labelled & (labels.values != 1))
+    params = {**TINY_FUSION, "search": True}
+    bench = run_benchmark(
+        scene,
+        labels,
+        dataset="slovenia",
+        protocol=protocol,
+        methods=["fusion"],
+        seeds=(0,),
+        per_class_cap=300,
+        fusion_params=params,
+    )
+    (run,) = bench.runs
+    assert run.selection is not None and run.selection["protocol"] == folds
+    assert bench.to_dict()["runs"][0]["selection"] == run.selection
+
+
 def test_benchmark_command(
     data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

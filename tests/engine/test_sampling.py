@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import rasterio
 import xarray as xr
-from bandfusion.engine.sampling import sample_pixels, spatial_block_split
+from bandfusion.engine.sampling import block_ids, sample_pixels, spatial_block_split
 from bandfusion.io.grid import Grid
 from bandfusion.io.labels import Labels, read_labels
 from bandfusion.io.legend import default_legend
@@ -262,3 +262,20 @@ def test_split_puts_every_class_of_two_blocks_on_both_sides(
     for class_id in labels.legend.ids:
         in_both = {class_id} <= classes_in(labels, mask) & classes_in(labels, ~mask)
         assert in_both == (block_count(labels, class_id, size) >= 2)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    height=st.integers(1, 40), width=st.integers(1, 40), block=st.integers(1, 16), data=st.data()
+)
+def test_block_ids_name_each_grid_aligned_block_once(
+    height: int, width: int, block: int, data: st.DataObject
+) -> None:
+    """Two pixels share an id exactly when they share a block; ids are row-major from 0."""
+    ids = block_ids(np.arange(height * width), width, block).reshape(height, width)
+    rows, cols = np.indices((height, width))
+    expected = (rows // block) * (-(-width // block)) + cols // block
+    np.testing.assert_array_equal(ids, expected)
+    picked = data.draw(st.lists(st.integers(0, height * width - 1), min_size=1, max_size=30))
+    np.testing.assert_array_equal(block_ids(np.array(picked), width, block), ids.flat[picked])
+    assert np.unique(ids).tolist() == list(range(ids.max() + 1))

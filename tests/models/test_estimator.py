@@ -173,3 +173,13 @@ def test_by_default_fit_chooses_its_settings_by_cv_and_the_model_records_them(
     assert loaded.get_params()["search"] is False  # a clone refits the chosen settings
     assert loaded.get_params()["members"] == estimator.net_.members
     np.testing.assert_array_equal(loaded.predict(x), estimator.predict(x))
+
+
+def test_given_groups_the_search_holds_out_whole_groups() -> None:
+    x, y = pixels(300)
+    fast = {k: v for k, v in FAST.items() if k != "search"}
+    groups = np.arange(len(y)) // 20  # 15 groups of 20 neighbouring rows
+    estimator = SpectralFusionClassifier(**fast).fit(x, y, groups=groups)
+    assert estimator.selection_["protocol"] == "spatial blocks"
+    with pytest.raises(ValueError, match="one id per row"):
+        SpectralFusionClassifier(**fast).fit(x, y, groups=groups[:-1])

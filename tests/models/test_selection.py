@@ -54,19 +54,43 @@ def test_spatial_blocks_stay_whole_within_a_fold() -> None:
 
 
 @pytest.mark.parametrize(
-    ("y", "groups", "why"),
+    ("y", "groups"),
     [
-        (np.array([0, 0, 0, 1, 1] * 4 + [2, 2]), None, "fewer than 3 pixels"),
-        (np.array([0, 1, 2] * 8), np.arange(24) // 12, "fewer than 3 spatial blocks"),
-        (np.array([0, 1] * 12 + [2] * 3), np.r_[np.arange(24) // 4, [9, 9, 9]], "one block"),
+        (np.array([0, 0, 0, 1, 1] * 4 + [2, 2]), None),
+        (np.array([0, 0, 0, 1, 1] * 4 + [2, 2]), np.arange(22) // 2),
     ],
 )
 def test_data_that_cannot_be_folded_keeps_the_given_settings(
-    y: np.ndarray, groups: np.ndarray | None, why: str
+    y: np.ndarray, groups: np.ndarray | None
 ) -> None:
     x = np.random.default_rng(0).normal(size=(len(y), 4)).astype(np.float32)
     selection = select_settings(
         x, y, n_classes=3, settings=QUICK, class_weights=no_weights, groups=groups
     )
     assert selection.chosen == "given" and selection.settings == QUICK
-    assert why in selection.protocol and not selection.scores
+    assert selection.protocol == "skipped: a class has fewer than 3 pixels"
+    assert not selection.scores
+
+
+@pytest.mark.parametrize(
+    ("y", "groups", "why"),
+    [
+        (np.array([0, 1, 2] * 8), np.arange(24) // 12, "fewer than 3 spatial blocks"),
+        (np.array([0, 1] * 12 + [2] * 3), np.r_[np.arange(24) // 4, [9, 9, 9]], "one block"),
+    ],
+)
+def test_blocks_that_cannot_hold_every_class_give_way_to_stratified_folds(
+    y: np.ndarray, groups: np.ndarray, why: str
+) -> None:
+    seen: list[np.ndarray] = []
+
+    def record_fold(y_train: np.ndarray) -> None:
+        seen.append(y_train)
+
+    x = np.random.default_rng(0).normal(size=(len(y), 4)).astype(np.float32)
+    selection = select_settings(
+        x, y, n_classes=3, settings=QUICK, class_weights=record_fold, groups=groups
+    )
+    assert selection.protocol.startswith("stratified (") and why in selection.protocol
+    assert set(selection.scores) == set(CANDIDATES)
+    assert all(set(fold) == {0, 1, 2} for fold in seen)  # every class trains in every fold

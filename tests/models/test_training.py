@@ -1,6 +1,7 @@
 """The training loop (bandfusion.models.training): seeded runs repeat exactly, early stopping
-keeps the best epoch's weights and stops `patience` epochs after it, and the network
-standardises on the training pixels."""
+keeps the best epoch's weights and stops `patience` epochs after it, the network standardises
+on the training pixels, input noise is measured in each band's spread, and the epoch score is
+scikit-learn's macro-F1."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ import numpy as np
 import pytest
 import torch
 from bandfusion.errors import SettingError
-from bandfusion.models.training import FitSettings, check_network_fits, fit_pixels, predict_logits
+from bandfusion.models.training import (
+    FitSettings,
+    check_network_fits,
+    fit_pixels,
+    macro_f1,
+    predict_logits,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from sklearn.metrics import f1_score
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -61,7 +71,9 @@ def test_the_best_epochs_weights_are_kept() -> None:
     scores = [epoch["val_macro_f1"] for epoch in result.history]
     assert scores[-1] < max(scores)  # so the weights kept are not simply the last epoch's
     predicted = predict_logits(result.net, x_val).argmax(1).numpy()
-    assert f1_score(y_val, predicted, average="macro", zero_division=0) == max(scores)
+    assert f1_score(y_val, predicted, average="macro", zero_division=0) == pytest.approx(
+        max(scores), rel=1e-12
+    )
     assert not result.net.training and next(result.net.parameters()).device.type == "cpu"
 
 
@@ -71,6 +83,41 @@ def test_without_validation_pixels_each_epoch_is_scored_on_the_training_pixels()
     scored_on_itself = fit_pixels(x, y, n_classes=3, x_val=x, y_val=y, settings=QUICK)
     empty = fit_pixels(x, y, n_classes=3, x_val=x[:0], y_val=y[:0], settings=QUICK)
     assert alone.history == scored_on_itself.history == empty.history
+
+
+def test_input_noise_is_seeded_and_changes_the_fit() -> None:
+    x, y = pixels(300, 400.0)
+    noisy = FitSettings(**{**vars(QUICK), "input_noise": 0.5})
+    first, again = (fit_pixels(x, y, n_classes=3, settings=noisy) for _ in range(2))
+    plain = fit_pixels(x, y, n_classes=3, settings=QUICK)
+    assert first.history == again.history
+    assert first.history != plain.history
+
+
+def test_input_noise_is_measured_in_each_bands_spread() -> None:
+    """Rescaling a band rescales its noise: the fit sees the same standardised batches."""
+    x, y = pixels(300, 400.0)
+    scale = np.array([1e-3, 1.0, 10.0, 1e3, 1.0], dtype=np.float32)
+    noisy = FitSettings(**{**vars(QUICK), "input_noise": 0.5})
+    original = fit_pixels(x, y, n_classes=3, settings=noisy)
+    rescaled = fit_pixels(x * scale, y, n_classes=3, settings=noisy)
+    scores = [[epoch["val_macro_f1"] for epoch in fit.history] for fit in (original, rescaled)]
+    assert scores[0] == pytest.approx(scores[1], abs=0.02)
+    logits = predict_logits(original.net, x), predict_logits(rescaled.net, x * scale)
+    assert (logits[0].argmax(1) == logits[1].argmax(1)).float().mean() > 0.98
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n_classes=st.integers(1, 6),
+    data=st.data(),
+)
+def test_the_epoch_score_is_scikit_learns_macro_f1(n_classes: int, data: st.DataObject) -> None:
+    labels = hnp.arrays(np.int64, st.integers(1, 60), elements=st.integers(0, n_classes - 1))
+    truth = data.draw(labels)
+    predicted = data.draw(hnp.arrays(np.int64, len(truth), elements=st.integers(0, n_classes - 1)))
+    expected = f1_score(truth, predicted, average="macro", zero_division=0)
+    assert macro_f1(truth, predicted, n_classes) == pytest.approx(expected, rel=1e-12, abs=1e-15)
 
 
 def test_the_network_standardises_on_the_training_pixels() -> None:

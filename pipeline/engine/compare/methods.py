@@ -90,17 +90,14 @@ def baseline_settings(methods: Sequence[str]) -> dict[str, dict[str, Any]]:
     }
 
 
-def cap_per_class(
-    x: np.ndarray, y: np.ndarray, cap: int | None, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """At most `cap` random rows of each class, in their original order."""
+def cap_per_class(y: np.ndarray, cap: int | None, seed: int) -> np.ndarray:
+    """The rows to keep: at most `cap` random rows of each class, in their original order."""
     if cap is None:
-        return x, y
+        return np.arange(len(y))
     rng = np.random.default_rng(seed)
-    keep = np.sort(
+    return np.sort(
         np.concatenate([rng.permutation(np.flatnonzero(y == c))[:cap] for c in np.unique(y)])
     )
-    return x[keep], y[keep]
 
 
 def with_jobs(estimator: BaseEstimator, threads: int) -> BaseEstimator:

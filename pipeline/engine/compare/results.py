@@ -27,6 +27,8 @@ class MethodRun:
     fit_seconds: float
     predict_seconds: float
     n_train: int
+    selection: dict[str, Any] | None = None
+    """The fusion net's search record (its `selection_`: chosen, protocol, CV scores), if any."""
 
     def scores(self) -> dict[str, float]:
         """OA, AA (mean recall over classes present in the test pixels), kappa and macro-F1."""
@@ -92,6 +94,7 @@ class Benchmark:
                     "n_train": r.n_train,
                     "fit_seconds": r.fit_seconds,
                     "predict_seconds": r.predict_seconds,
+                    "selection": r.selection,
                     **r.scores(),
                     "report": r.report.to_dict(),
                 }

@@ -29,8 +29,9 @@ from bandfusion.engine.compare.methods import (
 from bandfusion.engine.compare.protocols import Protocol, usable_labels
 from bandfusion.engine.compare.results import Benchmark, MethodRun
 from bandfusion.engine.evaluate import report_from_pixels
-from bandfusion.engine.sampling import sample_pixels
+from bandfusion.engine.sampling import block_ids, sample_located_pixels, sample_pixels
 from bandfusion.io.labels import Labels
+from bandfusion.models.estimator import SpectralFusionClassifier
 from bandfusion.progress import Progress, Step, silent
 from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
@@ -85,16 +86,26 @@ def run_benchmark(
     with _thread_limit(threads):
         for seed in bench.seeds:
             train, test = protocol.split(labels, seed)
-            x_train, y_train = sample_pixels(
+            x_train, y_train, train_at = sample_located_pixels(
                 scene, labels, where=train, per_class_cap=per_class_cap, seed=seed
             )
+            groups = _search_groups(protocol, train_at, labels)
             held = HeldOut(partial(_test_pixels, scene, labels, test, max_test_pixels, seed))
             fitted = []
             for method in methods:
                 report(Step("fits", 0, total, "fit", {"seed": seed, "method": method}))
                 estimator, cap = build_method(method, seed, bands, fusion_params)
-                x, y = cap_per_class(x_train, y_train, cap, seed)
-                fitted.append(_fit(method, with_jobs(estimator, threads), x, y))
+                rows = cap_per_class(y_train, cap, seed)
+                fit_groups = None if groups is None else groups[rows]
+                fitted.append(
+                    _fit(
+                        method,
+                        with_jobs(estimator, threads),
+                        x_train[rows],
+                        y_train[rows],
+                        fit_groups,
+                    )
+                )
                 report(Step("fits", 1, total, "fit"))
             held.release()
             bench.runs.extend(_score(fit, seed, held.pixels(), bench) for fit in fitted)
@@ -139,9 +150,28 @@ class _Fitted:
     n_train: int
 
 
-def _fit(method: str, estimator: BaseEstimator, x: np.ndarray, y: np.ndarray) -> _Fitted:
+def _search_groups(protocol: Protocol, train_at: np.ndarray, labels: Labels) -> np.ndarray | None:
+    """Each training pixel's spatial block, for the fusion net's search, under the block
+    protocol: its CV then holds out whole blocks, as the benchmark does. Protocols of random
+    pixels test neighbours of training pixels, and the search's stratified folds match them."""
+    if protocol.name != "block":
+        return None
+    return block_ids(train_at, labels.values.shape[1], protocol.block_size)
+
+
+def _fit(
+    method: str,
+    estimator: BaseEstimator,
+    x: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray | None,
+) -> _Fitted:
+    """Fit `estimator`, timed; `groups` go to the fusion net's search, which alone takes them."""
     start = time.perf_counter()
-    estimator.fit(x, y)
+    if isinstance(estimator, SpectralFusionClassifier) and groups is not None:
+        estimator.fit(x, y, groups=groups)
+    else:
+        estimator.fit(x, y)
     return _Fitted(method, estimator, time.perf_counter() - start, len(y))
 
 
@@ -152,7 +182,10 @@ def _score(
     predicted = fitted.estimator.predict(test[0])
     seconds = time.perf_counter() - start
     report = report_from_pixels(test[1], predicted, bench.class_ids, bench.class_names)
-    return MethodRun(fitted.method, seed, report, fitted.fit_seconds, seconds, fitted.n_train)
+    selection = getattr(fitted.estimator, "selection_", None)
+    return MethodRun(
+        fitted.method, seed, report, fitted.fit_seconds, seconds, fitted.n_train, selection
+    )
 
 
 def _test_pixels(
