@@ -40,7 +40,6 @@ _FIT_FIELDS = (
     "weight_decay",
     "patience",
     "members",
-    "input_noise",
 )
 
 
@@ -56,13 +55,12 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
     cross-validation preferred on both benchmark data sets (bench/RESULTS.md, issue 4).
     `indices` (e.g. ("NDWI", "MNDWI")) are appended as extra inputs from the bands that
     `band_roles` names ({"green": "B3", ...}; default: Sentinel-2 band names), and recomputed
-    at prediction. Bands are the DataFrame's column names, else b1..bn. `input_noise` σ adds
-    Gaussian noise of σ times each band's spread to every training batch (a smoothness
-    penalty). `random_state` seeds torch and the hold-out; `device` is "cpu", "cuda[:N]" or
-    "auto". With `search` (the default) `fit` first scores a few candidate settings, each a
-    change to these parameters, by cross-validation on the training rows
-    (bandfusion.models.selection; folds of whole `groups` where `fit` is given them, else
-    stratified) and trains the best; `search=False` trains exactly these parameters, in one fit.
+    at prediction. Bands are the DataFrame's column names, else b1..bn. `random_state` seeds
+    torch and the hold-out; `device` is "cpu", "cuda[:N]" or "auto". With `search` (the
+    default) `fit` first scores a few candidate settings, each a change to these parameters,
+    by cross-validation on the training rows (bandfusion.models.selection; folds of whole
+    `groups` where `fit` is given them, else stratified) and trains the best; `search=False`
+    trains exactly these parameters, in one fit.
 
     Fitted attributes: classes_, n_features_in_, feature_names_in_ (DataFrame input only),
     bands_, band_roles_, net_, seed_, history_, n_iter_ (epochs run), selection_ (the search's
@@ -81,7 +79,6 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
         weight_decay: float = _DEFAULTS.weight_decay,
         patience: int = _DEFAULTS.patience,
         members: int = _DEFAULTS.members,
-        input_noise: float = _DEFAULTS.input_noise,
         class_weight: str | Mapping[Any, float] | None = None,
         validation_fraction: float = 0.0,
         search: bool = True,
@@ -100,7 +97,6 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
         self.weight_decay = weight_decay
         self.patience = patience
         self.members = members
-        self.input_noise = input_noise
         self.class_weight = class_weight
         self.validation_fraction = validation_fraction
         self.search = search

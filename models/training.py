@@ -41,7 +41,6 @@ class FitSettings:
     weight_decay: float = 1e-4
     patience: int = 12
     members: int = 1
-    input_noise: float = 0.0
     seed: int = 0
 
 
@@ -70,11 +69,8 @@ def fit_pixels(
     The network standardises with the mean and std of `x`. Each epoch is scored by macro-F1
     on (x_val, y_val), or on the training pixels when no validation is given; the weights of
     the best epoch are kept, and training stops after `patience` epochs without improvement.
-    `class_weights` (one per class index) weight the cross-entropy. `settings.input_noise` σ > 0
-    adds Gaussian noise of σ times each band's standard deviation to every training batch: a
-    smoothness penalty (Bishop 1995: training with noise is Tikhonov regularisation) for
-    noisy, low-dimensional inputs such as radar backscatter. `settings.seed` seeds torch; None
-    takes the FitSettings defaults. `progress` is told of each epoch (stage "train").
+    `class_weights` (one per class index) weight the cross-entropy. `settings.seed` seeds torch;
+    None takes the FitSettings defaults. `progress` is told of each epoch (stage "train").
     """
     settings = settings or FitSettings()
     check_network_fits(x.shape[1], n_classes, settings)
@@ -160,7 +156,6 @@ def _train(
     x_train = torch.from_numpy(np.ascontiguousarray(train[0], dtype=np.float32)).to(device)
     y_train = torch.from_numpy(np.asarray(train[1])).long().to(device)
     generator = torch.Generator().manual_seed(settings.seed)
-    jitter = _Jitter(net, settings, device)
     best: tuple[float, dict[str, torch.Tensor]] = (-1.0, copy.deepcopy(net.state_dict()))
     history: list[dict[str, float]] = []
     stale = 0
@@ -173,7 +168,7 @@ def _train(
             if len(batch) < 2:
                 continue  # batch norm needs two samples
             optimizer.zero_grad(set_to_none=True)
-            logits = net.member_logits(jitter(x_train[batch]))  # each member: its own loss
+            logits = net.member_logits(x_train[batch])  # each member learns on its own loss
             targets = y_train[batch].repeat_interleave(net.members)
             loss = loss_fn(logits.reshape(-1, net.n_classes), targets)
             loss.backward()
@@ -195,21 +190,6 @@ def _train(
                 break
     net.load_state_dict(best[1])
     return history
-
-
-class _Jitter:
-    """Adds the training batches' input noise (none when `input_noise` is 0), seeded."""
-
-    def __init__(self, net: SpectralFusionNet, settings: FitSettings, device: torch.device):
-        self.scale = settings.input_noise * net.band_std.to(device)
-        self.generator = torch.Generator(device).manual_seed(settings.seed)
-        self.active = settings.input_noise > 0
-
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        if not self.active:
-            return batch
-        noise = torch.randn(batch.shape, generator=self.generator, device=batch.device)
-        return batch + noise * self.scale
 
 
 def _check_finite(net: SpectralFusionNet, loss: float, epoch: int, learning_rate: float) -> None:

@@ -106,6 +106,16 @@ def document(
         "seed has been fitted (tests/engine/test_compare_heldout.py holds the suite to it); "
         "no setting was chosen on them.",
         "",
+        "**Class weights.** The cap draws each class at its own rate, so the training sample's "
+        "class mix is not the scene's that the test pixels follow. Every method whose default "
+        "counts each pixel the same (`class_weight=None`: the fusion net, random forest, "
+        "HistGradientBoosting, SVM, logistic regression) gets the class weights that undo the "
+        "cap (each class's pixels in the training region over its pixels drawn, scaled to the "
+        "sample size; `bandfusion.engine.sampling.cap_weights`), so it learns the training "
+        "region's mix, as its default means to; k-NN takes no weights. The fusion net's search "
+        "scores its candidates by CV over the protocol's spatial blocks of the training pixels "
+        "(`fit(..., groups=)`); each set's paragraph says what it chose.",
+        "",
         "**Differences** are paired: fusion minus the method on the same seed, mean over "
         f"{args.seeds} seeds with a 95 % Student-t interval. Verdict: better / worse where the "
         "interval excludes 0, else tie. Scores are mean ± std (ddof=1) over the seeds; IoU is "

@@ -108,7 +108,9 @@ def roles_callback(
     default=True,
     show_default=True,
     help="Weight the loss by inverse class frequency, so rare classes count as much as common "
-    "ones in the map (SpectralFusionClassifier defaults to no weighting, as scikit-learn does).",
+    "ones in the map (SpectralFusionClassifier defaults to no weighting, as scikit-learn does). "
+    "Without it every labelled pixel counts the same: classes thinned by --per-class-cap are "
+    "weighted back to their share of the labels.",
 )
 @click.option(
     "--quick",

@@ -39,6 +39,30 @@ def spatial_block_split(
     return np.repeat(np.repeat(grid, block_size, axis=0), block_size, axis=1)[:height, :width]
 
 
+def class_counts(labels: Labels, where: np.ndarray | None = None) -> dict[int, int]:
+    """Labelled pixels of each legend class (within `where` when given): the population a
+    per-class capped sample is drawn from."""
+    labelled = labels.labelled if where is None else labels.labelled & where
+    values = labels.values[labelled]
+    return {int(c): int(np.count_nonzero(values == c)) for c in labels.legend.ids}
+
+
+def cap_weights(population: np.ndarray, sampled: np.ndarray) -> np.ndarray:
+    """Per class, the weight that makes a per-class capped sample stand for its population.
+
+    A cap draws each class at its own rate (all of a rare class, a sliver of a common one), so
+    the sample's class mix is not the scene's. Weighting each class by the inverse of its rate
+    (population / sampled; Horvitz-Thompson) restores that mix; the weights are scaled so the
+    weighted sample counts as many pixels as it holds. Classes not sampled get weight 0.
+    """
+    population = np.asarray(population, dtype=np.float64)
+    sampled = np.asarray(sampled, dtype=np.float64)
+    drawn = sampled > 0
+    inverse_rate = np.where(drawn, population / np.where(drawn, sampled, 1.0), 0.0)
+    total = float((sampled * inverse_rate).sum())
+    return inverse_rate * (sampled.sum() / total) if total > 0 else inverse_rate
+
+
 def block_ids(positions: np.ndarray, width: int, block_size: int) -> np.ndarray:
     """The grid-aligned `block_size` block (row-major id) of each flat pixel position of a grid
     `width` pixels wide: the groups that keep neighbouring pixels in one CV fold."""

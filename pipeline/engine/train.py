@@ -16,6 +16,8 @@ from bandfusion import __version__
 from bandfusion.engine.evaluate import EvaluationReport, evaluate
 from bandfusion.engine.sampling import (
     block_ids,
+    cap_weights,
+    class_counts,
     sample_located_pixels,
     sample_pixels,
     spatial_block_split,
@@ -47,7 +49,9 @@ class TrainingSettings(FitSettings):
     `band_roles` names ({"nir": "B8", ...}; default: Sentinel-2 band names). With `search`,
     the network settings are those of the candidate that cross-validation over spatial blocks
     of `block_size` px of the training pixels scores best (bandfusion.models.selection);
-    without it, exactly the given ones (one fit).
+    without it, exactly the given ones (one fit). `class_weight` balances the classes; without
+    it each labelled training pixel counts the same, the capped sample weighted back to the
+    labels' class mix (`cap_weights`).
     """
 
     per_class_cap: int | None = 20000
@@ -109,9 +113,17 @@ def train(
     split = _sample(scene, labels, val_mask, config, roles)
     n_classes = len(split.class_ids)
 
-    def class_weights(y: np.ndarray) -> np.ndarray | None:
+    population = class_counts(labels, ~val_mask)
+    unbalanced = cap_weights(
+        np.array([population[c] for c in split.class_ids]),
+        np.bincount(split.y_train, minlength=n_classes),
+    )
+
+    def class_weights(y: np.ndarray) -> np.ndarray:
+        """Balanced; or, without class weighting, each training-region pixel the same (the
+        per-class cap drew classes at different rates)."""
         if not config.class_weight:
-            return None
+            return unbalanced
         return compute_class_weight("balanced", classes=np.arange(n_classes), y=y)
 
     selection = None

@@ -21,12 +21,14 @@ from bandfusion.engine.compare import (
     spatial_cv,
     usable_labels,
 )
+from bandfusion.engine.compare.methods import build_method, with_cap_weights
 from bandfusion.io.labels import Labels
 from bandfusion.io.legend import default_legend
 from bandfusion.io.nodata import nodata_coord
 
 SLOVENIA = "eolearn_slovenia"
 TINY_FUSION = {"hidden": (16,), "epochs": 5, "patience": 5}
+BALANCED = {"class_weight": "balanced"}
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +118,20 @@ def test_spatial_cv_folds_are_disjoint_blocks(slovenia: tuple[xr.DataArray, Labe
     assert len(y) == int((labels.labelled & where).sum()) == len(x)
     assert sorted(np.unique(cv.test_fold)) == [0, 1, 2]
     assert cv.get_n_splits() == 3
+
+
+def test_cap_weights_go_to_every_estimator_whose_classes_count_per_pixel() -> None:
+    weights = {1: 0.5, 2: 3.0}
+    forest = with_cap_weights(build_method("sk:random-forest", 0, ["b1"], {})[0], weights)
+    svm = with_cap_weights(build_method("sk:svm-rbf", 0, ["b1"], {})[0], weights)
+    fusion = with_cap_weights(build_method("fusion", 0, ["b1"], {})[0], weights)
+    balanced = with_cap_weights(build_method("fusion", 0, ["b1"], BALANCED)[0], weights)
+    knn = build_method("sk:knn", 0, ["b1"], {})[0]
+    assert forest.get_params()["class_weight"] == weights
+    assert svm.get_params()["svc__class_weight"] == weights
+    assert fusion.get_params()["class_weight"] == weights
+    assert balanced.get_params()["class_weight"] == "balanced"  # the caller's choice stays
+    assert with_cap_weights(knn, weights).get_params() == knn.get_params()  # it takes none
 
 
 def test_methods_available_for_the_bands() -> None:

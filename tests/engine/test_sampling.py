@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 import rasterio
 import xarray as xr
-from bandfusion.engine.sampling import block_ids, sample_pixels, spatial_block_split
+from bandfusion.engine.sampling import (
+    block_ids,
+    cap_weights,
+    class_counts,
+    sample_pixels,
+    spatial_block_split,
+)
 from bandfusion.io.grid import Grid
 from bandfusion.io.labels import Labels, read_labels
 from bandfusion.io.legend import default_legend
@@ -279,3 +285,31 @@ def test_block_ids_name_each_grid_aligned_block_once(
     picked = data.draw(st.lists(st.integers(0, height * width - 1), min_size=1, max_size=30))
     np.testing.assert_array_equal(block_ids(np.array(picked), width, block), ids.flat[picked])
     assert np.unique(ids).tolist() == list(range(ids.max() + 1))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    counts=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 3000)), min_size=1, max_size=8)
+)
+def test_cap_weights_restore_the_population_mix(counts: list[tuple[int, int]]) -> None:
+    """Weighted, the sample holds each class in its population share, and as many pixels."""
+    population = np.array([max(p, s) for p, s in counts])  # a sample never outnumbers its class
+    sampled = np.array([s for _, s in counts])
+    weights = cap_weights(population, sampled)
+    assert (weights[sampled == 0] == 0).all() and (weights >= 0).all()
+    if sampled.sum() == 0:
+        return
+    weighted = sampled * weights
+    assert weighted.sum() == pytest.approx(sampled.sum())
+    drawn = sampled > 0
+    share = population[drawn] / population[drawn].sum()
+    np.testing.assert_allclose(weighted[drawn] / weighted.sum(), share, rtol=1e-9)
+
+
+def test_class_counts_count_labelled_pixels_of_each_legend_class() -> None:
+    values = np.array([[1, 1, 2], [3, 2, 2]])
+    labelled = np.array([[True, True, True], [False, True, True]])
+    labels = Labels(values, labelled, default_legend([1, 2, 3]), "synthetic")
+    assert class_counts(labels) == {1: 2, 2: 3, 3: 0}
+    where = np.array([[True, False, True], [True, True, False]])
+    assert class_counts(labels, where) == {1: 1, 2: 2, 3: 0}

@@ -1,7 +1,6 @@
 """The training loop (bandfusion.models.training): seeded runs repeat exactly, early stopping
 keeps the best epoch's weights and stops `patience` epochs after it, the network standardises
-on the training pixels, input noise is measured in each band's spread, and the epoch score is
-scikit-learn's macro-F1."""
+on the training pixels, and the epoch score is scikit-learn's macro-F1."""
 
 from __future__ import annotations
 
@@ -83,28 +82,6 @@ def test_without_validation_pixels_each_epoch_is_scored_on_the_training_pixels()
     scored_on_itself = fit_pixels(x, y, n_classes=3, x_val=x, y_val=y, settings=QUICK)
     empty = fit_pixels(x, y, n_classes=3, x_val=x[:0], y_val=y[:0], settings=QUICK)
     assert alone.history == scored_on_itself.history == empty.history
-
-
-def test_input_noise_is_seeded_and_changes_the_fit() -> None:
-    x, y = pixels(300, 400.0)
-    noisy = FitSettings(**{**vars(QUICK), "input_noise": 0.5})
-    first, again = (fit_pixels(x, y, n_classes=3, settings=noisy) for _ in range(2))
-    plain = fit_pixels(x, y, n_classes=3, settings=QUICK)
-    assert first.history == again.history
-    assert first.history != plain.history
-
-
-def test_input_noise_is_measured_in_each_bands_spread() -> None:
-    """Rescaling a band rescales its noise: the fit sees the same standardised batches."""
-    x, y = pixels(300, 400.0)
-    scale = np.array([1e-3, 1.0, 10.0, 1e3, 1.0], dtype=np.float32)
-    noisy = FitSettings(**{**vars(QUICK), "input_noise": 0.5})
-    original = fit_pixels(x, y, n_classes=3, settings=noisy)
-    rescaled = fit_pixels(x * scale, y, n_classes=3, settings=noisy)
-    scores = [[epoch["val_macro_f1"] for epoch in fit.history] for fit in (original, rescaled)]
-    assert scores[0] == pytest.approx(scores[1], abs=0.02)
-    logits = predict_logits(original.net, x), predict_logits(rescaled.net, x * scale)
-    assert (logits[0].argmax(1) == logits[1].argmax(1)).float().mean() > 0.98
 
 
 @settings(max_examples=200, deadline=None)

@@ -100,6 +100,16 @@ def cap_per_class(y: np.ndarray, cap: int | None, seed: int) -> np.ndarray:
     )
 
 
+def with_cap_weights(estimator: BaseEstimator, weights: Mapping[int, float]) -> BaseEstimator:
+    """Every unset `class_weight` parameter (None: each pixel counts the same) set to the
+    weights that undo the per-class cap, so that each pixel of the training region, not of
+    the capped sample, counts the same. Balanced or given weights are kept: they already say
+    how classes should count. Estimators without class weights (k-NN) are left as they are."""
+    params = estimator.get_params()
+    unset = [key for key, value in params.items() if key.endswith("class_weight") and value is None]
+    return estimator.set_params(**{key: dict(weights) for key in unset})
+
+
 def with_jobs(estimator: BaseEstimator, threads: int) -> BaseEstimator:
     """Every `n_jobs` parameter that is set (the random forest's) set to `threads` instead."""
     params = estimator.get_params()

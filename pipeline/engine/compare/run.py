@@ -24,12 +24,19 @@ from bandfusion.engine.compare.methods import (
     baseline_settings,
     build_method,
     cap_per_class,
+    with_cap_weights,
     with_jobs,
 )
 from bandfusion.engine.compare.protocols import Protocol, usable_labels
 from bandfusion.engine.compare.results import Benchmark, MethodRun
 from bandfusion.engine.evaluate import report_from_pixels
-from bandfusion.engine.sampling import block_ids, sample_located_pixels, sample_pixels
+from bandfusion.engine.sampling import (
+    block_ids,
+    cap_weights,
+    class_counts,
+    sample_located_pixels,
+    sample_pixels,
+)
 from bandfusion.io.labels import Labels
 from bandfusion.models.estimator import SpectralFusionClassifier
 from bandfusion.progress import Progress, Step, silent
@@ -57,7 +64,10 @@ def run_benchmark(
     pixels (at most `per_class_cap` per class, fewer for methods with a smaller cap) and are
     scored on the same test pixels: every one, or `max_test_pixels` of them drawn at random.
     Test pixels are read only once every method of the seed is fitted (`HeldOut`), so no fit
-    can see them. `fusion_params` are SpectralFusionClassifier parameters.
+    can see them. Methods that count each pixel the same (`class_weight=None`) are given the
+    weights that undo the per-class cap, so they learn the training region's class mix, which
+    the test pixels share; under the block protocol the fusion net's search folds whole
+    blocks. `fusion_params` are SpectralFusionClassifier parameters.
     `progress` is told of each fit as it starts (its seed and method) and ends (stage "fits").
     """
     protocol = protocol or Protocol()
@@ -90,22 +100,17 @@ def run_benchmark(
                 scene, labels, where=train, per_class_cap=per_class_cap, seed=seed
             )
             groups = _search_groups(protocol, train_at, labels)
+            population = class_counts(labels, train)
             held = HeldOut(partial(_test_pixels, scene, labels, test, max_test_pixels, seed))
             fitted = []
             for method in methods:
                 report(Step("fits", 0, total, "fit", {"seed": seed, "method": method}))
                 estimator, cap = build_method(method, seed, bands, fusion_params)
                 rows = cap_per_class(y_train, cap, seed)
+                x, y = x_train[rows], y_train[rows]
+                estimator = with_cap_weights(estimator, _weights(population, y))
                 fit_groups = None if groups is None else groups[rows]
-                fitted.append(
-                    _fit(
-                        method,
-                        with_jobs(estimator, threads),
-                        x_train[rows],
-                        y_train[rows],
-                        fit_groups,
-                    )
-                )
+                fitted.append(_fit(method, with_jobs(estimator, threads), x, y, fit_groups))
                 report(Step("fits", 1, total, "fit"))
             held.release()
             bench.runs.extend(_score(fit, seed, held.pixels(), bench) for fit in fitted)
@@ -148,6 +153,14 @@ class _Fitted:
     estimator: BaseEstimator
     fit_seconds: float
     n_train: int
+
+
+def _weights(population: dict[int, int], y: np.ndarray) -> dict[int, float]:
+    """{class id: weight} undoing the cap that drew `y` from the training region's pixels."""
+    ids = np.array(sorted(population))
+    sampled = np.array([np.count_nonzero(y == c) for c in ids])
+    weights = cap_weights(np.array([population[c] for c in ids]), sampled)
+    return {int(c): float(w) for c, w, n in zip(ids, weights, sampled, strict=True) if n}
 
 
 def _search_groups(protocol: Protocol, train_at: np.ndarray, labels: Labels) -> np.ndarray | None:
