@@ -59,7 +59,10 @@ def _choices(bench: Benchmark) -> str:
             protocols.add(run.selection["protocol"])
     if not chosen:
         return ""
-    picks = ", ".join(f"{name} (seeds {', '.join(seeds)})" for name, seeds in chosen.items())
+    picks = ", ".join(
+        f"{name} (seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)})"
+        for name, seeds in chosen.items()
+    )
     return f" The fusion net's search chose: {picks}; folds: {', '.join(sorted(protocols))}."
 
 

@@ -21,10 +21,11 @@ from bandfusion.engine.compare import (
     spatial_cv,
     usable_labels,
 )
-from bandfusion.engine.compare.methods import build_method, with_cap_weights
+from bandfusion.engine.compare.methods import SKLEARN_DEFAULTS, build_method, fit_arguments
 from bandfusion.io.labels import Labels
 from bandfusion.io.legend import default_legend
 from bandfusion.io.nodata import nodata_coord
+from sklearn.ensemble import RandomForestClassifier
 
 SLOVENIA = "eolearn_slovenia"
 TINY_FUSION = {"hidden": (16,), "epochs": 5, "patience": 5}
@@ -121,17 +122,30 @@ def test_spatial_cv_folds_are_disjoint_blocks(slovenia: tuple[xr.DataArray, Labe
 
 
 def test_cap_weights_go_to_every_estimator_whose_classes_count_per_pixel() -> None:
-    weights = {1: 0.5, 2: 3.0}
-    forest = with_cap_weights(build_method("sk:random-forest", 0, ["b1"], {})[0], weights)
-    svm = with_cap_weights(build_method("sk:svm-rbf", 0, ["b1"], {})[0], weights)
-    fusion = with_cap_weights(build_method("fusion", 0, ["b1"], {})[0], weights)
-    balanced = with_cap_weights(build_method("fusion", 0, ["b1"], BALANCED)[0], weights)
-    knn = build_method("sk:knn", 0, ["b1"], {})[0]
-    assert forest.get_params()["class_weight"] == weights
-    assert svm.get_params()["svc__class_weight"] == weights
-    assert fusion.get_params()["class_weight"] == weights
-    assert balanced.get_params()["class_weight"] == "balanced"  # the caller's choice stays
-    assert with_cap_weights(knn, weights).get_params() == knn.get_params()  # it takes none
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(120, 3)), np.array([1, 2, 8])[rng.integers(0, 3, 120)]
+    weights = {1: 0.5, 2: 3.0, 8: 1.0}
+    per_row = np.array([weights[c] for c in y])
+    for name in SKLEARN_DEFAULTS:
+        estimator, params = fit_arguments(build_method(name, 0, ["b1"], {})[0], y, weights, None)
+        if name == "sk:knn":
+            assert params == {}  # it takes no weights
+            continue
+        (given,) = params.values()
+        np.testing.assert_array_equal(given, per_row)
+        estimator.fit(x, y, **params)  # labels 1, 2, 8: HistGB's class_weight dict would fail
+    forest, params = fit_arguments(
+        build_method("sk:random-forest", 0, ["b1"], {})[0], y, weights, None
+    )
+    same = RandomForestClassifier(random_state=0, class_weight=weights).fit(x, y)
+    np.testing.assert_array_equal(forest.fit(x, y, **params).predict(x), same.predict(x))
+    groups = np.arange(len(y)) // 10
+    fusion, params = fit_arguments(build_method("fusion", 0, ["b1"], {})[0], y, weights, groups)
+    assert fusion.get_params()["class_weight"] == weights and params.keys() == {"groups"}
+    balanced, params = fit_arguments(
+        build_method("fusion", 0, ["b1"], BALANCED)[0], y, weights, None
+    )
+    assert balanced.get_params()["class_weight"] == "balanced" and params == {}
 
 
 def test_methods_available_for_the_bands() -> None:

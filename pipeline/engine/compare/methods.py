@@ -20,9 +20,10 @@ from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
+from sklearn.utils.validation import has_fit_parameter
 
 FUSION = "fusion"
 FUSION_INDICES = "fusion+indices"
@@ -100,14 +101,34 @@ def cap_per_class(y: np.ndarray, cap: int | None, seed: int) -> np.ndarray:
     )
 
 
-def with_cap_weights(estimator: BaseEstimator, weights: Mapping[int, float]) -> BaseEstimator:
-    """Every unset `class_weight` parameter (None: each pixel counts the same) set to the
-    weights that undo the per-class cap, so that each pixel of the training region, not of
-    the capped sample, counts the same. Balanced or given weights are kept: they already say
-    how classes should count. Estimators without class weights (k-NN) are left as they are."""
-    params = estimator.get_params()
-    unset = [key for key, value in params.items() if key.endswith("class_weight") and value is None]
-    return estimator.set_params(**{key: dict(weights) for key in unset})
+def fit_arguments(
+    estimator: BaseEstimator,
+    y: np.ndarray,
+    weights: Mapping[int, float],
+    groups: np.ndarray | None,
+) -> tuple[BaseEstimator, dict[str, Any]]:
+    """The estimator and its `fit` keywords: the per-class `weights` that undo the cap, and the
+    fusion net's search `groups` (None: stratified folds).
+
+    Weights go only where class weights are unset (None: each pixel counts the same), so that
+    each pixel of the training region, not of the capped sample, counts the same; balanced or
+    given weights already say how classes count. The fusion net takes them as `class_weight`,
+    scikit-learn's classifiers as `sample_weight` (HistGradientBoosting reads a class_weight
+    dict by its encoded class indices, not by the labels), k-NN takes none.
+    """
+    final = estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
+    unweighted = getattr(final, "class_weight", "none taken") is None
+    if isinstance(final, SpectralFusionClassifier):
+        if unweighted:
+            final.set_params(class_weight=dict(weights))
+        return estimator, {} if groups is None else {"groups": groups}
+    if not (unweighted and has_fit_parameter(final, "sample_weight")):
+        return estimator, {}
+    ids = np.array(sorted(weights))
+    per_row = np.array([weights[c] for c in ids])[np.searchsorted(ids, y)]
+    if final is estimator:
+        return estimator, {"sample_weight": per_row}
+    return estimator, {f"{estimator.steps[-1][0]}__sample_weight": per_row}
 
 
 def with_jobs(estimator: BaseEstimator, threads: int) -> BaseEstimator:

@@ -24,7 +24,7 @@ from bandfusion.engine.compare.methods import (
     baseline_settings,
     build_method,
     cap_per_class,
-    with_cap_weights,
+    fit_arguments,
     with_jobs,
 )
 from bandfusion.engine.compare.protocols import Protocol, usable_labels
@@ -38,7 +38,6 @@ from bandfusion.engine.sampling import (
     sample_pixels,
 )
 from bandfusion.io.labels import Labels
-from bandfusion.models.estimator import SpectralFusionClassifier
 from bandfusion.progress import Progress, Step, silent
 from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
@@ -108,9 +107,10 @@ def run_benchmark(
                 estimator, cap = build_method(method, seed, bands, fusion_params)
                 rows = cap_per_class(y_train, cap, seed)
                 x, y = x_train[rows], y_train[rows]
-                estimator = with_cap_weights(estimator, _weights(population, y))
-                fit_groups = None if groups is None else groups[rows]
-                fitted.append(_fit(method, with_jobs(estimator, threads), x, y, fit_groups))
+                estimator, params = fit_arguments(
+                    estimator, y, _weights(population, y), None if groups is None else groups[rows]
+                )
+                fitted.append(_fit(method, with_jobs(estimator, threads), x, y, params))
                 report(Step("fits", 1, total, "fit"))
             held.release()
             bench.runs.extend(_score(fit, seed, held.pixels(), bench) for fit in fitted)
@@ -177,14 +177,11 @@ def _fit(
     estimator: BaseEstimator,
     x: np.ndarray,
     y: np.ndarray,
-    groups: np.ndarray | None,
+    params: dict[str, Any],
 ) -> _Fitted:
-    """Fit `estimator`, timed; `groups` go to the fusion net's search, which alone takes them."""
+    """Fit `estimator` with its `fit_arguments`, timed."""
     start = time.perf_counter()
-    if isinstance(estimator, SpectralFusionClassifier) and groups is not None:
-        estimator.fit(x, y, groups=groups)
-    else:
-        estimator.fit(x, y)
+    estimator.fit(x, y, **params)
     return _Fitted(method, estimator, time.perf_counter() - start, len(y))
 
 
