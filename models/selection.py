@@ -70,9 +70,9 @@ def select_settings(
 
     `groups` (one id per pixel, e.g. its spatial block) keeps each group inside one fold;
     without it, or where the groups cannot give every fold every class, folds are stratified
-    by class. `class_weights(y_train)` weights each fold's
-    loss as the final fit's is weighted. When the pixels cannot make FOLDS folds holding
-    every class, the given settings are kept and `protocol` says why.
+    by class. `class_weights(y_train)` weights each fold's loss as the final fit's is
+    weighted. When the pixels cannot make FOLDS folds holding every class, the given settings
+    are kept and `protocol` says why.
     """
     drawn = _folds(y, groups, settings.seed)
     if isinstance(drawn, str):

@@ -138,6 +138,7 @@ def train(
             device=resolve_device(device),
         )
         config = cast(TrainingSettings, selection.settings)
+    weights = class_weights(split.y_train)
     fit = fit_pixels(
         split.x_train,
         split.y_train,
@@ -145,11 +146,14 @@ def train(
         x_val=split.x_val,
         y_val=split.y_val,
         settings=config,
-        class_weights=class_weights(split.y_train),
+        class_weights=weights,
         device=resolve_device(device),
         progress=progress,
     )
     meta = _metadata(scene, labels, split, config, fit.net, roles)
+    meta.training["class_weights"] = {
+        str(c): float(w) for c, w in zip(split.class_ids, weights, strict=True)
+    }
     if selection is not None:
         meta.training["selection"] = selection.to_dict()
     model = TrainedModel(fit.net, meta)

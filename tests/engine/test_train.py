@@ -67,6 +67,26 @@ def test_model_metadata_records_what_a_rerun_needs(trained):
     assert meta.training["labels"].endswith("Spain_7370579_LabelHand.tif")
 
 
+@pytest.mark.parametrize("balanced", [True, False], ids=["balanced", "each pixel the same"])
+def test_class_weights_balance_or_undo_the_per_class_cap(water, balanced: bool):
+    """Balanced weights make each class count the same; without them each labelled pixel of
+    the training blocks counts the same, however thinly the cap drew its class."""
+    scene, labels = water
+    settings = {**QUICK_TRAINING, "per_class_cap": 2000, "class_weight": balanced}
+    model = train(scene, labels, seed=3, **settings).model
+    ids = model.meta.class_ids
+    weights = np.array([model.meta.training["class_weights"][str(c)] for c in ids])
+    sampled = np.full(len(weights), 2000)  # both classes of the chip hold more than the cap
+    training = labels.labelled & ~held_out_blocks(model, labels)
+    population = np.array([np.count_nonzero(training & (labels.values == c)) for c in ids])
+    counted = sampled * weights
+    if balanced:
+        np.testing.assert_allclose(counted, counted.mean(), rtol=0.02)
+    else:
+        shares = population / population.sum()
+        np.testing.assert_allclose(counted / counted.sum(), shares, rtol=0.02)
+
+
 def test_non_contiguous_class_ids_are_kept(data_dir: Path):
     scene = open_scene(data_dir / "eolearn_slovenia/ndvi_stack.tif")
     labels = read_labels(data_dir / "eolearn_slovenia/lulc.tif", Grid.of(scene))
