@@ -335,15 +335,13 @@ class _Running:
         match the digest their task took (a split scene is written here, so never pending).
 
         A task whose map is already at its target has only its return left, so it is given a
-        short grace to report: the interrupt may fall between the rename and the record.
+        short grace to report: the interrupt may fall between the rename and the record, or
+        between the task's end and the client hearing of it (under load, a while).
         """
-        running: set[str] = set()
-        with suppress(Exception):  # the scheduler is gone: nothing is returning
-            running = {key for keys in self.client.processing().values() for key in keys}
+        unfinished = [(f, task) for f, task in self.futures.items() if f.status != "finished"]
+        targets = probe_all(exists, [task.target for _, task in unfinished])
         returning = [
-            future
-            for future, task in self.futures.items()
-            if future.key in running and future.status != "finished" and exists(task.target)
+            future for (future, _), there in zip(unfinished, targets, strict=True) if there
         ]
         if returning:
             with suppress(Exception):  # the grace ran out, or the cluster is going
