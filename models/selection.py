@@ -141,14 +141,16 @@ def _fold_score(
     class_weights: ClassWeights,
     device: torch.device | str,
 ) -> float:
-    """Macro-F1 on `test` of a net fitted on `train` (epochs scored on its own pixels)."""
+    """Macro-F1 on `test`, pixels counted with the fit's class weights, of a net fitted on
+    `train` (epochs scored on its own pixels)."""
+    weights = class_weights(y[train])
     fit = fit_pixels(
         x[train],
         y[train],
         n_classes=n_classes,
         settings=settings,
-        class_weights=class_weights(y[train]),
+        class_weights=weights,
         device=device,
     )
     predicted = predict_logits(fit.net, x[test], device).argmax(1).numpy()
-    return macro_f1(y[test], predicted, n_classes)
+    return macro_f1(y[test], predicted, n_classes, weights)

@@ -67,9 +67,10 @@ def fit_pixels(
     """Train a SpectralFusionNet on float32 pixels `x` (n, bands) and class indices `y` (n,).
 
     The network standardises with the mean and std of `x`. Each epoch is scored by macro-F1
-    on (x_val, y_val), or on the training pixels when no validation is given; the weights of
-    the best epoch are kept, and training stops after `patience` epochs without improvement.
-    `class_weights` (one per class index) weight the cross-entropy. `settings.seed` seeds torch;
+    on (x_val, y_val), or on the training pixels when no validation is given, each pixel
+    counted with its class weight as in the loss; the weights of the best epoch are kept,
+    and training stops after `patience` epochs without improvement. `class_weights` (one per
+    class index) weight the cross-entropy. `settings.seed` seeds torch;
     None takes the FitSettings defaults. `progress` is told of each epoch (stage "train").
     """
     settings = settings or FitSettings()
@@ -144,8 +145,10 @@ def _train(
     device: torch.device,
     progress: Progress | None,
 ) -> list[dict[str, float]]:
-    """Mini-batch AdamW; keeps the weights of the epoch with the best validation macro-F1."""
+    """Mini-batch AdamW; keeps the weights of the epoch with the best validation macro-F1,
+    its pixels counted with the loss's class weights."""
     loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+    scoring_weights = None if weight is None else weight.cpu().double().numpy()
     optimizer = torch.optim.AdamW(
         net.parameters(),
         lr=settings.learning_rate,
@@ -176,7 +179,7 @@ def _train(
             total += loss.item() * len(batch)
         _check_finite(net, total, epoch + 1, settings.learning_rate)
         scheduler.step()
-        score = _macro_f1(net, val, device)
+        score = _macro_f1(net, val, device, scoring_weights)
         mean_loss = total / max(len(order), 1)
         history.append({"epoch": epoch + 1, "loss": mean_loss, "val_macro_f1": score})
         if progress is not None:
@@ -223,19 +226,33 @@ def predict_logits(
 
 
 def _macro_f1(
-    net: SpectralFusionNet, data: tuple[np.ndarray, np.ndarray], device: torch.device
+    net: SpectralFusionNet,
+    data: tuple[np.ndarray, np.ndarray],
+    device: torch.device,
+    class_weights: np.ndarray | None,
 ) -> float:
     predicted = predict_logits(net, data[0], device).argmax(1).numpy()
-    return macro_f1(np.asarray(data[1]), predicted, net.n_classes)
+    return macro_f1(np.asarray(data[1]), predicted, net.n_classes, class_weights)
 
 
-def macro_f1(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> float:
+def macro_f1(
+    truth: np.ndarray,
+    predicted: np.ndarray,
+    n_classes: int,
+    class_weights: np.ndarray | None = None,
+) -> float:
     """scikit-learn's f1_score(average="macro", zero_division=0) for class indices 0..K-1, from
     one bincount: it scores every epoch, where f1_score's input checks cost more than the count.
 
     Classes neither true nor predicted are left out of the mean, as f1_score leaves them out.
+    `class_weights` (one per class index) count each pixel as the loss counts it, as
+    f1_score's `sample_weight` would: the score then judges the class mix the fit is weighted
+    to, not the sample's (a per-class cap's balanced sample scored unweighted would prefer
+    the least trained epoch of a fit weighted back to the scene's mix).
     """
-    confusion = np.bincount(truth * n_classes + predicted, minlength=n_classes * n_classes)
+    weights = None if class_weights is None else np.asarray(class_weights, np.float64)[truth]
+    cells = truth * n_classes + predicted
+    confusion = np.bincount(cells, weights=weights, minlength=n_classes * n_classes)
     confusion = confusion.reshape(n_classes, n_classes)
     hits = np.diag(confusion)
     seen = confusion.sum(0) + confusion.sum(1)  # 2·tp + fp + fn, counting tp twice

@@ -85,16 +85,26 @@ def test_without_validation_pixels_each_epoch_is_scored_on_the_training_pixels()
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    n_classes=st.integers(1, 6),
-    data=st.data(),
-)
-def test_the_epoch_score_is_scikit_learns_macro_f1(n_classes: int, data: st.DataObject) -> None:
+@given(n_classes=st.integers(1, 6), weighted=st.booleans(), data=st.data())
+def test_the_epoch_score_is_scikit_learns_macro_f1(
+    n_classes: int, weighted: bool, data: st.DataObject
+) -> None:
+    """Unweighted, or with each pixel counted by its class weight (f1_score's sample_weight)."""
     labels = hnp.arrays(np.int64, st.integers(1, 60), elements=st.integers(0, n_classes - 1))
     truth = data.draw(labels)
     predicted = data.draw(hnp.arrays(np.int64, len(truth), elements=st.integers(0, n_classes - 1)))
-    expected = f1_score(truth, predicted, average="macro", zero_division=0)
-    assert macro_f1(truth, predicted, n_classes) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    weight = st.floats(0.01, 100.0)
+    weights = data.draw(hnp.arrays(np.float64, n_classes, elements=weight)) if weighted else None
+    expected = f1_score(
+        truth,
+        predicted,
+        average="macro",
+        zero_division=0,
+        sample_weight=None if weights is None else weights[truth],
+    )
+    assert macro_f1(truth, predicted, n_classes, weights) == pytest.approx(
+        expected, rel=1e-9, abs=1e-12
+    )
 
 
 def test_the_network_standardises_on_the_training_pixels() -> None:
