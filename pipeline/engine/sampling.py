@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import xarray as xr
@@ -42,9 +42,9 @@ def spatial_block_split(
 def class_counts(labels: Labels, where: np.ndarray | None = None) -> dict[int, int]:
     """Labelled pixels of each legend class (within `where` when given): the population a
     per-class capped sample is drawn from."""
-    labelled = labels.labelled if where is None else labels.labelled & where
-    values = labels.values[labelled]
-    return {int(c): int(np.count_nonzero(values == c)) for c in labels.legend.ids}
+    candidates = labels.labelled if where is None else labels.labelled & where
+    ids = labels.legend.ids
+    return dict(zip(map(int, ids), _class_counts(labels.values, candidates, ids), strict=True))
 
 
 def cap_weights(population: np.ndarray, sampled: np.ndarray) -> np.ndarray:
@@ -61,6 +61,15 @@ def cap_weights(population: np.ndarray, sampled: np.ndarray) -> np.ndarray:
     inverse_rate = np.where(drawn, population / np.where(drawn, sampled, 1.0), 0.0)
     total = float((sampled * inverse_rate).sum())
     return inverse_rate * (sampled.sum() / total) if total > 0 else inverse_rate
+
+
+def cap_class_weights(population: Mapping[int, int], y: np.ndarray) -> dict[int, float]:
+    """{class id: weight} for the classes in `y`, a capped sample of `population` (pixels per
+    class id, as `class_counts` gives them): `cap_weights` by class id."""
+    ids = np.array(sorted(population))
+    sampled = np.array([np.count_nonzero(y == c) for c in ids])
+    weights = cap_weights(np.array([population[c] for c in ids]), sampled)
+    return {int(c): float(w) for c, w, n in zip(ids, weights, sampled, strict=True) if n}
 
 
 def block_ids(positions: np.ndarray, width: int, block_size: int) -> np.ndarray:

@@ -16,7 +16,7 @@ from bandfusion import __version__
 from bandfusion.engine.evaluate import EvaluationReport, evaluate
 from bandfusion.engine.sampling import (
     block_ids,
-    cap_weights,
+    cap_class_weights,
     class_counts,
     sample_located_pixels,
     sample_pixels,
@@ -51,7 +51,7 @@ class TrainingSettings(FitSettings):
     of `block_size` px of the training pixels scores best (bandfusion.models.selection);
     without it, exactly the given ones (one fit). `class_weight` balances the classes; without
     it each labelled training pixel counts the same, the capped sample weighted back to the
-    labels' class mix (`cap_weights`).
+    labels' class mix (`cap_class_weights`).
     """
 
     per_class_cap: int | None = 20000
@@ -113,16 +113,15 @@ def train(
     split = _sample(scene, labels, val_mask, config, roles)
     n_classes = len(split.class_ids)
 
-    population = class_counts(labels, ~val_mask)
-    unbalanced = cap_weights(
-        np.array([population[c] for c in split.class_ids]),
-        np.bincount(split.y_train, minlength=n_classes),
-    )
+    unbalanced = None  # without class weighting each training-region pixel counts the same
+    if not config.class_weight:
+        ids = np.asarray(split.class_ids)
+        undone = cap_class_weights(class_counts(labels, ~val_mask), ids[split.y_train])
+        unbalanced = np.array([undone[c] for c in split.class_ids])
 
     def class_weights(y: np.ndarray) -> np.ndarray:
-        """Balanced; or, without class weighting, each training-region pixel the same (the
-        per-class cap drew classes at different rates)."""
-        if not config.class_weight:
+        """Balanced; or, without class weighting, the cap's per-class rates undone."""
+        if unbalanced is not None:
             return unbalanced
         return compute_class_weight("balanced", classes=np.arange(n_classes), y=y)
 

@@ -32,7 +32,7 @@ from bandfusion.engine.compare.results import Benchmark, MethodRun
 from bandfusion.engine.evaluate import report_from_pixels
 from bandfusion.engine.sampling import (
     block_ids,
-    cap_weights,
+    cap_class_weights,
     class_counts,
     sample_located_pixels,
     sample_pixels,
@@ -108,7 +108,10 @@ def run_benchmark(
                 rows = cap_per_class(y_train, cap, seed)
                 x, y = x_train[rows], y_train[rows]
                 estimator, params = fit_arguments(
-                    estimator, y, _weights(population, y), None if groups is None else groups[rows]
+                    estimator,
+                    y,
+                    cap_class_weights(population, y),
+                    None if groups is None else groups[rows],
                 )
                 fitted.append(_fit(method, with_jobs(estimator, threads), x, y, params))
                 report(Step("fits", 1, total, "fit"))
@@ -153,14 +156,6 @@ class _Fitted:
     estimator: BaseEstimator
     fit_seconds: float
     n_train: int
-
-
-def _weights(population: dict[int, int], y: np.ndarray) -> dict[int, float]:
-    """{class id: weight} undoing the cap that drew `y` from the training region's pixels."""
-    ids = np.array(sorted(population))
-    sampled = np.array([np.count_nonzero(y == c) for c in ids])
-    weights = cap_weights(np.array([population[c] for c in ids]), sampled)
-    return {int(c): float(w) for c, w, n in zip(ids, weights, sampled, strict=True) if n}
 
 
 def _search_groups(protocol: Protocol, train_at: np.ndarray, labels: Labels) -> np.ndarray | None:
