@@ -127,14 +127,14 @@ def _run(argv: list[str] | None, debug: bool) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except BandfusionError as exc:
-        if debug:
-            raise
-        click.echo(f"bandfusion: error: {in_flags(exc)}", err=True)
-        sys.exit(exc.exit_code)
     except Exception as exc:
+        if _received:  # the signal landed in code that reraised it as its own error (a C
+            _exit_interrupted()  # extension's callback, a broad except): still an interrupt
         if debug:
             raise
+        if isinstance(exc, BandfusionError):
+            click.echo(f"bandfusion: error: {in_flags(exc)}", err=True)
+            sys.exit(exc.exit_code)
         click.echo(
             f"bandfusion: internal error: {type(exc).__name__}: {exc} (rerun with --debug)",
             err=True,

@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from bandfusion import cli
 from bandfusion.batch.manifest import file_sha256
 from bandfusion.cli import INTERRUPT_EXIT
 from bandfusion.io.scene import open_scene
@@ -84,6 +86,23 @@ def test_an_interrupt_at_any_moment_of_predict_ends_it_cleanly(
         assert process.returncode == INTERRUPT_EXIT[signal.Signals(signum)], err
         assert err.strip().splitlines() == ["bandfusion: interrupted"], err
     assert left == [], "a partial output or temporary file was left"
+
+
+def test_an_error_raised_after_a_signal_still_ends_as_an_interrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A signal can land in code that turns its KeyboardInterrupt into an error of its own (a
+    C extension's callback: safetensors reported a model read that SIGTERM cut short as a
+    corrupt file). Any error after a signal ends as the interrupt: 143, one line."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "_received", [signal.SIGTERM])
+    monkeypatch.setattr(signal, "signal", lambda *_: None)  # pytest keeps its own handlers
+    monkeypatch.setattr(os, "_exit", sys.exit)  # and its own threads: no hard exit
+    with pytest.raises(SystemExit) as ended:
+        cli._run(["predict", "missing.tif", "-m", "no-model", "-o", "map.tif"], debug=False)
+    assert ended.value.code == INTERRUPT_EXIT[signal.SIGTERM]
+    assert capsys.readouterr().err.splitlines() == ["bandfusion: interrupted"]
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.fixture(scope="module")
