@@ -97,6 +97,13 @@ CANDIDATES: dict[str, dict] = {
         "dropout": 0.2,
         "weight_decay": 1e-3,
     },
+    "fusion-binned": {
+        **BALANCED,
+        "search": False,
+        "bins": 16,
+        "dropout": 0.5,
+        "weight_decay": 1e-2,
+    },
     "fusion-cv": {**BALANCED, "search": True},
 }
 

@@ -40,6 +40,7 @@ _FIT_FIELDS = (
     "weight_decay",
     "patience",
     "members",
+    "bins",
 )
 
 
@@ -79,6 +80,7 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
         weight_decay: float = _DEFAULTS.weight_decay,
         patience: int = _DEFAULTS.patience,
         members: int = _DEFAULTS.members,
+        bins: int = _DEFAULTS.bins,
         class_weight: str | Mapping[Any, float] | None = None,
         validation_fraction: float = 0.0,
         search: bool = True,
@@ -97,6 +99,7 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
         self.weight_decay = weight_decay
         self.patience = patience
         self.members = members
+        self.bins = bins
         self.class_weight = class_weight
         self.validation_fraction = validation_fraction
         self.search = search
@@ -257,6 +260,8 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
             "members": net.members,
         }
         params = {k: training[k] for k in _FIT_FIELDS if k in training}
+        if params.get("bins"):  # the saved net's first hidden layer is the bins' encoding
+            architecture["hidden"] = tuple(net.hidden[1:])
         estimator = cls(
             **{**params, **architecture},
             class_weight=_stored_class_weight(training.get("class_weight", "balanced")),

@@ -16,13 +16,20 @@ from typing import Any
 
 import numpy as np
 import torch
-from bandfusion.models.training import FitSettings, fit_pixels, macro_f1, predict_logits
+from bandfusion.models.training import (
+    FitSettings,
+    fit_pixels,
+    macro_f1,
+    predict_logits,
+    stratified_sample,
+)
 from sklearn.model_selection import GroupKFold, StratifiedKFold
 
 CANDIDATES: Mapping[str, Mapping[str, Any]] = {
     "given": {},
     "regularised": {"dropout": 0.3, "weight_decay": 1e-2},
     "ensemble": {"members": 4, "hidden": (32, 32)},
+    "binned": {"bins": 16, "dropout": 0.5, "weight_decay": 1e-2},
 }
 """The candidates a search scores, as overrides of the caller's settings ("given": none)."""
 
@@ -80,7 +87,10 @@ def select_settings(
     folds, protocol = drawn
     rng = np.random.default_rng(settings.seed)
     splits = [
-        (_capped(y, train, FOLD_PIXELS, rng), _capped(y, test, 4 * FOLD_PIXELS, rng))
+        (
+            stratified_sample(y, train, FOLD_PIXELS, rng),
+            stratified_sample(y, test, 4 * FOLD_PIXELS, rng),
+        )
         for train, test in folds
     ]
     scores: dict[str, float] = {}
@@ -117,18 +127,6 @@ def _folds(
             return splits, "spatial blocks"
         why = "a class lies in one block only"
     return list(stratified.split(y, y)), f"stratified ({why})"
-
-
-def _capped(y: np.ndarray, rows: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
-    """`rows`, or a stratified random `cap` of them (each class in proportion, at least one)."""
-    if len(rows) <= cap:
-        return rows
-    share = cap / len(rows)
-    kept = [
-        rng.permutation(of_class)[: max(1, round(share * len(of_class)))]
-        for of_class in (rows[y[rows] == k] for k in np.unique(y[rows]))
-    ]
-    return np.sort(np.concatenate(kept))
 
 
 def _fold_score(

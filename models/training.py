@@ -9,11 +9,13 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from bandfusion.errors import SettingError
 from bandfusion.models.checkpoint import MAX_WEIGHTS_BYTES
+from bandfusion.models.embedding import BinnedFusionNet
 from bandfusion.models.fusion import Activation, Norm, SpectralFusionNet
 from bandfusion.models.metadata import parameter_count
 from bandfusion.models.threads import one_thread_on_cpu
@@ -24,12 +26,22 @@ MAX_TRAINING_BYTES = 8 * 1024**3
 gradients, AdamW's two moments, the best epoch's copy) and the activations of one batch kept
 for the backward pass, or of one layer when scoring. Wider networks are refused before any
 is built, as loading refuses weights that do not fit their model.json."""
+Trainable = SpectralFusionNet | BinnedFusionNet
+"""A network as it trains: binned bands train in their own form and are saved exported."""
+SCORED_TRAINING_PIXELS = 1 << 15
+"""Training pixels that score each epoch when no validation pixels are given, at most (a
+stratified sample): past it the score's noise is below what one epoch changes, while its
+cost would keep growing with the table."""
 _SCORING_PIXELS = 1 << 16  # pixels per batch of `predict_logits`, which scores each epoch
 
 
 @dataclass(frozen=True)
 class FitSettings:
-    """The architecture and optimisation settings of one training run; the package defaults."""
+    """The architecture and optimisation settings of one training run; the package defaults.
+
+    `bins` > 0 encodes each band piecewise-linearly in that many quantile bins before the
+    first layer (bandfusion.models.embedding); 0 feeds the standardised bands as they are.
+    """
 
     hidden: tuple[int, ...] = (64, 64)
     norm: Norm = "batch"
@@ -41,6 +53,7 @@ class FitSettings:
     weight_decay: float = 1e-4
     patience: int = 12
     members: int = 1
+    bins: int = 0
     seed: int = 0
 
 
@@ -77,19 +90,25 @@ def fit_pixels(
     check_network_fits(x.shape[1], n_classes, settings)
     torch.manual_seed(settings.seed)
     target = torch.device(device)
-    net = _build_net(x, n_classes, settings).to(target)
+    trained = _build_net(x, n_classes, settings).to(target)
     if x_val is None or y_val is None or len(y_val) == 0:
-        x_val, y_val = x, y
+        rng = np.random.default_rng(settings.seed)
+        scored = stratified_sample(y, np.arange(len(y)), SCORED_TRAINING_PIXELS, rng)
+        x_val, y_val = x[scored], y[scored]
     weight = None if class_weights is None else torch.as_tensor(class_weights).float().to(target)
     with one_thread_on_cpu(target):
-        history = _train(net, (x, y), (x_val, y_val), settings, weight, target, progress)
-    return FitResult(net.cpu().eval(), history)
+        history = _train(trained, (x, y), (x_val, y_val), settings, weight, target, progress)
+    trained = trained.cpu().eval()
+    net = trained.export() if isinstance(trained, BinnedFusionNet) else trained
+    return FitResult(net, history)
 
 
 def check_network_fits(in_bands: int, n_classes: int, settings: FitSettings) -> None:
     """SettingError (on `hidden`) when the network would not fit MAX_TRAINING_BYTES while
     training, or its weights would not fit the largest model file that loading accepts."""
-    widths = [in_bands, *settings.hidden, n_classes]
+    bins = settings.bins if isinstance(settings.bins, int) and settings.bins > 0 else 0
+    encoding = [(bins + 1) * in_bands] if bins else []  # a hinge per bin edge, as saved
+    widths = [in_bands, *encoding, *settings.hidden, n_classes]
     if not all(isinstance(w, int) and w >= 1 for w in widths):
         return  # the network itself says what is wrong with such widths
     k = settings.members if isinstance(settings.members, int) and settings.members >= 1 else 1
@@ -118,17 +137,20 @@ def _gib(size: int) -> str:
     return f"{size / 1024**3:.3g} GiB"
 
 
-def _build_net(x: np.ndarray, n_classes: int, settings: FitSettings) -> SpectralFusionNet:
+def _build_net(
+    x: np.ndarray, n_classes: int, settings: FitSettings
+) -> SpectralFusionNet | BinnedFusionNet:
     """A fresh network standardised on the training pixels (statistics in float64)."""
-    net = SpectralFusionNet(
-        x.shape[1],
-        n_classes,
-        hidden=settings.hidden,
-        norm=settings.norm,
-        activation=settings.activation,
-        dropout=settings.dropout,
-        members=settings.members,
-    )
+    options: dict[str, Any] = {
+        "hidden": settings.hidden,
+        "norm": settings.norm,
+        "activation": settings.activation,
+        "dropout": settings.dropout,
+        "members": settings.members,
+    }
+    if settings.bins:
+        return BinnedFusionNet(x, n_classes, settings.bins, **options)
+    net = SpectralFusionNet(x.shape[1], n_classes, **options)
     x64 = x.astype(np.float64)
     net.set_standardisation(
         torch.from_numpy(x64.mean(0)).float(), torch.from_numpy(x64.std(0)).float()
@@ -137,7 +159,7 @@ def _build_net(x: np.ndarray, n_classes: int, settings: FitSettings) -> Spectral
 
 
 def _train(
-    net: SpectralFusionNet,
+    net: Trainable,
     train: tuple[np.ndarray, np.ndarray],
     val: tuple[np.ndarray, np.ndarray],
     settings: FitSettings,
@@ -195,7 +217,7 @@ def _train(
     return history
 
 
-def _check_finite(net: SpectralFusionNet, loss: float, epoch: int, learning_rate: float) -> None:
+def _check_finite(net: Trainable, loss: float, epoch: int, learning_rate: float) -> None:
     """SettingError (on `learning_rate`) once the loss or a weight is NaN or infinite: training
     has diverged, and nothing it would go on to learn, or save, is usable."""
     if math.isfinite(loss) and all(bool(torch.isfinite(p).all()) for p in net.parameters()):
@@ -208,8 +230,22 @@ def _check_finite(net: SpectralFusionNet, loss: float, epoch: int, learning_rate
     )
 
 
+def stratified_sample(
+    y: np.ndarray, rows: np.ndarray, cap: int, rng: np.random.Generator
+) -> np.ndarray:
+    """`rows`, or a sorted random `cap` of them (each class in proportion, at least one)."""
+    if len(rows) <= cap:
+        return rows
+    share = cap / len(rows)
+    kept = [
+        rng.permutation(of_class)[: max(1, round(share * len(of_class)))]
+        for of_class in (rows[y[rows] == k] for k in np.unique(y[rows]))
+    ]
+    return np.sort(np.concatenate(kept))
+
+
 def predict_logits(
-    net: SpectralFusionNet,
+    net: Trainable,
     x: np.ndarray,
     device: torch.device | str = "cpu",
     batch_pixels: int = 1 << 16,
@@ -226,7 +262,7 @@ def predict_logits(
 
 
 def _macro_f1(
-    net: SpectralFusionNet,
+    net: Trainable,
     data: tuple[np.ndarray, np.ndarray],
     device: torch.device,
     class_weights: np.ndarray | None,

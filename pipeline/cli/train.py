@@ -78,6 +78,14 @@ def roles_callback(
     show_default=True,
 )
 @click.option("--dropout", type=SHARE, default=DEFAULTS.dropout, show_default=True)
+@click.option(
+    "--bins",
+    type=CAP,
+    default=DEFAULTS.bins,
+    show_default=True,
+    help="Encode each band piecewise-linearly in this many quantile bins before the first "
+    "layer: sharp per-band thresholds, as a tree draws them (0: the bands as they are).",
+)
 @click.option("--epochs", type=POSITIVE, default=DEFAULTS.epochs, show_default=True)
 @click.option("--batch-size", type=POSITIVE, default=DEFAULTS.batch_size, show_default=True)
 @click.option("--lr", type=RATE, default=DEFAULTS.learning_rate, show_default=True)
@@ -151,6 +159,7 @@ def train_command(
     norm: str,
     activation: str,
     dropout: float,
+    bins: int,
     epochs: int,
     batch_size: int,
     lr: float,
@@ -192,6 +201,7 @@ def train_command(
             norm=norm,
             activation=activation,
             dropout=dropout,
+            bins=bins,
             epochs=epochs,
             batch_size=batch_size,
             learning_rate=lr,

@@ -64,6 +64,18 @@ def mixing_figure(explanation: Explanation) -> Figure:
     """Heat map of the first layer's weights: one row per input band, one column per channel."""
     weights = explanation.mixing_weights.T
     inputs = explanation.inputs
+    if weights.size == 0:
+        figure = _figure((5.0, 1.5))
+        figure.text(
+            0.5,
+            0.5,
+            "No band mixing to show: this model's first layer encodes each band in bins\n"
+            "on its own (trained with bins); band importance is the measure here.",
+            ha="center",
+            va="center",
+            fontsize=9,
+        )
+        return figure
     limit = float(np.abs(weights).max()) or 1.0
     figure = _figure((2.5 + 0.12 * weights.shape[1], 1.5 + 0.25 * len(inputs)))
     axes = figure.add_subplot()

@@ -129,7 +129,7 @@ def explain(
         score=float(get_scorer(scoring)(classifier, x, y)),
         n_repeats=n_repeats,
         inputs=meta.inputs,
-        mixing_weights=model.net.first_layer_weights().numpy(),
+        mixing_weights=_mixing_weights(model),
         class_ids=list(meta.class_ids),
         class_names=list(meta.class_names),
         class_colors=list(meta.class_colors),
@@ -153,3 +153,11 @@ def _model_bands(scene: xr.DataArray, bands: list[str]) -> xr.DataArray:
         have = [str(b) for b in scene["band"].values]
         raise SceneError(f"{scene_sources(scene)}: lacks the model's bands {missing} (has {have})")
     return picked
+
+
+def _mixing_weights(model: TrainedModel) -> np.ndarray:
+    """The first layer's band-mixing weights (channels, inputs); none (0 rows) for binned
+    bands, whose first layer encodes each band on its own and mixes nothing."""
+    if model.meta.training.get("bins"):
+        return np.zeros((0, len(model.meta.inputs)), dtype=np.float32)
+    return model.net.first_layer_weights().numpy()

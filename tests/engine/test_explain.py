@@ -11,6 +11,7 @@ import xarray as xr
 from affine import Affine
 from bandfusion import Grid, open_scene, predict_scene, read_labels, save_model
 from bandfusion.cli import main
+from bandfusion.display.figures import mixing_figure
 from bandfusion.engine.explain import explain
 from bandfusion.engine.train import train
 from bandfusion.io.labels import Labels
@@ -59,6 +60,17 @@ def test_explanation_of_a_one_band_problem() -> None:
     assert explanation.class_pixels.tolist() == [int((y == 1).sum()), int((y == 2).sum())]
     document = json.loads(json.dumps(explanation.to_dict()))
     assert document["ranking"][0] == "b2" and document["signatures"]["2"]["pixels"] > 0
+
+
+def test_a_binned_model_ranks_its_bands_and_claims_no_band_mixing() -> None:
+    scene, labels, x, y = synthetic()
+    clf = SpectralFusionClassifier(hidden=(8,), epochs=30, bins=8, search=False).fit(x, y)
+    explanation = explain(clf.to_model(), scene, labels, n_repeats=3)
+    assert explanation.ranking()[0] == "b2"
+    assert explanation.mixing_weights.shape == (0, 4)  # its first layer only encodes bands
+    assert json.loads(json.dumps(explanation.to_dict()))["mixing_weights"]["weights"] == []
+    figure = mixing_figure(explanation)
+    assert "No band mixing" in figure.texts[0].get_text()
 
 
 def test_derived_bands_are_mixed_but_not_shuffled() -> None:

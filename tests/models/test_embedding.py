@@ -1,0 +1,138 @@
+"""Binned bands: the trained form and the saved plain network compute the same function, and
+the saved network goes through everything a SpectralFusionNet goes through."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from bandfusion.errors import SettingError
+from bandfusion.models.checkpoint import TrainedModel, load_model, save_model
+from bandfusion.models.embedding import BinnedFusionNet, quantile_bins
+from bandfusion.models.estimator import SpectralFusionClassifier
+from bandfusion.models.inference import TorchKernel
+from bandfusion.models.metadata import ModelMetadata
+from bandfusion.models.training import FitSettings, check_network_fits, fit_pixels
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+
+def _pixels(rows: int, seed: int) -> np.ndarray:
+    """Bands of very different scales, one of integers with ties, one constant."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 5)) * [1.0, 10.0, 100.0, 1000.0, 0.1] + 5.0
+    x[:, 1] = np.round(x[:, 1])
+    x[:, 4] = 3.0
+    return x.astype(np.float32)
+
+
+def _trained_form(x: np.ndarray, bins: int, **options: object) -> BinnedFusionNet:
+    """A binned net whose batch norms hold statistics other than their initial ones."""
+    net = BinnedFusionNet(x, 3, bins, **options)  # type: ignore[arg-type]
+    net.train()
+    with torch.no_grad():
+        for start in range(0, len(x), 256):
+            net.member_logits(torch.from_numpy(x[start : start + 256]) * 1.1)
+    return net.eval()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    bins=st.integers(1, 12),
+    hidden=st.sampled_from([(), (8,), (8, 4)]),
+    members=st.integers(1, 3),
+    norm=st.sampled_from(["batch", "none"]),
+    seed=st.integers(0, 2**16),
+)
+def test_the_saved_network_computes_the_trained_one(
+    bins: int, hidden: tuple[int, ...], members: int, norm: str, seed: int
+) -> None:
+    x = _pixels(600, seed)
+    torch.manual_seed(seed)
+    trained = _trained_form(x, bins, hidden=hidden, members=members, norm=norm)
+    saved = trained.export()
+    # Inside the training range and far outside it (where every bin saturates).
+    table = torch.from_numpy(np.concatenate([x, 3 * x - 40, -x]))
+    with torch.no_grad():
+        expected, got = trained(table), saved(table)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    edges_per_band = [int((trained.band == b).sum()) + 1 for b in range(x.shape[1])]
+    assert saved.hidden == (sum(edges_per_band), *hidden)
+    assert saved.members == members
+
+
+def test_the_saved_network_loads_and_folds_like_any_other(tmp_path: Path) -> None:
+    x = _pixels(2000, 0)
+    y = (x[:, 0] > 5).astype(np.int64) + (x[:, 2] > 100)
+    net = fit_pixels(x, y, n_classes=3, settings=FitSettings(bins=8, epochs=3)).net
+    meta = ModelMetadata(
+        bands=[f"b{i}" for i in range(5)],
+        class_ids=[0, 1, 2],
+        class_names=["a", "b", "c"],
+        class_colors=[(0, 0, 0), (1, 1, 1), (2, 2, 2)],
+        architecture=net.config(),
+        training={"bins": 8},
+    )
+    loaded = load_model(save_model(TrainedModel(net, meta), tmp_path / "model")).net
+    table = torch.from_numpy(x)
+    with torch.no_grad():
+        expected = net(table)
+    torch.testing.assert_close(loaded(table), expected)
+    kernel = TorchKernel.from_net(loaded, sub_batch=700)
+    torch.testing.assert_close(kernel.logits(table), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_bins_are_quantiles_of_each_band_and_a_constant_band_keeps_one() -> None:
+    x = _pixels(5000, 1)
+    standard = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1)
+    band, low, width = quantile_bins(standard.astype(np.float64), 8)
+    assert (width > 0).all()
+    for b in range(4):
+        mine = band == b
+        assert 1 <= mine.sum() <= 8
+        assert np.all(np.diff(low[mine]) > 0)
+        assert low[mine][0] == pytest.approx(standard[:, b].min())
+        assert (low + width)[mine][-1] == pytest.approx(standard[:, b].max())
+    assert (band == 4).sum() == 1 and width[band == 4][0] == 1.0
+    # Quartiles of a continuous band hold a quarter of the pixels each.
+    quarters = quantile_bins(standard[:, :1].astype(np.float64), 4)
+    counts = np.histogram(standard[:, 0], np.append(quarters[1], quarters[1][-1] + quarters[2][-1]))
+    np.testing.assert_allclose(counts[0] / len(x), 0.25, atol=0.01)
+
+
+@pytest.mark.parametrize(
+    ("bins", "options", "message"),
+    [
+        (0, {}, "bins must be a positive integer"),
+        (True, {}, "bins must be a positive integer"),
+        (4, {"activation": "gelu"}, "activation 'relu'"),
+        (4, {"norm": "layer"}, "norm 'batch' or 'none'"),
+    ],
+)
+def test_settings_that_cannot_carry_bins_are_refused(
+    bins: object, options: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        BinnedFusionNet(_pixels(50, 0), 2, bins, **options)  # type: ignore[arg-type]
+
+
+def test_the_memory_check_counts_the_encoding() -> None:
+    check_network_fits(13, 5, FitSettings(bins=16))
+    with pytest.raises(SettingError, match="hidden"):
+        check_network_fits(2000, 5, FitSettings(bins=100_000))
+
+
+def test_a_binned_estimator_saves_and_its_clone_refits_the_same_architecture(
+    tmp_path: Path,
+) -> None:
+    x = _pixels(1500, 2)
+    y = np.where(x[:, 2] > 100, 7, 3)
+    estimator = SpectralFusionClassifier(bins=6, epochs=5, search=False).fit(x, y)
+    assert estimator.score(x, y) > 0.9  # one threshold on one band: what bins draw at once
+    loaded = SpectralFusionClassifier.load(estimator.save(tmp_path / "model"))
+    assert loaded.bins == 6 and loaded.hidden == estimator.hidden
+    np.testing.assert_array_equal(loaded.predict(x), estimator.predict(x))
+    refit = SpectralFusionClassifier(**loaded.get_params()).fit(x, y)
+    assert refit.net_.hidden == estimator.net_.hidden
