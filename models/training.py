@@ -32,6 +32,10 @@ SCORED_TRAINING_PIXELS = 1 << 15
 """Training pixels that score each epoch when no validation pixels are given, at most (a
 stratified sample): past it the score's noise is below what one epoch changes, while its
 cost would keep growing with the table."""
+PATIENCE_EPOCH_STEPS = 16
+"""Optimiser steps an epoch counts for in `patience`, at least: an epoch of a small table
+(3,000 pixels in batches of 1,024 make 3 steps) counts for its share of these, so early
+stopping cannot end a fit a few dozen steps in, on the noise of its first epochs."""
 _SCORING_PIXELS = 1 << 16  # pixels per batch of `predict_logits`, which scores each epoch
 
 
@@ -82,7 +86,8 @@ def fit_pixels(
     The network standardises with the mean and std of `x`. Each epoch is scored by macro-F1
     on (x_val, y_val), or on the training pixels when no validation is given, each pixel
     counted with its class weight as in the loss; the weights of the best epoch are kept,
-    and training stops after `patience` epochs without improvement. `class_weights` (one per
+    and training stops after `patience` epochs without improvement (epochs of fewer than
+    PATIENCE_EPOCH_STEPS batches count for their share). `class_weights` (one per
     class index) weight the cross-entropy. `settings.seed` seeds torch;
     None takes the FitSettings defaults. `progress` is told of each epoch (stage "train").
     """
@@ -184,6 +189,7 @@ def _train(
     best: tuple[float, dict[str, torch.Tensor]] = (-1.0, copy.deepcopy(net.state_dict()))
     history: list[dict[str, float]] = []
     stale = 0
+    steps = math.ceil(len(x_train) / settings.batch_size)
     for epoch in range(settings.epochs):
         net.train()
         order = torch.randperm(len(x_train), generator=generator).to(device)
@@ -211,7 +217,7 @@ def _train(
             best, stale = (score, copy.deepcopy(net.state_dict())), 0
         else:
             stale += 1
-            if stale >= settings.patience:
+            if stale * steps >= settings.patience * max(steps, PATIENCE_EPOCH_STEPS):
                 break
     net.load_state_dict(best[1])
     return history

@@ -4,11 +4,14 @@ on the training pixels, and the epoch score is scikit-learn's macro-F1."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 from bandfusion.errors import SettingError
 from bandfusion.models.training import (
+    PATIENCE_EPOCH_STEPS,
     SCORED_TRAINING_PIXELS,
     FitSettings,
     check_network_fits,
@@ -54,13 +57,20 @@ def test_the_same_seed_gives_the_same_network_and_history() -> None:
     assert not all(torch.equal(a, b) for a, b in pairs)
 
 
-def test_training_stops_patience_epochs_after_the_best_one() -> None:
+@pytest.mark.parametrize(("batch_size", "stale_epochs"), [(16, 3), (64, 10)])
+def test_training_stops_patience_epochs_after_the_best_one(
+    batch_size: int, stale_epochs: int
+) -> None:
+    """Epochs of 19 batches count whole; epochs of 5 batches count 5/16 of an epoch each, so
+    a patience of 3 takes ceil(3 · 16 / 5) = 10 of them."""
     x, y = pixels(300, 50.0)  # separable: the score stops improving early
-    settings = FitSettings(hidden=(8,), epochs=100, batch_size=64, patience=3)
+    settings = FitSettings(hidden=(8,), epochs=100, batch_size=batch_size, patience=3)
+    assert math.ceil(300 / batch_size) == (19 if batch_size == 16 else 5)
     result = fit_pixels(x, y, n_classes=3, settings=settings)
     scores = [epoch["val_macro_f1"] for epoch in result.history]
     best = scores.index(max(scores))
-    assert len(scores) == best + 1 + settings.patience < settings.epochs
+    assert len(scores) == best + 1 + stale_epochs < settings.epochs
+    assert PATIENCE_EPOCH_STEPS == 16
     assert [epoch["epoch"] for epoch in result.history] == list(range(1, len(scores) + 1))
 
 
