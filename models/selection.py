@@ -21,6 +21,7 @@ from bandfusion.models.training import (
     fit_pixels,
     macro_f1,
     predict_logits,
+    settings_problem,
     stratified_sample,
 )
 from sklearn.model_selection import GroupKFold, StratifiedKFold
@@ -74,6 +75,8 @@ def select_settings(
     device: torch.device | str = "cpu",
 ) -> Selection:
     """Score CANDIDATES on (x, y) by FOLDS-fold CV and return the best (ties: the earlier).
+    Candidates that cannot combine with the caller's settings (an ensemble or binned bands
+    under a layer norm, binned bands with GELU) are left out.
 
     `groups` (one id per pixel, e.g. its spatial block) keeps each group inside one fold;
     without it, or where the groups cannot give every fold every class, folds are stratified
@@ -96,6 +99,8 @@ def select_settings(
     scores: dict[str, float] = {}
     for name, overrides in CANDIDATES.items():
         candidate = replace(settings, **overrides)
+        if name != "given" and settings_problem(candidate) is not None:
+            continue  # e.g. an ensemble or binned bands under a layer norm the caller chose
         fold_scores = [
             _fold_score(x, y, train, test, n_classes, candidate, class_weights, device)
             for train, test in splits

@@ -92,6 +92,9 @@ def fit_pixels(
     None takes the FitSettings defaults. `progress` is told of each epoch (stage "train").
     """
     settings = settings or FitSettings()
+    problem = settings_problem(settings)
+    if problem is not None:
+        raise SettingError(problem[0], getattr(settings, problem[0]), problem[1])
     check_network_fits(x.shape[1], n_classes, settings)
     torch.manual_seed(settings.seed)
     target = torch.device(device)
@@ -108,34 +111,55 @@ def fit_pixels(
     return FitResult(net, history)
 
 
+def settings_problem(settings: FitSettings) -> tuple[str, str] | None:
+    """(setting, why) where settings that are each valid cannot build a network together;
+    None where they can. The search skips such candidates; a fit refuses them."""
+    if settings.members != 1 and settings.norm == "layer":
+        return "norm", "a layer norm would mix the members of an ensemble; use batch or none"
+    if settings.bins and settings.activation != "relu":
+        return "activation", "binned bands need relu (a bin's clamp is two ReLUs)"
+    if settings.bins and settings.norm == "layer":
+        return "norm", "a layer norm would mix binned bands; use batch or none"
+    return None
+
+
 def check_network_fits(in_bands: int, n_classes: int, settings: FitSettings) -> None:
-    """SettingError (on `hidden`) when the network would not fit MAX_TRAINING_BYTES while
-    training, or its weights would not fit the largest model file that loading accepts."""
+    """SettingError when the network would not fit MAX_TRAINING_BYTES while training, or its
+    weights would not fit the largest model file that loading accepts: on `bins` where the
+    bins' encoding is what breaks it, else on `hidden`."""
     bins = settings.bins if isinstance(settings.bins, int) and settings.bins > 0 else 0
-    encoding = [(bins + 1) * in_bands] if bins else []  # a hinge per bin edge, as saved
-    widths = [in_bands, *encoding, *settings.hidden, n_classes]
+    widths = [in_bands, *settings.hidden, n_classes]
     if not all(isinstance(w, int) and w >= 1 for w in widths):
         return  # the network itself says what is wrong with such widths
     k = settings.members if isinstance(settings.members, int) and settings.members >= 1 else 1
-    parameters = parameter_count(widths, k)
-    batch = settings.batch_size * k * sum(widths[1:]) * 4  # conv, norm, activation, dropout
-    scoring = _SCORING_PIXELS * 2 * k * max(widths)  # one layer's input and output
+    problem = _size_problem(widths, k, settings.batch_size)
+    if problem is not None:
+        raise SettingError("hidden", ",".join(map(str, settings.hidden)), problem)
+    if bins:  # a hinge per bin edge, as saved
+        problem = _size_problem(
+            [in_bands, (bins + 1) * in_bands, *widths[1:]], k, settings.batch_size
+        )
+        if problem is not None:
+            raise SettingError("bins", bins, problem.replace("narrower layers", "fewer bins"))
+
+
+def _size_problem(widths: list[int], members: int, batch_size: int) -> str | None:
+    """Why a network of these widths is too large to train or to save, or None."""
+    parameters = parameter_count(widths, members)
+    batch = batch_size * members * sum(widths[1:]) * 4  # conv, norm, activation, dropout
+    scoring = _SCORING_PIXELS * 2 * members * max(widths)  # one layer's input and output
     needed = 4 * (5 * parameters + max(batch, scoring))
-    hidden = ",".join(map(str, settings.hidden))
     if 4 * parameters > MAX_WEIGHTS_BYTES:
-        raise SettingError(
-            "hidden",
-            hidden,
+        return (
             f"a network of {parameters:,} parameters would save {_gib(4 * parameters)} of "
-            f"weights, over the {_gib(MAX_WEIGHTS_BYTES)} a model file may hold",
+            f"weights, over the {_gib(MAX_WEIGHTS_BYTES)} a model file may hold"
         )
     if needed > MAX_TRAINING_BYTES:
-        raise SettingError(
-            "hidden",
-            hidden,
+        return (
             f"training a network of {parameters:,} parameters would take about {_gib(needed)} "
-            f"of memory, over the {_gib(MAX_TRAINING_BYTES)} budget; use narrower layers",
+            f"of memory, over the {_gib(MAX_TRAINING_BYTES)} budget; use narrower layers"
         )
+    return None
 
 
 def _gib(size: int) -> str:

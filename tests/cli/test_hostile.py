@@ -570,6 +570,13 @@ CASES: dict[str, Case] = {
     "a dangling symlink as the batch scene list": Case(
         special_as("dangling symlink", "scene list"), 2, "scenes.csv: cannot read scene list"
     ),
+    "binned bands under a layer norm": Case(
+        train_water("--bins", "4", "--norm", "layer", "--quick"), 2,
+        "--norm layer: a layer norm would mix binned bands",
+    ),
+    "too many bins for the memory budget": Case(
+        train_water("--bins", "10000000"), 2, "--bins 10000000: a network of",
+    ),
     "a learning rate that diverges": Case(
         train_water("--lr", "1e30", "--epochs", "2"), 2, "--lr 1e+30: training diverged"
     ),

@@ -120,8 +120,31 @@ def test_settings_that_cannot_carry_bins_are_refused(
 
 def test_the_memory_check_counts_the_encoding() -> None:
     check_network_fits(13, 5, FitSettings(bins=16))
-    with pytest.raises(SettingError, match="hidden"):
-        check_network_fits(2000, 5, FitSettings(bins=100_000))
+    with pytest.raises(SettingError, match=r"^bins=100000: a network of") as caught:
+        check_network_fits(200, 5, FitSettings(bins=100_000))
+    assert caught.value.setting == "bins"
+    with pytest.raises(SettingError) as caught:  # layers too wide with or without bins
+        check_network_fits(200, 5, FitSettings(hidden=(10**9,), bins=4))
+    assert caught.value.setting == "hidden"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "setting"),
+    [
+        ({"bins": 4, "norm": "layer"}, "norm"),
+        ({"bins": 4, "activation": "gelu"}, "activation"),
+        ({"members": 3, "norm": "layer"}, "norm"),
+    ],
+)
+def test_settings_that_cannot_build_a_network_together_are_one_setting_error(
+    overrides: dict[str, object], setting: str
+) -> None:
+    x = _pixels(100, 0)
+    with pytest.raises(SettingError) as caught:
+        fit_pixels(
+            x, (x[:, 0] > 5).astype(np.int64), n_classes=2, settings=FitSettings(**overrides)
+        )  # type: ignore[arg-type]
+    assert caught.value.setting == setting
 
 
 def test_a_binned_estimator_saves_and_its_clone_refits_the_same_architecture(
