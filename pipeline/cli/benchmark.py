@@ -23,7 +23,7 @@ from bandfusion.cli.options import (
     seed_option,
     widths_callback,
 )
-from bandfusion.cli.outputs import overwrite_option, prepare_output_dir
+from bandfusion.cli.outputs import output_dir, overwrite_option
 from bandfusion.display.files import BENCHMARK_FILES, write_benchmark
 from bandfusion.display.progress import ProgressDisplay
 from bandfusion.display.tables import benchmark_report
@@ -175,33 +175,33 @@ def benchmark_command(
     unknown = [m for m in methods or [] if m not in known]
     if unknown:
         raise click.BadParameter(f"{', '.join(unknown)} (available here: {', '.join(known)})")
-    prepare_output_dir(output, BENCHMARK_FILES, [*images, labels_path, legend], overwrite=overwrite)
-    given = {
-        "hidden": hidden,
-        "epochs": epochs,
-        "dropout": dropout,
-        "learning_rate": lr,
-        "validation_fraction": validation_fraction,
-    }
-    fusion: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
-    if class_weight is not None:
-        fusion["class_weight"] = "balanced" if class_weight else None
-    with ProgressDisplay(quiet=quiet) as progress:
-        bench = run_benchmark(
-            scene,
-            labels,
-            dataset=", ".join(Path(p).name for p in images),
-            protocol=chosen,
-            methods=methods,
-            seeds=range(seed, seed + runs),
-            per_class_cap=per_class_cap or None,
-            fusion_params={**fusion, "device": device},
-            threads=threads,
-            progress=progress,
-        )
-    click.echo(benchmark_report(bench))
-    for path in write_benchmark(bench, output):
-        click.echo(f"wrote {path}")
+    with output_dir(output, BENCHMARK_FILES, [*images, labels_path, legend], overwrite=overwrite):
+        given = {
+            "hidden": hidden,
+            "epochs": epochs,
+            "dropout": dropout,
+            "learning_rate": lr,
+            "validation_fraction": validation_fraction,
+        }
+        fusion: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+        if class_weight is not None:
+            fusion["class_weight"] = "balanced" if class_weight else None
+        with ProgressDisplay(quiet=quiet) as progress:
+            bench = run_benchmark(
+                scene,
+                labels,
+                dataset=", ".join(Path(p).name for p in images),
+                protocol=chosen,
+                methods=methods,
+                seeds=range(seed, seed + runs),
+                per_class_cap=per_class_cap or None,
+                fusion_params={**fusion, "device": device},
+                threads=threads,
+                progress=progress,
+            )
+        click.echo(benchmark_report(bench))
+        for path in write_benchmark(bench, output):
+            click.echo(f"wrote {path}")
 
 
 def _dataset(

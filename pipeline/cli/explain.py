@@ -19,7 +19,7 @@ from bandfusion.cli.options import (
     scene_options,
     seed_option,
 )
-from bandfusion.cli.outputs import model_files, overwrite_option, prepare_output_dir
+from bandfusion.cli.outputs import model_files, output_dir, overwrite_option
 from bandfusion.display.files import EXPLANATION_FILES, write_explanation
 from bandfusion.display.progress import ProgressDisplay
 from bandfusion.display.tables import importance_table
@@ -96,24 +96,24 @@ def explain_command(
     except ValueError:
         raise click.BadParameter(f"{scoring!r} is not a scikit-learn scorer name") from None
     inputs = [model_path, *model_files(model_path), *images, labels_path, legend]
-    prepare_output_dir(output, EXPLANATION_FILES, inputs, overwrite=overwrite)
-    model = load_model(model_path)
-    scene = mask_args.apply(scene_args.open(images))
-    labels = load_labels(scene, labels_path, attribute, unlabelled, legend)
-    where = held_out(model, labels, model_path) if split == "validation" else None
-    with ProgressDisplay(quiet=quiet) as progress:
-        explanation = explain(
-            model,
-            scene,
-            labels,
-            where=where,
-            per_class_cap=per_class_cap or None,
-            n_repeats=repeats,
-            scoring=scoring,
-            seed=seed,
-            progress=progress,
-        )
-    click.echo(f"{split} pixels of {labels_path}:")
-    click.echo(importance_table(explanation))
-    for path in write_explanation(explanation, output):
-        click.echo(f"wrote {path}")
+    with output_dir(output, EXPLANATION_FILES, inputs, overwrite=overwrite):
+        model = load_model(model_path)
+        scene = mask_args.apply(scene_args.open(images))
+        labels = load_labels(scene, labels_path, attribute, unlabelled, legend)
+        where = held_out(model, labels, model_path) if split == "validation" else None
+        with ProgressDisplay(quiet=quiet) as progress:
+            explanation = explain(
+                model,
+                scene,
+                labels,
+                where=where,
+                per_class_cap=per_class_cap or None,
+                n_repeats=repeats,
+                scoring=scoring,
+                seed=seed,
+                progress=progress,
+            )
+        click.echo(f"{split} pixels of {labels_path}:")
+        click.echo(importance_table(explanation))
+        for path in write_explanation(explanation, output):
+            click.echo(f"wrote {path}")

@@ -12,7 +12,8 @@ another format is refused.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -72,11 +73,14 @@ def _side_files(output: Path) -> list[Path]:
     return [aux_path(output)] if output.suffix.lower() in GEOTIFF_SUFFIXES else []
 
 
-def prepare_output_dir(
+@contextmanager
+def output_dir(
     directory: Path, names: Iterable[str], inputs: Iterable[Path | str | None], *, overwrite: bool
-) -> None:
+) -> Iterator[Path]:
     """Check the files `names` a command writes into `directory` as `check_outputs` does, then
-    create the directory (its parent must exist), before any long work."""
+    create the directory (its parent must exist), before any long work. A directory made here
+    is removed again if the command ends by an error or an interrupt with nothing in it, so a
+    failed run leaves no trace."""
     refuse_remote(directory)
     if directory.exists() and not directory.is_dir():
         raise OutputError(f"{directory}: exists and is not a directory")
@@ -84,7 +88,14 @@ def prepare_output_dir(
         raise OutputError(f"{directory}: parent directory {directory.parent} does not exist")
     if directory.is_dir():  # files in a folder still to be made can be no input, nor exist
         check_outputs(inputs, [directory / name for name in names], overwrite=overwrite)
+    made = not directory.exists()
     directory.mkdir(exist_ok=True)
+    try:
+        yield directory
+    except BaseException:
+        if made and directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()
+        raise
 
 
 def geotiff_callback(

@@ -98,6 +98,7 @@ def test_explain_command_needs_a_recorded_split(
         main([*args, "--labels", str(labels), "-o", str(tmp_path / "out")])
     assert exit_info.value.code == 2
     assert "records no validation split" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # the folder it made for its files is gone again
     with pytest.raises(SystemExit):
         main([*args, "--labels", str(labels), "--scoring", "nonsense", "-o", str(tmp_path / "o")])
     assert "not a scikit-learn scorer" in capsys.readouterr().err
