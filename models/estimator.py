@@ -61,7 +61,9 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
     default) `fit` first scores a few candidate settings, each a change to these parameters,
     by cross-validation on the training rows (bandfusion.models.selection; folds of whole
     `groups` where `fit` is given them, else stratified) and trains the best; `search=False`
-    trains exactly these parameters, in one fit.
+    trains exactly these parameters, in one fit. `bins` > 0 encodes each band in that many
+    quantile bins before the first layer (piecewise-linear, bandfusion.models.embedding), so
+    the net draws sharp per-band thresholds as trees do; one of the search's candidates does.
 
     Fitted attributes: classes_, n_features_in_, feature_names_in_ (DataFrame input only),
     bands_, band_roles_, net_, seed_, history_, n_iter_ (epochs run), selection_ (the search's
