@@ -19,7 +19,7 @@ from typing import Any, cast
 
 import numpy as np
 import torch
-from bandfusion.models.fusion import SpectralFusionNet
+from bandfusion.models.fusion import MIN_STD, SpectralFusionNet, combination_problem
 from torch import nn
 
 _QUANTILE_ROWS = 100_000  # pixels the bin edges are estimated from, at most
@@ -46,13 +46,17 @@ class BinnedFusionNet(nn.Module):
         super().__init__()
         if not (isinstance(bins, int) and not isinstance(bins, bool) and bins >= 1):
             raise ValueError(f"bins must be a positive integer (or 0 for none), got {bins!r}")
-        if net_options.get("activation", "relu") != "relu":
-            raise ValueError("binned bands need activation 'relu': a bin's clamp is two ReLUs")
-        if net_options.get("norm", "batch") == "layer":
-            raise ValueError("binned bands need norm 'batch' or 'none': a layer norm mixes bins")
+        problem = combination_problem(
+            net_options.get("norm", "batch"),
+            net_options.get("activation", "relu"),
+            net_options.get("members", 1),
+            bins,
+        )
+        if problem is not None:
+            raise ValueError(problem[1])
         x64 = x.astype(np.float64)
         mean, std = x64.mean(0), x64.std(0)
-        std = np.where(std > 1e-6, std, 1.0)
+        std = np.where(std > MIN_STD, std, 1.0)  # as SpectralFusionNet.set_standardisation
         band, low, width = quantile_bins((x64 - mean) / std, bins)
         self.register_buffer("band_mean", torch.from_numpy(mean).float())
         self.register_buffer("band_std", torch.from_numpy(std).float())

@@ -60,8 +60,25 @@ def _check_arguments(
         raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
     if not _is_count(members):
         raise ValueError(f"members must be a positive integer, got {members!r}")
+    problem = combination_problem(norm, activation, members)
+    if problem is not None:
+        raise ValueError(problem[1])
+
+
+def combination_problem(
+    norm: object, activation: object, members: object, bins: object = 0
+) -> tuple[str, str] | None:
+    """(argument, why) where arguments that are each valid cannot build a network together,
+    else None: a layer norm mixes the channels of an ensemble's members, or of binned bands
+    (bandfusion.models.embedding), whose bin clamps are two ReLUs each. The one statement of
+    these rules: the networks refuse them, a fit names the setting, the search skips them."""
     if members != 1 and norm == "layer":
-        raise ValueError("norm 'layer' would mix the members of an ensemble; use batch or none")
+        return "norm", "norm 'layer' would mix the members of an ensemble; use batch or none"
+    if bins and activation != "relu":
+        return "activation", "binned bands need activation 'relu' (a bin's clamp is two ReLUs)"
+    if bins and norm == "layer":
+        return "norm", "a layer norm would mix binned bands; use norm 'batch' or 'none'"
+    return None
 
 
 def _make_norm(norm: Norm, width: int) -> nn.Module:

@@ -16,7 +16,7 @@ import torch
 from bandfusion.errors import SettingError
 from bandfusion.models.checkpoint import MAX_WEIGHTS_BYTES
 from bandfusion.models.embedding import BinnedFusionNet
-from bandfusion.models.fusion import Activation, Norm, SpectralFusionNet
+from bandfusion.models.fusion import Activation, Norm, SpectralFusionNet, combination_problem
 from bandfusion.models.metadata import parameter_count
 from bandfusion.models.threads import one_thread_on_cpu
 from bandfusion.progress import Progress, Step
@@ -113,14 +113,9 @@ def fit_pixels(
 
 def settings_problem(settings: FitSettings) -> tuple[str, str] | None:
     """(setting, why) where settings that are each valid cannot build a network together;
-    None where they can. The search skips such candidates; a fit refuses them."""
-    if settings.members != 1 and settings.norm == "layer":
-        return "norm", "a layer norm would mix the members of an ensemble; use batch or none"
-    if settings.bins and settings.activation != "relu":
-        return "activation", "binned bands need relu (a bin's clamp is two ReLUs)"
-    if settings.bins and settings.norm == "layer":
-        return "norm", "a layer norm would mix binned bands; use batch or none"
-    return None
+    None where they can (fusion.combination_problem). The search skips such candidates; a
+    fit refuses them."""
+    return combination_problem(settings.norm, settings.activation, settings.members, settings.bins)
 
 
 def check_network_fits(in_bands: int, n_classes: int, settings: FitSettings) -> None:
