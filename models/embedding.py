@@ -11,6 +11,12 @@ encoding followed by the first layer *is* a 1x1 convolution to 2 units per bin, 
 writes the trained network in that form: the result is an ordinary SpectralFusionNet with one
 more hidden layer, so checkpoints, the folded CPU kernel, the GPU paths and their error
 bounds carry it unchanged.
+
+With `clip` q > 0 the outermost edges are a band's q and 1 − q quantiles instead of its
+extremes, so its outlying values (a cloud in one date of a stack, a saturated or mis-scaled
+pixel) saturate as they do beyond a tree's last split, rather than driving the logits
+linearly; in training they teach nothing past the edge either. One bin with a clip is the band
+winsorised: clamped to its central range, and otherwise fed as it is.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ class BinnedFusionNet(nn.Module):
     """A SpectralFusionNet on the piecewise-linear encoding of standardised bands.
 
     Bin edges are quantiles of the standardised training pixels `x`, `bins` per band where
-    the band has that many distinct quantiles (constant stretches merge bins). The inner
+    the band has that many distinct quantiles (constant stretches merge bins), between the
+    `clip` and 1 − `clip` quantiles (see the module's docstring). The inner
     network's own standardisation is that of the encoded training pixels. It trains through
     `member_logits` like a SpectralFusionNet; `export` gives the network to save.
     """
@@ -42,10 +49,14 @@ class BinnedFusionNet(nn.Module):
     spread: torch.Tensor
     offset: torch.Tensor
 
-    def __init__(self, x: np.ndarray, n_classes: int, bins: int, **net_options: Any) -> None:
+    def __init__(
+        self, x: np.ndarray, n_classes: int, bins: int, clip: float = 0.0, **net_options: Any
+    ) -> None:
         super().__init__()
         if not (isinstance(bins, int) and not isinstance(bins, bool) and bins >= 1):
             raise ValueError(f"bins must be a positive integer (or 0 for none), got {bins!r}")
+        if not (isinstance(clip, int | float) and not isinstance(clip, bool) and 0 <= clip < 0.5):
+            raise ValueError(f"clip must be a share in [0, 0.5), got {clip!r}")
         problem = combination_problem(
             net_options.get("norm", "batch"),
             net_options.get("activation", "relu"),
@@ -57,7 +68,7 @@ class BinnedFusionNet(nn.Module):
         x64 = x.astype(np.float64)
         mean, std = x64.mean(0), x64.std(0)
         std = np.where(std > MIN_STD, std, 1.0)  # as SpectralFusionNet.set_standardisation
-        band, low, width = quantile_bins((x64 - mean) / std, bins)
+        band, low, width = quantile_bins((x64 - mean) / std, bins, clip)
         self.register_buffer("band_mean", torch.from_numpy(mean).float())
         self.register_buffer("band_std", torch.from_numpy(std).float())
         self.register_buffer("band", torch.from_numpy(band))
@@ -149,14 +160,27 @@ class BinnedFusionNet(nn.Module):
         return torch.cat(columns, 1), bias
 
 
-def quantile_bins(standard: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def clipped_band_weights(net: SpectralFusionNet) -> torch.Tensor:
+    """The band-mixing weights (channels, bands) of a network exported from clipped bands
+    without bins: each band's weights inside its clip range, in standardised units as
+    `first_layer_weights` gives a plain network's. Such a net's first layer holds two hinges
+    per band (the lower edge, then the upper), and the second layer's column of the lower
+    hinge is the band's slope until the upper edge cancels it."""
+    second = cast(nn.Conv2d, net.convs[1]).weight.detach().flatten(1)
+    return second[:, 0::2].clone()
+
+
+def quantile_bins(
+    standard: np.ndarray, bins: int, clip: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per bin: its band, lower edge and width, from `bins` quantile bins of each column of
-    `standard` (pixels, bands). Repeated quantiles merge; a constant band keeps one bin of
-    width 1 around its value, so that every band has at least one."""
+    `standard` (pixels, bands) between its `clip` and 1 − `clip` quantiles. Repeated quantiles
+    merge; a constant band (or one constant over its central range) keeps one bin of width 1
+    around its value, so that every band has at least one."""
     rows = standard
     if len(rows) > _QUANTILE_ROWS:
         rows = rows[np.random.default_rng(0).choice(len(rows), _QUANTILE_ROWS, replace=False)]
-    levels = np.linspace(0.0, 1.0, bins + 1)
+    levels = np.linspace(clip, 1.0 - clip, bins + 1)
     band, low, width = [], [], []
     for b in range(rows.shape[1]):
         edges = np.unique(np.quantile(rows[:, b], levels))

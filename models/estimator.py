@@ -41,6 +41,7 @@ _FIT_FIELDS = (
     "patience",
     "members",
     "bins",
+    "clip",
 )
 
 
@@ -64,6 +65,8 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
     trains exactly these parameters, in one fit. `bins` > 0 encodes each band in that many
     quantile bins before the first layer (piecewise-linear, bandfusion.models.embedding), so
     the net draws sharp per-band thresholds as trees do; one of the search's candidates does.
+    `clip` > 0 saturates each band beyond its `clip` and 1 − `clip` quantiles, so outliers
+    cannot drive the logits; two candidates do.
 
     Fitted attributes: classes_, n_features_in_, feature_names_in_ (DataFrame input only),
     bands_, band_roles_, net_, seed_, history_, n_iter_ (epochs run), selection_ (the search's
@@ -83,6 +86,7 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
         patience: int = _DEFAULTS.patience,
         members: int = _DEFAULTS.members,
         bins: int = _DEFAULTS.bins,
+        clip: float = _DEFAULTS.clip,
         class_weight: str | Mapping[Any, float] | None = None,
         validation_fraction: float = 0.0,
         search: bool = True,
@@ -102,6 +106,7 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
         self.patience = patience
         self.members = members
         self.bins = bins
+        self.clip = clip
         self.class_weight = class_weight
         self.validation_fraction = validation_fraction
         self.search = search
@@ -262,7 +267,7 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
             "members": net.members,
         }
         params = {k: training[k] for k in _FIT_FIELDS if k in training}
-        if params.get("bins"):  # the saved net's first hidden layer is the bins' encoding
+        if params.get("bins") or params.get("clip"):  # the saved net's first layer encodes
             architecture["hidden"] = tuple(net.hidden[1:])
         estimator = cls(
             **{**params, **architecture},

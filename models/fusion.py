@@ -69,15 +69,16 @@ def combination_problem(
     norm: object, activation: object, members: object, bins: object = 0
 ) -> tuple[str, str] | None:
     """(argument, why) where arguments that are each valid cannot build a network together,
-    else None: a layer norm mixes the channels of an ensemble's members, or of binned bands
-    (bandfusion.models.embedding), whose bin clamps are two ReLUs each. The one statement of
-    these rules: the networks refuse them, a fit names the setting, the search skips them."""
+    else None: a layer norm mixes the channels of an ensemble's members, or of binned (or
+    clipped) bands (bandfusion.models.embedding; `bins` > 0 for either), whose bin clamps are
+    two ReLUs each. The one statement of these rules: the networks refuse them, a fit names
+    the setting, the search skips them."""
     if members != 1 and norm == "layer":
         return "norm", "norm 'layer' would mix the members of an ensemble; use batch or none"
     if bins and activation != "relu":
-        return "activation", "binned bands need activation 'relu' (a bin's clamp is two ReLUs)"
+        return "activation", "binned or clipped bands need activation 'relu' (a clamp is two ReLUs)"
     if bins and norm == "layer":
-        return "norm", "a layer norm would mix binned bands; use norm 'batch' or 'none'"
+        return "norm", "a layer norm would mix binned or clipped bands; use norm 'batch' or 'none'"
     return None
 
 

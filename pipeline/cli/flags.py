@@ -20,6 +20,7 @@ FLAGS = {
     "out_dir": "--out-dir",
     "hidden": "--hidden",
     "bins": "--bins",
+    "clip": "--clip",
     "norm": "--norm",
     "activation": "--activation",
     "learning_rate": "--lr",

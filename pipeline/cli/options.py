@@ -37,6 +37,8 @@ CAP = click.IntRange(min=0)
 """Caps where 0 means none."""
 SHARE = FiniteRange(0.0, 1.0, max_open=True)
 """A share that may be 0 (nothing held out, no dropout) but never all: [0, 1)."""
+CLIP = FiniteRange(0.0, 0.5, max_open=True)
+"""A share of pixels at each end of a band: [0, 0.5), so that some range remains."""
 OPEN_SHARE = FiniteRange(0.0, 1.0, min_open=True, max_open=True)
 """A share strictly between none and all: (0, 1)."""
 RATE = FiniteRange(min=0.0, min_open=True)

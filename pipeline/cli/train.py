@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from bandfusion.cli.options import (
     CAP,
+    CLIP,
     POSITIVE,
     RATE,
     SHARE,
@@ -86,6 +87,14 @@ def roles_callback(
     help="Encode each band piecewise-linearly in this many quantile bins before the first "
     "layer: sharp per-band thresholds, as a tree draws them (0: the bands as they are).",
 )
+@click.option(
+    "--clip",
+    type=CLIP,
+    default=DEFAULTS.clip,
+    show_default=True,
+    help="Saturate each band beyond this share of its training pixels at either end, so that "
+    "outliers (clouds in one date, bad pixels) cannot drive the map (0: none).",
+)
 @click.option("--epochs", type=POSITIVE, default=DEFAULTS.epochs, show_default=True)
 @click.option("--batch-size", type=POSITIVE, default=DEFAULTS.batch_size, show_default=True)
 @click.option("--lr", type=RATE, default=DEFAULTS.learning_rate, show_default=True)
@@ -160,6 +169,7 @@ def train_command(
     activation: str,
     dropout: float,
     bins: int,
+    clip: float,
     epochs: int,
     batch_size: int,
     lr: float,
@@ -202,6 +212,7 @@ def train_command(
             activation=activation,
             dropout=dropout,
             bins=bins,
+            clip=clip,
             epochs=epochs,
             batch_size=batch_size,
             learning_rate=lr,

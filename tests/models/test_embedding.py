@@ -1,5 +1,5 @@
-"""Binned bands: the trained form and the saved plain network compute the same function, and
-the saved network goes through everything a SpectralFusionNet goes through."""
+"""Binned and clipped bands: the trained form and the saved plain network compute the same
+function, and the saved network goes through everything a SpectralFusionNet goes through."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 from bandfusion.errors import SettingError
 from bandfusion.models.checkpoint import TrainedModel, load_model, save_model
-from bandfusion.models.embedding import BinnedFusionNet, quantile_bins
+from bandfusion.models.embedding import BinnedFusionNet, clipped_band_weights, quantile_bins
 from bandfusion.models.estimator import SpectralFusionClassifier
 from bandfusion.models.inference import TorchKernel
 from bandfusion.models.metadata import ModelMetadata
@@ -28,9 +28,11 @@ def _pixels(rows: int, seed: int) -> np.ndarray:
     return x.astype(np.float32)
 
 
-def _trained_form(x: np.ndarray, bins: int, **options: object) -> BinnedFusionNet:
+def _trained_form(
+    x: np.ndarray, bins: int, clip: float = 0.0, **options: object
+) -> BinnedFusionNet:
     """A binned net whose batch norms hold statistics other than their initial ones."""
-    net = BinnedFusionNet(x, 3, bins, **options)  # type: ignore[arg-type]
+    net = BinnedFusionNet(x, 3, bins, clip, **options)  # type: ignore[arg-type]
     net.train()
     with torch.no_grad():
         for start in range(0, len(x), 256):
@@ -41,17 +43,18 @@ def _trained_form(x: np.ndarray, bins: int, **options: object) -> BinnedFusionNe
 @settings(max_examples=25, deadline=None)
 @given(
     bins=st.integers(1, 12),
+    clip=st.sampled_from([0.0, 0.01, 0.2]),
     hidden=st.sampled_from([(), (8,), (8, 4)]),
     members=st.integers(1, 3),
     norm=st.sampled_from(["batch", "none"]),
     seed=st.integers(0, 2**16),
 )
 def test_the_saved_network_computes_the_trained_one(
-    bins: int, hidden: tuple[int, ...], members: int, norm: str, seed: int
+    bins: int, clip: float, hidden: tuple[int, ...], members: int, norm: str, seed: int
 ) -> None:
     x = _pixels(600, seed)
     torch.manual_seed(seed)
-    trained = _trained_form(x, bins, hidden=hidden, members=members, norm=norm)
+    trained = _trained_form(x, bins, clip, hidden=hidden, members=members, norm=norm)
     saved = trained.export()
     # Inside the training range and far outside it (where every bin saturates).
     table = torch.from_numpy(np.concatenate([x, 3 * x - 40, -x]))
@@ -102,6 +105,41 @@ def test_bins_are_quantiles_of_each_band_and_a_constant_band_keeps_one() -> None
     np.testing.assert_allclose(counts[0] / len(x), 0.25, atol=0.01)
 
 
+def test_a_clip_saturates_each_band_at_its_quantiles() -> None:
+    x = _pixels(5000, 3)
+    standard = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1)
+    band, low, width = quantile_bins(standard.astype(np.float64), 1, clip=0.05)
+    np.testing.assert_array_equal(band, np.arange(5))  # one bin a band
+    for b in range(4):
+        inside = (standard[:, b] >= low[b]) & (standard[:, b] <= low[b] + width[b])
+        assert inside.mean() == pytest.approx(0.9, abs=0.01)
+    # The trained form: a band's outliers change nothing past its edges.
+    torch.manual_seed(0)
+    net = _trained_form(x, 1, 0.05, hidden=(8,))
+    outlying = torch.from_numpy(x[:50].copy())
+    outlying[:, 0] = float(x[:, 0].max())
+    further = outlying.clone()
+    further[:, 0] = 1e6
+    with torch.no_grad():
+        torch.testing.assert_close(net(further), net(outlying))
+
+
+def test_a_clipped_nets_mixing_weights_are_its_slopes_inside_the_clip() -> None:
+    x = _pixels(3000, 4)
+    y = (x[:, 0] - 5 + (x[:, 2] - 5) / 100 > 0).astype(np.int64)
+    net = fit_pixels(x, y, n_classes=2, settings=FitSettings(clip=0.01, hidden=(), epochs=3)).net
+    weights = clipped_band_weights(net)
+    assert weights.shape == (2, 5)
+    # A linear net: the logits' slope along a standardised band, inside its clip range.
+    centre = torch.from_numpy(np.median(x, 0, keepdims=True))
+    for b in range(4):
+        step = torch.zeros_like(centre)
+        step[0, b] = 0.01 * net.band_std[b]
+        with torch.no_grad():
+            slope = (net(centre + step) - net(centre - step)) / 0.02
+        torch.testing.assert_close(slope[0], weights[:, b], rtol=1e-3, atol=1e-4)
+
+
 @pytest.mark.parametrize(
     ("bins", "options", "message"),
     [
@@ -109,6 +147,8 @@ def test_bins_are_quantiles_of_each_band_and_a_constant_band_keeps_one() -> None
         (True, {}, "bins must be a positive integer"),
         (4, {"activation": "gelu"}, "activation 'relu'"),
         (4, {"norm": "layer"}, "norm 'batch' or 'none'"),
+        (1, {"clip": 0.5}, r"clip must be a share in \[0, 0.5\)"),
+        (1, {"clip": -0.1}, r"clip must be a share"),
     ],
 )
 def test_settings_that_cannot_carry_bins_are_refused(
@@ -126,6 +166,10 @@ def test_the_memory_check_counts_the_encoding() -> None:
     with pytest.raises(SettingError) as caught:  # layers too wide with or without bins
         check_network_fits(200, 5, FitSettings(hidden=(10**9,), bins=4))
     assert caught.value.setting == "hidden"
+    check_network_fits(10_000, 5, FitSettings(hidden=(1,)))
+    with pytest.raises(SettingError) as caught:  # its clamps: a dense 10,000 → 20,000 layer
+        check_network_fits(10_000, 5, FitSettings(hidden=(1,), clip=0.01))
+    assert caught.value.setting == "clip"
 
 
 @pytest.mark.parametrize(
@@ -134,6 +178,8 @@ def test_the_memory_check_counts_the_encoding() -> None:
         ({"bins": 4, "norm": "layer"}, "norm"),
         ({"bins": 4, "activation": "gelu"}, "activation"),
         ({"members": 3, "norm": "layer"}, "norm"),
+        ({"clip": 0.01, "norm": "layer"}, "norm"),
+        ({"clip": 0.01, "activation": "gelu"}, "activation"),
     ],
 )
 def test_settings_that_cannot_build_a_network_together_are_one_setting_error(
