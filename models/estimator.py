@@ -66,7 +66,7 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
     quantile bins before the first layer (piecewise-linear, bandfusion.models.embedding), so
     the net draws sharp per-band thresholds as trees do; one of the search's candidates does.
     `clip` > 0 saturates each band beyond its `clip` and 1 − `clip` quantiles, so outliers
-    cannot drive the logits; two candidates do.
+    cannot drive the logits.
 
     Fitted attributes: classes_, n_features_in_, feature_names_in_ (DataFrame input only),
     bands_, band_roles_, net_, seed_, history_, n_iter_ (epochs run), selection_ (the search's

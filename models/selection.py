@@ -28,8 +28,8 @@ from sklearn.model_selection import GroupKFold, StratifiedKFold
 
 CANDIDATES: Mapping[str, Mapping[str, Any]] = {
     "given": {},
-    "regularised": {"dropout": 0.3, "weight_decay": 1e-2, "clip": 0.01},
-    "ensemble": {"members": 4, "hidden": (32, 32), "clip": 0.01},
+    "regularised": {"dropout": 0.3, "weight_decay": 1e-2},
+    "ensemble": {"members": 4, "hidden": (32, 32)},
     "binned": {"bins": 16, "dropout": 0.5, "weight_decay": 1e-2},
 }
 """The candidates a search scores, as overrides of the caller's settings ("given": none)."""
@@ -75,8 +75,8 @@ def select_settings(
     device: torch.device | str = "cpu",
 ) -> Selection:
     """Score CANDIDATES on (x, y) by FOLDS-fold CV and return the best (ties: the earlier).
-    Candidates that cannot combine with the caller's settings (an ensemble, binned or clipped
-    bands under a layer norm, binned or clipped bands with GELU) are left out.
+    Candidates that cannot combine with the caller's settings (an ensemble or binned bands
+    under a layer norm, binned bands with GELU) are left out.
 
     `groups` (one id per pixel, e.g. its spatial block) keeps each group inside one fold;
     without it, or where the groups cannot give every fold every class, folds are stratified
@@ -100,7 +100,7 @@ def select_settings(
     for name, overrides in CANDIDATES.items():
         candidate = replace(settings, **overrides)
         if name != "given" and settings_problem(candidate) is not None:
-            continue  # e.g. an ensemble or clipped bands under a layer norm the caller chose
+            continue  # e.g. an ensemble or binned bands under a layer norm the caller chose
         fold_scores = [
             _fold_score(x, y, train, test, n_classes, candidate, class_weights, device)
             for train, test in splits

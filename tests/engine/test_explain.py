@@ -73,6 +73,16 @@ def test_a_binned_model_ranks_its_bands_and_claims_no_band_mixing() -> None:
     assert "No band mixing" in figure.texts[0].get_text()
 
 
+def test_a_clipped_model_mixes_its_bands_inside_the_clip() -> None:
+    scene, labels, x, y = synthetic()
+    clf = SpectralFusionClassifier(hidden=(8,), epochs=30, clip=0.01, search=False).fit(x, y)
+    explanation = explain(clf.to_model(), scene, labels, n_repeats=3)
+    assert explanation.ranking()[0] == "b2"
+    weights = explanation.mixing_weights
+    assert weights.shape == (8, 4)  # the layer after the clamps, not the clamps' own
+    assert np.abs(weights[:, 1]).mean() > np.abs(weights[:, [0, 2, 3]]).mean()
+
+
 def test_derived_bands_are_mixed_but_not_shuffled() -> None:
     scene, labels, x, y = synthetic()
     roles = {"green": "b2", "nir": "b3"}
