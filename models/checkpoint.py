@@ -36,7 +36,8 @@ MAX_WEIGHTS_BYTES = 2 * 1024**3
 
 _MODEL_FILES = frozenset({WEIGHTS_FILE, METADATA_FILE})
 _PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol >= 2; zip, as torch.save writes
-_BAND_BUFFERS = ("band_mean", "band_std")
+_BAND_BUFFERS = ("band_mean", "band_std", "band_low", "band_high")
+_CLAMP_BUFFERS = ("band_low", "band_high")  # a clamped net's range: ±inf leaves a side open
 
 
 @dataclass
@@ -67,7 +68,8 @@ def _shape_problem(name: str, want: torch.Size, got: torch.Size) -> str:
 
 
 def _check_tensors(tensors: dict[str, torch.Tensor], net: SpectralFusionNet) -> None:
-    """The tensors are exactly those `net` holds, in its shapes, float32 and finite."""
+    """The tensors are exactly those `net` holds, in its shapes, float32 and finite (a clamp's
+    range may be open: ±inf, low <= high)."""
     expected = net.state_dict()
     # Layers first: a wrong band count then reads "layer 0 expects 13 input bands, ...".
     for name in sorted(expected, key=lambda key: key in _BAND_BUFFERS):
@@ -83,10 +85,13 @@ def _check_tensors(tensors: dict[str, torch.Tensor], net: SpectralFusionNet) -> 
     for name, tensor in tensors.items():
         if tensor.dtype != torch.float32:
             raise InvalidModel(f"weight tensor '{name}' is {tensor.dtype}, not torch.float32")
-        if not bool(torch.isfinite(tensor).all()):
+        numbers = ~torch.isnan(tensor) if name in _CLAMP_BUFFERS else torch.isfinite(tensor)
+        if not bool(numbers.all()):
             raise InvalidModel(f"weight tensor '{name}' holds NaN or infinite values")
     if bool((tensors["band_std"] <= 0).any()):
         raise InvalidModel("weight tensor 'band_std' holds values <= 0")
+    if "band_low" in tensors and bool((tensors["band_low"] > tensors["band_high"]).any()):
+        raise InvalidModel("weight tensor 'band_low' is above 'band_high'")
 
 
 def _weights_of(net: SpectralFusionNet) -> dict[str, torch.Tensor]:

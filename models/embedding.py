@@ -15,8 +15,8 @@ bounds carry it unchanged.
 With `clip` q > 0 the outermost edges are a band's q and 1 − q quantiles instead of its
 extremes, so its outlying values (a cloud in one date of a stack, a saturated or mis-scaled
 pixel) saturate as they do beyond a tree's last split, rather than driving the logits
-linearly; in training they teach nothing past the edge either. One bin with a clip is the band
-winsorised: clamped to its central range, and otherwise fed as it is.
+linearly; in training they teach nothing past the edge either. (Without bins a clip is a
+clamp of each band, which SpectralFusionNet does itself: `clamped`.)
 """
 
 from __future__ import annotations
@@ -158,16 +158,6 @@ class BinnedFusionNet(nn.Module):
             zero = torch.zeros_like(mine[:, :1])
             columns.append(torch.cat([mine, zero], 1) - torch.cat([zero, mine], 1))
         return torch.cat(columns, 1), bias
-
-
-def clipped_band_weights(net: SpectralFusionNet) -> torch.Tensor:
-    """The band-mixing weights (channels, bands) of a network exported from clipped bands
-    without bins: each band's weights inside its clip range, in standardised units as
-    `first_layer_weights` gives a plain network's. Such a net's first layer holds two hinges
-    per band (the lower edge, then the upper), and the second layer's column of the lower
-    hinge is the band's slope until the upper edge cancels it."""
-    second = cast(nn.Conv2d, net.convs[1]).weight.detach().flatten(1)
-    return second[:, 0::2].clone()
 
 
 def quantile_bins(

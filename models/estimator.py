@@ -267,7 +267,7 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
             "members": net.members,
         }
         params = {k: training[k] for k in _FIT_FIELDS if k in training}
-        if params.get("bins") or params.get("clip"):  # the saved net's first layer encodes
+        if params.get("bins"):  # the saved net's first hidden layer is the bins' encoding
             architecture["hidden"] = tuple(net.hidden[1:])
         estimator = cls(
             **{**params, **architecture},

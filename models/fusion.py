@@ -28,7 +28,7 @@ Activation = Literal["relu", "gelu"]
 MIN_STD = 1e-6
 
 _CONFIG_KEYS = frozenset({"in_bands", "n_classes", "hidden", "norm", "activation", "dropout"})
-_OPTIONAL_KEYS = frozenset({"members"})  # added with ensembles; absent means 1
+_OPTIONAL_KEYS = frozenset({"members", "clamped"})  # added later; absent: 1, False
 
 
 def _is_count(value: object) -> bool:
@@ -43,6 +43,7 @@ def _check_arguments(
     activation: object,
     dropout: object,
     members: object = 1,
+    clamped: object = False,
 ) -> None:
     """Raise ValueError naming the first constructor argument that cannot build a network."""
     if not _is_count(in_bands):
@@ -60,6 +61,8 @@ def _check_arguments(
         raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
     if not _is_count(members):
         raise ValueError(f"members must be a positive integer, got {members!r}")
+    if not isinstance(clamped, bool):
+        raise ValueError(f"clamped must be True or False, got {clamped!r}")
     problem = combination_problem(norm, activation, members)
     if problem is not None:
         raise ValueError(problem[1])
@@ -69,16 +72,15 @@ def combination_problem(
     norm: object, activation: object, members: object, bins: object = 0
 ) -> tuple[str, str] | None:
     """(argument, why) where arguments that are each valid cannot build a network together,
-    else None: a layer norm mixes the channels of an ensemble's members, or of binned (or
-    clipped) bands (bandfusion.models.embedding; `bins` > 0 for either), whose bin clamps are
-    two ReLUs each. The one statement of these rules: the networks refuse them, a fit names
-    the setting, the search skips them."""
+    else None: a layer norm mixes the channels of an ensemble's members, or of binned bands
+    (bandfusion.models.embedding), whose bin clamps are two ReLUs each. The one statement of
+    these rules: the networks refuse them, a fit names the setting, the search skips them."""
     if members != 1 and norm == "layer":
         return "norm", "norm 'layer' would mix the members of an ensemble; use batch or none"
     if bins and activation != "relu":
-        return "activation", "binned or clipped bands need activation 'relu' (a clamp is two ReLUs)"
+        return "activation", "binned bands need activation 'relu' (a bin's clamp is two ReLUs)"
     if bins and norm == "layer":
-        return "norm", "a layer norm would mix binned or clipped bands; use norm 'batch' or 'none'"
+        return "norm", "a layer norm would mix binned bands; use norm 'batch' or 'none'"
     return None
 
 
@@ -125,11 +127,15 @@ class SpectralFusionNet(nn.Module):
     logits. `hidden=()` gives a linear model. `members` k > 1 makes it k such networks in one
     (grouped convolutions), each trained on its own loss, whose logits are averaged. Inputs
     are standardised inside the model with the `band_mean` / `band_std` buffers, so a saved
-    model carries its own preprocessing.
+    model carries its own preprocessing. A `clamped` network then clamps each standardised
+    band to [`band_low`, `band_high`] (`set_clamp`): past them a band saturates, as past a
+    tree's last split, so an outlying value cannot drive the logits.
     """
 
     band_mean: torch.Tensor
     band_std: torch.Tensor
+    band_low: torch.Tensor
+    band_high: torch.Tensor
 
     def __init__(
         self,
@@ -140,9 +146,10 @@ class SpectralFusionNet(nn.Module):
         activation: Activation = "relu",
         dropout: float = 0.0,
         members: int = 1,
+        clamped: bool = False,
     ) -> None:
         super().__init__()
-        _check_arguments(in_bands, n_classes, hidden, norm, activation, dropout, members)
+        _check_arguments(in_bands, n_classes, hidden, norm, activation, dropout, members, clamped)
         self.in_bands = in_bands
         self.n_classes = n_classes
         self.hidden = tuple(hidden)
@@ -150,6 +157,7 @@ class SpectralFusionNet(nn.Module):
         self.activation = activation
         self.dropout = float(dropout)
         self.members = members
+        self.clamped = clamped
         k = members
         self.convs = nn.ModuleList(
             nn.Conv2d(
@@ -162,6 +170,9 @@ class SpectralFusionNet(nn.Module):
         self.drop = UniformDropout(self.dropout)
         self.register_buffer("band_mean", torch.zeros(in_bands))
         self.register_buffer("band_std", torch.ones(in_bands))
+        if clamped:
+            self.register_buffer("band_low", torch.full((in_bands,), -torch.inf))
+            self.register_buffer("band_high", torch.full((in_bands,), torch.inf))
 
     def widths(self) -> list[int]:
         """Channel counts of one member from input to output: [in_bands, *hidden, n_classes]."""
@@ -174,8 +185,8 @@ class SpectralFusionNet(nn.Module):
     def config(self) -> dict[str, Any]:
         """The constructor arguments as plain JSON data; `from_config` rebuilds the network.
 
-        `members` is written only for ensembles, so single networks keep the format that
-        earlier versions read.
+        `members` is written only for ensembles and `clamped` only for clamped networks, so
+        other networks keep the format that earlier versions read.
         """
         cfg: dict[str, Any] = {
             "in_bands": self.in_bands,
@@ -187,6 +198,8 @@ class SpectralFusionNet(nn.Module):
         }
         if self.members != 1:
             cfg["members"] = self.members
+        if self.clamped:
+            cfg["clamped"] = True
         return cfg
 
     @classmethod
@@ -212,6 +225,7 @@ class SpectralFusionNet(nn.Module):
             activation=cfg["activation"],
             dropout=cfg["dropout"],
             members=cfg.get("members", 1),
+            clamped=cfg.get("clamped", False),
         )
 
     def set_standardisation(
@@ -227,6 +241,28 @@ class SpectralFusionNet(nn.Module):
         with torch.no_grad():
             self.band_mean.copy_(mean_t)
             self.band_std.copy_(std_t)
+
+    def set_clamp(
+        self, low: torch.Tensor | Sequence[float], high: torch.Tensor | Sequence[float]
+    ) -> None:
+        """Store the range each standardised band is clamped to (a clamped network only);
+        ±inf leaves that side open."""
+        if not self.clamped:
+            raise ValueError("set_clamp needs a network built with clamped=True")
+        low_t = torch.as_tensor(low, dtype=self.band_mean.dtype).detach()
+        high_t = torch.as_tensor(high, dtype=self.band_mean.dtype).detach()
+        for what, vector in (("low", low_t), ("high", high_t)):
+            if tuple(vector.shape) != (self.in_bands,):
+                raise ValueError(
+                    f"band {what} must have shape ({self.in_bands},), got {tuple(vector.shape)}"
+                )
+        if bool(torch.isnan(low_t).any() | torch.isnan(high_t).any()) or bool(
+            (low_t > high_t).any()
+        ):
+            raise ValueError("band low and high must be numbers with low <= high")
+        with torch.no_grad():
+            self.band_low.copy_(low_t)
+            self.band_high.copy_(high_t)
 
     def first_layer_weights(self) -> torch.Tensor:
         """The learned band-mixing weights (c_out, in_bands) of the first layer, a detached copy.
@@ -251,6 +287,8 @@ class SpectralFusionNet(nn.Module):
     def member_logits(self, table: torch.Tensor) -> torch.Tensor:
         """Each member's logits (pixels, members, n_classes) for a (pixels, in_bands) table."""
         x = (table - self.band_mean) / self.band_std
+        if self.clamped:
+            x = torch.clamp(x, self.band_low, self.band_high)
         *hidden, last = self._convs()
         for conv, norm in zip(hidden, self.norms, strict=True):
             x = self.drop(self.act(norm(_pixel_linear(conv, x))))

@@ -65,7 +65,9 @@ class FoldedLayer:
 class TorchKernel:
     """Logits, class indices and probabilities of a folded network over (pixels, bands) tables.
 
-    Inputs are cast and centred in fp32; every layer then runs in `precision`.
+    Inputs are cast and centred in fp32; every layer then runs in `precision`. `clamp` (the
+    low and high of each centred band, for a clamped network; None for others) clamps the
+    centred bands before the first layer.
     """
 
     def __init__(
@@ -75,9 +77,11 @@ class TorchKernel:
         precision: Precision,
         device: torch.device,
         sub_batch: int = SUB_BATCH_PIXELS,
+        clamp: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
         self.layers = layers
         self.band_mean = band_mean
+        self.clamp = clamp
         self.precision = precision
         self.device = device
         self.sub_batch = sub_batch
@@ -108,6 +112,13 @@ class TorchKernel:
             raise ValueError(f"sub_batch must be positive, got {sub_batch}")
         weights, mean = _folded(net)
         dtype = _DTYPES[precision]
+        clamp = None
+        if net.clamped:  # the standardised range in centred units: (x - mean) within std·range
+            std = net.band_std.detach().double()
+            clamp = (
+                (net.band_low.detach().double() * std).to(target, dtype),
+                (net.band_high.detach().double() * std).to(target, dtype),
+            )
         layers = [
             FoldedLayer(
                 weight=weight.T.contiguous().to(target, dtype),
@@ -117,7 +128,7 @@ class TorchKernel:
             )
             for weight, bias, layer_norm, activation in weights
         ]
-        return cls(layers, mean.to(target, torch.float32), precision, target, sub_batch)
+        return cls(layers, mean.to(target, torch.float32), precision, target, sub_batch, clamp)
 
     def to(self, device: torch.device | str) -> TorchKernel:
         """The same kernel (weights, precision, sub-batch) on `device`."""
@@ -131,13 +142,16 @@ class TorchKernel:
             )
             for layer in self.layers
         ]
+        clamp = None if self.clamp is None else (self.clamp[0].to(target), self.clamp[1].to(target))
         return TorchKernel(
-            layers, self.band_mean.to(target), self.precision, target, self.sub_batch
+            layers, self.band_mean.to(target), self.precision, target, self.sub_batch, clamp
         )
 
     def with_sub_batch(self, sub_batch: int) -> TorchKernel:
         """The same kernel (its weights shared) with GEMMs of `sub_batch` rows."""
-        return TorchKernel(self.layers, self.band_mean, self.precision, self.device, sub_batch)
+        return TorchKernel(
+            self.layers, self.band_mean, self.precision, self.device, sub_batch, self.clamp
+        )
 
     def logits(self, table: torch.Tensor) -> torch.Tensor:
         """(M, C) pixels on the kernel's device → (M, K) logits in the kernel's precision."""
@@ -198,6 +212,7 @@ class TorchKernel:
         # are cast row by row; the first GEMM reads it transposed at no cost.
         centred = self._zeros((self.in_bands, self.sub_batch), dtype)
         band_mean = self.band_mean[:, None]
+        clamp = None if self.clamp is None else (self.clamp[0][:, None], self.clamp[1][:, None])
         outputs = [self._output_buffer(layer) for layer in self.layers]
         with torch.inference_mode(), one_thread_on_cpu(self.device):
             for start in range(0, len(table), self.sub_batch):
@@ -206,6 +221,8 @@ class TorchKernel:
                 # once to the kernel's precision: centred values keep their precision in bf16,
                 # raw ones (thousands) would lose whole units.
                 torch.sub(table[start:stop].T, band_mean, out=centred[:, : stop - start])
+                if clamp is not None:
+                    torch.clamp(centred, clamp[0], clamp[1], out=centred)
                 inputs = [centred.T]
                 for layer, out in zip(self.layers, outputs, strict=True):
                     inputs.append(_apply(layer, inputs[-1], out))

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from bandfusion.errors import SettingError
 from bandfusion.models.checkpoint import MAX_WEIGHTS_BYTES
-from bandfusion.models.embedding import BinnedFusionNet
+from bandfusion.models.embedding import BinnedFusionNet, quantile_bins
 from bandfusion.models.fusion import Activation, Norm, SpectralFusionNet, combination_problem
 from bandfusion.models.metadata import parameter_count
 from bandfusion.models.threads import one_thread_on_cpu
@@ -27,8 +27,7 @@ gradients, AdamW's two moments, the best epoch's copy) and the activations of on
 for the backward pass, or of one layer when scoring. Wider networks are refused before any
 is built, as loading refuses weights that do not fit their model.json."""
 Trainable = SpectralFusionNet | BinnedFusionNet
-"""A network as it trains: binned or clipped bands train in their own form and are saved
-exported."""
+"""A network as it trains: binned bands train in their own form and are saved exported."""
 SCORED_TRAINING_PIXELS = 1 << 15
 """Training pixels that score each epoch when no validation pixels are given, at most (a
 stratified sample): past it the score's noise is below what one epoch changes, while its
@@ -47,7 +46,7 @@ class FitSettings:
     `bins` > 0 encodes each band piecewise-linearly in that many quantile bins before the
     first layer (bandfusion.models.embedding); 0 feeds the standardised bands as they are.
     `clip` > 0 saturates each band beyond its `clip` and 1 − `clip` quantiles of the training
-    pixels (the bins' outer edges; with no bins, the band is clamped to that range).
+    pixels (the bins' outer edges; with no bins, the network clamps the band to that range).
     """
 
     hidden: tuple[int, ...] = (64, 64)
@@ -119,16 +118,14 @@ def settings_problem(settings: FitSettings) -> tuple[str, str] | None:
     """(setting, why) where settings that are each valid cannot build a network together;
     None where they can (fusion.combination_problem). The search skips such candidates; a
     fit refuses them."""
-    return combination_problem(
-        settings.norm, settings.activation, settings.members, _encoded_bins(settings)
-    )
+    return combination_problem(settings.norm, settings.activation, settings.members, settings.bins)
 
 
 def check_network_fits(in_bands: int, n_classes: int, settings: FitSettings) -> None:
     """SettingError when the network would not fit MAX_TRAINING_BYTES while training, or its
-    weights would not fit the largest model file that loading accepts: on `bins` (or `clip`)
-    where the bands' encoding is what breaks it, else on `hidden`."""
-    bins = _encoded_bins(settings)
+    weights would not fit the largest model file that loading accepts: on `bins` where the
+    bins' encoding is what breaks it, else on `hidden`."""
+    bins = settings.bins if isinstance(settings.bins, int) and settings.bins > 0 else 0
     widths = [in_bands, *settings.hidden, n_classes]
     if not all(isinstance(w, int) and w >= 1 for w in widths):
         return  # the network itself says what is wrong with such widths
@@ -141,8 +138,6 @@ def check_network_fits(in_bands: int, n_classes: int, settings: FitSettings) -> 
             [in_bands, (bins + 1) * in_bands, *widths[1:]], k, settings.batch_size
         )
         if problem is not None:
-            if not settings.bins:
-                raise SettingError("clip", settings.clip, problem)
             raise SettingError("bins", bins, problem.replace("narrower layers", "fewer bins"))
 
 
@@ -165,15 +160,6 @@ def _size_problem(widths: list[int], members: int, batch_size: int) -> str | Non
     return None
 
 
-def _encoded_bins(settings: FitSettings) -> int:
-    """Bins per band of the encoding the settings ask for: `bins`, or one where only `clip`
-    is set (the band clamped), or 0 for none. Settings of the wrong type encode nothing here:
-    the network names them."""
-    bins = settings.bins if isinstance(settings.bins, int) and settings.bins > 0 else 0
-    clipped = isinstance(settings.clip, int | float) and settings.clip > 0
-    return bins or int(clipped)
-
-
 def _gib(size: int) -> str:
     return f"{size / 1024**3:.3g} GiB"
 
@@ -189,13 +175,20 @@ def _build_net(
         "dropout": settings.dropout,
         "members": settings.members,
     }
-    if settings.bins or settings.clip:
-        return BinnedFusionNet(x, n_classes, settings.bins or 1, settings.clip, **options)
-    net = SpectralFusionNet(x.shape[1], n_classes, **options)
+    if settings.bins:
+        return BinnedFusionNet(x, n_classes, settings.bins, settings.clip, **options)
+    clip = settings.clip
+    if not (isinstance(clip, int | float) and not isinstance(clip, bool) and 0 <= clip < 0.5):
+        raise ValueError(f"clip must be a share in [0, 0.5), got {clip!r}")
+    net = SpectralFusionNet(x.shape[1], n_classes, clamped=clip > 0, **options)
     x64 = x.astype(np.float64)
     net.set_standardisation(
         torch.from_numpy(x64.mean(0)).float(), torch.from_numpy(x64.std(0)).float()
     )
+    if clip > 0:  # the central range of each standardised band, as one bin of `clip` has it
+        standard = (x64 - net.band_mean.double().numpy()) / net.band_std.double().numpy()
+        _, low, width = quantile_bins(standard, 1, clip)
+        net.set_clamp(torch.from_numpy(low).float(), torch.from_numpy(low + width).float())
     return net
 
 

@@ -58,6 +58,8 @@ def unsupported(kernel: TorchKernel) -> str | None:
         return "it has no hidden layer"
     if any(layer.layer_norm is not None or layer.activation != "relu" for layer in layers[:-1]):
         return "only ReLU layers without layer norm are fused"
+    if kernel.clamp is not None:
+        return "its bands are clamped"
     if kernel.n_classes > 256:
         return "more than 256 classes"
     if max(layer.weight.shape[1] for layer in layers[:-1]) > 256:

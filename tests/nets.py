@@ -17,6 +17,7 @@ ARCHS = [
     {"hidden": ()},
     {"hidden": (16, 8), "members": 3},  # an ensemble: grouped layers, averaged logits
     {"hidden": (), "members": 2, "norm": "none"},
+    {"hidden": (16, 8), "clamped": True},  # each band clamped to a range the tests go past
 ]
 
 
@@ -27,6 +28,8 @@ def make_net(
     torch.manual_seed(seed)
     net = SpectralFusionNet(in_bands, n_classes, **arch)
     net.set_standardisation(torch.rand(in_bands) * 100, torch.rand(in_bands) * 10 + 0.5)
+    if net.clamped:
+        net.set_clamp(-0.5 - 1.5 * torch.rand(in_bands), 0.5 + 1.5 * torch.rand(in_bands))
     net.train()
     with torch.no_grad():
         for _ in range(3):
@@ -38,6 +41,9 @@ def exact_logits(net: SpectralFusionNet, table: torch.Tensor) -> torch.Tensor:
     """The folded network in float64: the reference both fp32 evaluations are bounded against."""
     layers, mean = _folded(net)
     x = table.double() - mean
+    if net.clamped:
+        std = net.band_std.double()
+        x = torch.clamp(x, net.band_low.double() * std, net.band_high.double() * std)
     for weight, bias, _, activation in layers:
         x = x @ weight.T + bias
         if activation == "relu":

@@ -21,7 +21,6 @@ from bandfusion.io.bands import pick_bands
 from bandfusion.io.labels import Labels
 from bandfusion.io.sources import scene_sources
 from bandfusion.models.checkpoint import TrainedModel
-from bandfusion.models.embedding import clipped_band_weights
 from bandfusion.models.estimator import SpectralFusionClassifier
 from bandfusion.progress import Progress
 from sklearn.inspection import permutation_importance
@@ -158,10 +157,7 @@ def _model_bands(scene: xr.DataArray, bands: list[str]) -> xr.DataArray:
 
 def _mixing_weights(model: TrainedModel) -> np.ndarray:
     """The first layer's band-mixing weights (channels, inputs); none (0 rows) for binned
-    bands, whose first layer encodes each band on its own and mixes nothing; for clipped
-    bands, those of the layer after the clamps."""
+    bands, whose first layer encodes each band on its own and mixes nothing."""
     if model.meta.training.get("bins"):
         return np.zeros((0, len(model.meta.inputs)), dtype=np.float32)
-    if model.meta.training.get("clip"):
-        return clipped_band_weights(model.net).numpy()
     return model.net.first_layer_weights().numpy()

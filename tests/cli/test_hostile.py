@@ -572,7 +572,7 @@ CASES: dict[str, Case] = {
     ),
     "binned bands under a layer norm": Case(
         train_water("--bins", "4", "--norm", "layer", "--quick"), 2,
-        "--norm layer: a layer norm would mix binned or clipped bands",
+        "--norm layer: a layer norm would mix binned bands",
     ),
     "too many bins for the memory budget": Case(
         train_water("--bins", "10000000"), 2, "--bins 10000000: a network of",

@@ -491,3 +491,22 @@ def test_an_enormous_architecture_is_refused_before_it_is_built(tmp_path: Path, 
         ModelFileError, match=r"architecture has .* parameters, the weights hold .* values"
     ):
         load_model(model)
+
+
+def test_a_clamped_net_round_trips_with_an_open_side(tmp_path: Path) -> None:
+    model = make_model(clamped=True)
+    model.net.set_clamp([-1.0, -2.0, -torch.inf, -1.5], [1.0, torch.inf, 2.0, 1.5])
+    model.meta.architecture = model.net.config()
+    loaded = load_model(save_model(model, tmp_path / "model"))
+    assert loaded.net.clamped and torch.equal(loaded.net.band_high, model.net.band_high)
+    assert torch.equal(logits(loaded.net), logits(model.net))
+
+
+def test_a_clamp_whose_low_is_above_its_high_is_refused(tmp_path: Path) -> None:
+    model = make_model(clamped=True)
+    path = save_model(model, tmp_path / "model")
+    tensors = load_file(path / "weights.safetensors")
+    tensors["band_low"] = torch.full((4,), 3.0)
+    tensors["band_high"] = torch.full((4,), 2.0)
+    save_file(tensors, path / "weights.safetensors")
+    assert_refused(path, "'band_low' is above 'band_high'")

@@ -1,5 +1,6 @@
-"""Binned and clipped bands: the trained form and the saved plain network compute the same
-function, and the saved network goes through everything a SpectralFusionNet goes through."""
+"""Binned bands: the trained form and the saved plain network compute the same function, and
+the saved network goes through everything a SpectralFusionNet goes through. A clip sets the
+bins' outer edges, or (without bins) the range a network clamps each band to."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 from bandfusion.errors import SettingError
 from bandfusion.models.checkpoint import TrainedModel, load_model, save_model
-from bandfusion.models.embedding import BinnedFusionNet, clipped_band_weights, quantile_bins
+from bandfusion.models.embedding import BinnedFusionNet, quantile_bins
 from bandfusion.models.estimator import SpectralFusionClassifier
 from bandfusion.models.inference import TorchKernel
 from bandfusion.models.metadata import ModelMetadata
@@ -124,20 +125,16 @@ def test_a_clip_saturates_each_band_at_its_quantiles() -> None:
         torch.testing.assert_close(net(further), net(outlying))
 
 
-def test_a_clipped_nets_mixing_weights_are_its_slopes_inside_the_clip() -> None:
-    x = _pixels(3000, 4)
-    y = (x[:, 0] - 5 + (x[:, 2] - 5) / 100 > 0).astype(np.int64)
-    net = fit_pixels(x, y, n_classes=2, settings=FitSettings(clip=0.01, hidden=(), epochs=3)).net
-    weights = clipped_band_weights(net)
-    assert weights.shape == (2, 5)
-    # A linear net: the logits' slope along a standardised band, inside its clip range.
-    centre = torch.from_numpy(np.median(x, 0, keepdims=True))
-    for b in range(4):
-        step = torch.zeros_like(centre)
-        step[0, b] = 0.01 * net.band_std[b]
-        with torch.no_grad():
-            slope = (net(centre + step) - net(centre - step)) / 0.02
-        torch.testing.assert_close(slope[0], weights[:, b], rtol=1e-3, atol=1e-4)
+def test_a_clip_without_bins_trains_a_clamped_network_at_the_quantiles() -> None:
+    x = _pixels(4000, 5)
+    y = (x[:, 0] > 5).astype(np.int64)
+    settings = FitSettings(clip=0.05, hidden=(8,), epochs=2, norm="layer", activation="gelu")
+    net = fit_pixels(x, y, n_classes=2, settings=settings).net
+    assert net.clamped and net.hidden == (8,)  # no encoding layer, and any norm or activation
+    standard = (torch.from_numpy(x) - net.band_mean) / net.band_std
+    inside = (standard >= net.band_low) & (standard <= net.band_high)
+    np.testing.assert_allclose(inside[:, :4].float().mean(0), 0.9, atol=0.01)
+    assert bool(inside[:, 4].all())  # the constant band: its one value, within its range
 
 
 @pytest.mark.parametrize(
@@ -166,10 +163,6 @@ def test_the_memory_check_counts_the_encoding() -> None:
     with pytest.raises(SettingError) as caught:  # layers too wide with or without bins
         check_network_fits(200, 5, FitSettings(hidden=(10**9,), bins=4))
     assert caught.value.setting == "hidden"
-    check_network_fits(10_000, 5, FitSettings(hidden=(1,)))
-    with pytest.raises(SettingError) as caught:  # its clamps: a dense 10,000 → 20,000 layer
-        check_network_fits(10_000, 5, FitSettings(hidden=(1,), clip=0.01))
-    assert caught.value.setting == "clip"
 
 
 @pytest.mark.parametrize(
@@ -178,8 +171,6 @@ def test_the_memory_check_counts_the_encoding() -> None:
         ({"bins": 4, "norm": "layer"}, "norm"),
         ({"bins": 4, "activation": "gelu"}, "activation"),
         ({"members": 3, "norm": "layer"}, "norm"),
-        ({"clip": 0.01, "norm": "layer"}, "norm"),
-        ({"clip": 0.01, "activation": "gelu"}, "activation"),
     ],
 )
 def test_settings_that_cannot_build_a_network_together_are_one_setting_error(

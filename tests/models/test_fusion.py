@@ -210,3 +210,35 @@ def test_empty_inputs_give_empty_logits() -> None:
     net = make_net()
     assert net(torch.zeros(0, 6)).shape == (0, 4)
     assert net(torch.zeros(2, 6, 0, 3)).shape == (2, 4, 0, 3)
+
+
+def test_a_clamped_net_saturates_each_band_past_its_range() -> None:
+    net = make_net(hidden=(8,), clamped=True)
+    std = net.band_std
+    inside = net.band_mean + 0.25 * std  # well inside every band's range
+    edge = net.band_mean + net.band_high * std
+    pixels = torch.stack([inside, edge, edge + 1e6 * std, inside - 1e6 * std])
+    with torch.no_grad():
+        logits = net(pixels)
+        lowest = net((net.band_mean + net.band_low * std)[None])
+    torch.testing.assert_close(logits[2], logits[1])  # far past the top: as at the top
+    torch.testing.assert_close(logits[3], lowest[0])
+    assert not torch.allclose(logits[0], logits[1])
+    assert net.config()["clamped"] is True and "clamped" not in make_net().config()
+    assert SpectralFusionNet.from_config(net.config()).clamped
+
+
+@pytest.mark.parametrize(
+    ("clamped", "low", "high", "message"),
+    [
+        (False, [0.0] * 6, [1.0] * 6, "clamped=True"),
+        (True, [0.0] * 5, [1.0] * 5, r"must have shape \(6,\)"),
+        (True, [1.0] * 6, [0.0] * 6, "low <= high"),
+        (True, [float("nan")] * 6, [1.0] * 6, "low <= high"),
+    ],
+)
+def test_a_clamp_that_cannot_hold_is_refused(
+    clamped: bool, low: list[float], high: list[float], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_net(hidden=(4,), clamped=clamped).set_clamp(low, high)

@@ -145,6 +145,7 @@ def test_pixels_that_overflow_or_are_not_numbers_are_doubtful() -> None:
         ({"hidden": ()}, "no hidden layer"),
         ({"norm": "layer"}, "layer norm"),
         ({"activation": "gelu"}, "ReLU"),
+        ({"clamped": True}, "clamped"),
     ],
 )
 def test_networks_the_kernel_does_not_cover_say_why(arch: dict, reason: str) -> None:
