@@ -18,7 +18,8 @@ def describe_model(model: TrainedModel) -> str:
         f"classes ({len(meta.class_ids)}):",
         *(f"  {cid:>5}  {name}  #{r:02x}{g:02x}{b:02x}" for cid, name, (r, g, b) in classes),
         f"architecture: {' -> '.join(map(str, net.widths()))} "
-        f"(norm={net.norm}, activation={net.activation}, dropout={net.dropout:g})",
+        f"(norm={net.norm}, activation={net.activation}, dropout={net.dropout:g}"
+        f"{', each band clamped to its training range' if net.clamped else ''})",
         f"parameters: {sum(p.numel() for p in net.parameters()):,}",
         f"FLOPs per pixel: {net.flops_per_pixel():,}",
     ]

@@ -29,3 +29,8 @@ def test_describe_summarises_the_model(model_dir: Path) -> None:
         'per_class_f1: {"water": 0.9}',
     ]:
         assert fragment in text
+
+
+def test_a_clamped_model_says_so() -> None:
+    text = describe_model(make_model(clamped=True))
+    assert "dropout=0, each band clamped to its training range)" in text
