@@ -10,11 +10,11 @@ import triton.language as tl
 
 
 def fused_labels(  # type: ignore[no-untyped-def]
-    pixels, n_pixels, stride, mean, w_first, b_first, w_later, b_later, w_last, b_last,
+    pixels, n_pixels, stride, mean, low, high, w_first, b_first, w_later, b_later, w_last, b_last,
     bound_first, bound_later, bound_constant, scales, bound_scales, headroom,
     margin, underflow, labels, doubt, logits_out, bound_out,
     BANDS: tl.constexpr, HIDDEN: tl.constexpr, LATER: tl.constexpr,
-    CLASSES: tl.constexpr, CLASSES_PADDED: tl.constexpr, MASK: tl.constexpr,
+    CLASSES: tl.constexpr, CLASSES_PADDED: tl.constexpr, MASK: tl.constexpr, CLAMP: tl.constexpr,
     CERTIFY: tl.constexpr, WITH_LOGITS: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
     """Labels (and doubt, and for checking the logits and bound) of BLOCK pixels."""
@@ -32,6 +32,10 @@ def fused_labels(  # type: ignore[no-untyped-def]
         elif MASK != 0:
             value = value.to(tl.int64) & MASK
         centred = value.to(tl.float32) - tl.load(mean + band)
+        if CLAMP:  # the clamped network's range; comparisons leave a NaN pixel NaN
+            floor, ceiling = tl.load(low + band), tl.load(high + band)
+            centred = tl.where(centred < floor, floor, centred)
+            centred = tl.where(centred > ceiling, ceiling, centred)
         y += centred[:, None] * tl.load(w_first + band * HIDDEN + units)[None, :]
         if CERTIFY:
             coefficients = tl.load(bound_first + band * CLASSES_PADDED + classes)

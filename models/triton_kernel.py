@@ -58,8 +58,6 @@ def unsupported(kernel: TorchKernel) -> str | None:
         return "it has no hidden layer"
     if any(layer.layer_norm is not None or layer.activation != "relu" for layer in layers[:-1]):
         return "only ReLU layers without layer norm are fused"
-    if kernel.clamp is not None:
-        return "its bands are clamped"
     if kernel.n_classes > 256:
         return "more than 256 classes"
     if max(layer.weight.shape[1] for layer in layers[:-1]) > 256:
@@ -79,6 +77,7 @@ class FusedTritonClassifier:
     classes_padded: int
     certify: bool
     headroom: float
+    clamped: bool  # the network clamps its centred bands (tensors "low" and "high")
 
     @classmethod
     def from_kernel(
@@ -102,6 +101,8 @@ class FusedTritonClassifier:
         device = kernel.device
         tensors = {
             "mean": kernel.band_mean.float(),
+            "low": (kernel.band_mean if kernel.clamp is None else kernel.clamp[0]).float(),
+            "high": (kernel.band_mean if kernel.clamp is None else kernel.clamp[1]).float(),
             "w_first": _pad(weights[0], len(weights[0]), hidden).float(),
             "b_first": _pad(biases[0][None], 1, hidden).float()[0],
             "w_later": torch.stack(
@@ -138,6 +139,7 @@ class FusedTritonClassifier:
             classes=classes,
             classes_padded=classes_padded,
             certify=certify,
+            clamped=kernel.clamp is not None,
             headroom=headroom,
         )
 
@@ -194,7 +196,7 @@ class FusedTritonClassifier:
         kernel = _compiled()
         grid = (max(1, -(-n // BLOCK_PIXELS)),)
         kernel[grid](
-            pixels, n, pixels.stride(0), t["mean"], t["w_first"], t["b_first"],
+            pixels, n, pixels.stride(0), t["mean"], t["low"], t["high"], t["w_first"], t["b_first"],
             t["w_later"], t["b_later"], t["w_last"], t["b_last"],
             t["bound_first"] if certified else t["b_first"],
             t["bound_later"] if certified else t["w_later"],
@@ -204,7 +206,7 @@ class FusedTritonClassifier:
             labels, doubt.view(torch.uint8), logits, bound,
             BANDS=self.bands, HIDDEN=self.hidden, LATER=self.later,
             CLASSES=self.classes, CLASSES_PADDED=self.classes_padded,
-            MASK=INPUT_MASKS[pixels.dtype] if unsigned else 0,
+            MASK=INPUT_MASKS[pixels.dtype] if unsigned else 0, CLAMP=self.clamped,
             CERTIFY=certified, WITH_LOGITS=with_logits, BLOCK=BLOCK_PIXELS,
             num_warps=WARPS,
         )  # fmt: skip
