@@ -55,8 +55,7 @@ class BinnedFusionNet(nn.Module):
         super().__init__()
         if not (isinstance(bins, int) and not isinstance(bins, bool) and bins >= 1):
             raise ValueError(f"bins must be a positive integer (or 0 for none), got {bins!r}")
-        if not (isinstance(clip, int | float) and not isinstance(clip, bool) and 0 <= clip < 0.5):
-            raise ValueError(f"clip must be a share in [0, 0.5), got {clip!r}")
+        check_clip(clip)
         problem = combination_problem(
             net_options.get("norm", "batch"),
             net_options.get("activation", "relu"),
@@ -158,6 +157,12 @@ class BinnedFusionNet(nn.Module):
             zero = torch.zeros_like(mine[:, :1])
             columns.append(torch.cat([mine, zero], 1) - torch.cat([zero, mine], 1))
         return torch.cat(columns, 1), bias
+
+
+def check_clip(clip: object) -> None:
+    """ValueError unless `clip` is a share in [0, 0.5): some central range must remain."""
+    if not (isinstance(clip, int | float) and not isinstance(clip, bool) and 0 <= clip < 0.5):
+        raise ValueError(f"clip must be a share in [0, 0.5), got {clip!r}")
 
 
 def quantile_bins(

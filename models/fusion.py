@@ -249,13 +249,8 @@ class SpectralFusionNet(nn.Module):
         ±inf leaves that side open."""
         if not self.clamped:
             raise ValueError("set_clamp needs a network built with clamped=True")
-        low_t = torch.as_tensor(low, dtype=self.band_mean.dtype).detach()
-        high_t = torch.as_tensor(high, dtype=self.band_mean.dtype).detach()
-        for what, vector in (("low", low_t), ("high", high_t)):
-            if tuple(vector.shape) != (self.in_bands,):
-                raise ValueError(
-                    f"band {what} must have shape ({self.in_bands},), got {tuple(vector.shape)}"
-                )
+        low_t = self._band_vector(low, "low", finite=False)
+        high_t = self._band_vector(high, "high", finite=False)
         if bool(torch.isnan(low_t).any() | torch.isnan(high_t).any()) or bool(
             (low_t > high_t).any()
         ):
@@ -314,13 +309,16 @@ class SpectralFusionNet(nn.Module):
         if not x.is_floating_point():
             raise ValueError(f"expected a floating-point tensor, got {x.dtype}; convert first")
 
-    def _band_vector(self, values: torch.Tensor | Sequence[float], what: str) -> torch.Tensor:
-        """`values` as a finite float vector of length in_bands, or ValueError."""
+    def _band_vector(
+        self, values: torch.Tensor | Sequence[float], what: str, *, finite: bool = True
+    ) -> torch.Tensor:
+        """`values` as a float vector of length in_bands, finite unless told not, or
+        ValueError."""
         vector = torch.as_tensor(values, dtype=self.band_mean.dtype).detach()
         if tuple(vector.shape) != (self.in_bands,):
             raise ValueError(
                 f"band {what} must have shape ({self.in_bands},), got {tuple(vector.shape)}"
             )
-        if not bool(torch.isfinite(vector).all()):
+        if finite and not bool(torch.isfinite(vector).all()):
             raise ValueError(f"band {what} holds NaN or infinite values")
         return vector

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from bandfusion.errors import SettingError
 from bandfusion.models.checkpoint import MAX_WEIGHTS_BYTES
-from bandfusion.models.embedding import BinnedFusionNet, quantile_bins
+from bandfusion.models.embedding import BinnedFusionNet, check_clip, quantile_bins
 from bandfusion.models.fusion import Activation, Norm, SpectralFusionNet, combination_problem
 from bandfusion.models.metadata import parameter_count
 from bandfusion.models.threads import one_thread_on_cpu
@@ -178,8 +178,7 @@ def _build_net(
     if settings.bins:
         return BinnedFusionNet(x, n_classes, settings.bins, settings.clip, **options)
     clip = settings.clip
-    if not (isinstance(clip, int | float) and not isinstance(clip, bool) and 0 <= clip < 0.5):
-        raise ValueError(f"clip must be a share in [0, 0.5), got {clip!r}")
+    check_clip(clip)
     net = SpectralFusionNet(x.shape[1], n_classes, clamped=clip > 0, **options)
     x64 = x.astype(np.float64)
     net.set_standardisation(
