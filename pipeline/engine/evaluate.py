@@ -130,7 +130,8 @@ def evaluate(
 ) -> EvaluationReport:
     """Compare the model's map of `scene` with `labels` on labelled (and `where`) pixels.
 
-    Classes in the labels that the model never learnt are kept as rows: they count as errors.
+    Classes in the labels that the model never learnt are kept as rows where scored pixels
+    hold them: they count as errors.
     Pixels the scene's mask marks (clouds, shadows, ...) are not scored, as nodata is not.
     `progress` is told of every finished dask task (stage "evaluate").
     """
@@ -150,7 +151,25 @@ def evaluate(
     ]
     with report_tasks(progress, "evaluate"):
         (matrices,) = dask.compute(parts)
-    return EvaluationReport(ids, names, np.sum(matrices, axis=0))
+    return _without_absent_classes(
+        EvaluationReport(ids, names, np.sum(matrices, axis=0)), model.meta.class_ids
+    )
+
+
+def _without_absent_classes(report: EvaluationReport, known: list[int]) -> EvaluationReport:
+    """`report` without the legend's classes that the model does not know and no scored
+    pixel holds (classes masked away, or outside the scored region): their rows and columns
+    are all zeros and would only pad the table."""
+    keep = [
+        i
+        for i, (cid, n) in enumerate(zip(report.class_ids, report.support, strict=True))
+        if cid in known or n > 0
+    ]
+    return EvaluationReport(
+        [report.class_ids[i] for i in keep],
+        [report.class_names[i] for i in keep],
+        report.confusion[np.ix_(keep, keep)],
+    )
 
 
 def _chunk_confusion(

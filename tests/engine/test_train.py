@@ -8,14 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 from bandfusion.engine.evaluate import evaluate
 from bandfusion.engine.predict import predict_scene
 from bandfusion.engine.sampling import spatial_block_split
 from bandfusion.engine.train import held_out_blocks, train
-from bandfusion.errors import LabelError, SceneError
+from bandfusion.errors import BandfusionWarning, LabelError, SceneError
 from bandfusion.io.bands import canonical_band
 from bandfusion.io.grid import Grid
 from bandfusion.io.labels import read_labels
+from bandfusion.io.legend import Legend
 from bandfusion.io.scene import open_scene
 from bandfusion.models import SpectralFusionClassifier, load_model, save_model
 from bandfusion.progress import Step
@@ -105,6 +107,27 @@ def test_a_single_class_cannot_be_trained(water):
     )
     with pytest.raises(LabelError, match="two classes"):
         train(scene, one_class, seed=0, **QUICK_TRAINING)
+
+
+def test_a_class_with_no_valid_pixel_is_named_and_left_out(water):
+    """A class whose every labelled pixel is nodata (as a cloud class is under a product's
+    cloud mask) cannot be learnt: training names it in one warning, the model and its
+    validation report leave it out instead of a row of zeros."""
+    scene, labels = water
+    hidden = np.zeros(labels.values.shape, dtype=bool)
+    hidden[:96, :96] = True  # nodata in the scene, and labelled with a class of its own
+    values = np.where(hidden & labels.labelled, 7, labels.values)
+    ids = (*labels.legend.ids, 7)
+    legend = Legend(ids, (*labels.legend.names, "cloud"), (*labels.legend.colors, (255, 255, 255)))
+    clouded = type(labels)(values, labels.labelled, legend, labels.source)
+    masked = scene.where(~xr.DataArray(hidden, dims=("y", "x")))
+    with pytest.warns(
+        BandfusionWarning, match=r"LabelHand\.tif: .*no valid scene pixel.*: 7 \(cloud\)$"
+    ):
+        result = train(masked, clouded, seed=0, **QUICK_TRAINING)
+    assert 7 not in result.model.meta.class_ids
+    assert result.validation is not None
+    assert result.validation.class_ids == result.model.meta.class_ids
 
 
 def test_training_and_evaluation_report_their_progress_as_steps(water, trained):
