@@ -51,6 +51,8 @@ class Outputs:
         if twice:
             raise BandfusionError(
                 f"several scenes would write {', '.join(twice)}; give them distinct output names"
+                " (a scene list's 'output' column). Each raster of a folder is a scene; band"
+                " files of one scene are one row of a scene list, joined by ';'"
             )
         if not self.remote:
             for target in targets:

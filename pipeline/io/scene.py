@@ -65,7 +65,10 @@ def inspect_raster(path: PathLike) -> tuple[DatasetReader, str]:
     if not name.startswith("/vsi") and not Path(name).exists():  # /vsizip/: a product's
         raise SceneError(f"{name}: no such file")
     if Path(name).is_dir():
-        raise SceneError(f"{name}: is a directory, not a raster file")
+        raise SceneError(
+            f"{name}: is a directory, not a raster file or a product bandfusion reads; "
+            f"to read band files in it as one scene, give the files ({name}/*.tif)"
+        )
     refuse_special(name, SceneError)
     try:
         with warnings.catch_warnings():

@@ -65,3 +65,18 @@ def test_the_command_names_each_missing_input_at_once(tmp_path: Path, model_dir:
     assert code == 2
     assert err.splitlines()[1:] == [f"  {tmp_path / n}: no such file" for n in ("x.tif", "y.tif")]
     assert time.perf_counter() - start < 5  # no cluster was started
+
+
+def test_folders_of_band_files_are_scenes_of_one_band_each_so_names_clash(
+    tmp_path: Path, model_dir: Path
+):
+    """Each raster of a folder is a scene: two chips' folders of band files clash on B02.tif
+    and the rest, in one line that says how to give band files as one scene."""
+    folders = [str(chip_bands(chip)[0].parent) for chip in ("adwp", "akny")]
+    code, err = run_cli(["batch", *folders, "-m", str(model_dir), "--out-dir",
+                         str(tmp_path / "out"), "-q"])  # fmt: skip
+    assert code == 2
+    assert len(err.splitlines()) == 1
+    assert "several scenes would write B02.tif" in err
+    assert "band files of one scene are one row of a scene list, joined by ';'" in err
+    assert not (tmp_path / "out" / "B02.tif").exists()
