@@ -30,6 +30,12 @@ class FiniteRange(click.FloatRange):
             self.fail(f"{value} is not a finite number", param, ctx)
         return number
 
+    def _describe_range(self) -> str:
+        """The range `--help` shows: "finite" where click would print "x<=None"."""
+        if self.min is None and self.max is None:
+            return "finite"
+        return super()._describe_range()
+
 
 POSITIVE = click.IntRange(min=1)
 """Counts that must be at least one: epochs, batch sizes, block edges, repeats, runs."""
