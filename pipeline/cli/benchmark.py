@@ -13,10 +13,12 @@ from bandfusion.cli.options import (
     POSITIVE,
     RATE,
     SHARE,
+    MaskArguments,
     SceneArguments,
     device_option,
     label_options,
     load_labels,
+    mask_options,
     names_callback,
     quiet_option,
     scene_options,
@@ -36,6 +38,7 @@ DEFAULT_PROTOCOL = Protocol()
 
 @click.command("benchmark")
 @scene_options
+@mask_options
 @label_options
 @click.option(
     "--protocol",
@@ -121,6 +124,7 @@ DEFAULT_PROTOCOL = Protocol()
 def benchmark_command(
     images: tuple[Path | str, ...],
     scene_args: SceneArguments,
+    mask_args: MaskArguments,
     labels_path: Path,
     attribute: str | None,
     unlabelled: str,
@@ -166,6 +170,7 @@ def benchmark_command(
     scene, labels = _dataset(
         images,
         scene_args,
+        mask_args,
         labels_path,
         attribute,
         unlabelled,
@@ -207,13 +212,15 @@ def benchmark_command(
 def _dataset(
     images: tuple[Path | str, ...],
     scene_args: SceneArguments,
+    mask_args: MaskArguments,
     labels_path: Path,
     attribute: str | None,
     unlabelled: str,
     legend: Path | None,
 ) -> tuple[xr.DataArray, Labels]:
-    """A .mat cube with its .mat ground truth, or any scene and labels the other commands take."""
+    """A .mat cube with its .mat ground truth, or any scene and labels the other commands take
+    (masked as they mask it: a product's clouds are neither trained on nor scored)."""
     if len(images) == 1 and is_mat_file(images[0]):
         return read_mat_scene(images[0], labels_path, legend=legend)
-    scene = scene_args.open(images)
+    scene = mask_args.apply(scene_args.open(images))
     return scene, load_labels(scene, labels_path, attribute, unlabelled, legend)

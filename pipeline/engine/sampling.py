@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import xarray as xr
+from bandfusion.errors import BandfusionWarning
 from bandfusion.io.cloudmask import clear_in
 from bandfusion.io.labels import Labels
 from bandfusion.io.nodata import band_nodata, valid_mask
@@ -45,6 +47,26 @@ def class_counts(labels: Labels, where: np.ndarray | None = None) -> dict[int, i
     candidates = labels.labelled if where is None else labels.labelled & where
     ids = labels.legend.ids
     return dict(zip(map(int, ids), _class_counts(labels.values, candidates, ids), strict=True))
+
+
+def warn_of_lost_classes(labels: Labels, class_ids: Iterable[int]) -> None:
+    """A warning naming the classes that have labelled pixels but none the scene gives a
+    value to (all nodata, or masked as cloud or shadow): the model cannot learn them, and a
+    user who labelled them should not have to find out from its class list."""
+    kept = set(class_ids)
+    lost = [c for c, n in class_counts(labels).items() if n and c not in kept]
+    if lost:
+        named = (labels.legend.name_of(c) for c in lost)
+        listed = ", ".join(
+            str(c) if name == f"class {c}" else f"{c} ({name})"
+            for c, name in zip(lost, named, strict=True)
+        )
+        warnings.warn(
+            f"{labels.source}: labelled classes with no valid scene pixel (nodata, or masked "
+            f"as a product's clouds and shadows are), left out of training: {listed}",
+            BandfusionWarning,
+            stacklevel=4,
+        )
 
 
 def cap_weights(population: np.ndarray, sampled: np.ndarray) -> np.ndarray:

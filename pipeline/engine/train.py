@@ -7,7 +7,6 @@ keeps memory bounded by the number of samples, not the scene.
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
@@ -22,8 +21,9 @@ from bandfusion.engine.sampling import (
     sample_located_pixels,
     sample_pixels,
     spatial_block_split,
+    warn_of_lost_classes,
 )
-from bandfusion.errors import BandfusionWarning, LabelError, ModelFileError, SceneError
+from bandfusion.errors import LabelError, ModelFileError, SceneError
 from bandfusion.io.bands import canonical_bands
 from bandfusion.io.grid import Grid
 from bandfusion.io.labels import Labels, read_labels
@@ -209,7 +209,7 @@ def _sample(
             f"{labels.source}: training needs at least two classes with valid pixels, "
             f"found {class_ids or 'none'}"
         )
-    _warn_of_lost_classes(labels, class_ids)
+    warn_of_lost_classes(labels, class_ids)
     known = np.isin(y_val, class_ids)
     return PixelSplit(
         x_train,
@@ -219,25 +219,6 @@ def _sample(
         class_ids,
         train_at,
     )
-
-
-def _warn_of_lost_classes(labels: Labels, class_ids: list[int]) -> None:
-    """A warning naming the classes that have labelled pixels but none the scene gives a
-    value to (all nodata, or masked as cloud or shadow): the model cannot learn them, and a
-    user who labelled them should not have to find out from its class list."""
-    lost = [c for c, n in class_counts(labels).items() if n and c not in class_ids]
-    if lost:
-        named = (labels.legend.name_of(c) for c in lost)
-        listed = ", ".join(
-            str(c) if name == f"class {c}" else f"{c} ({name})"
-            for c, name in zip(lost, named, strict=True)
-        )
-        warnings.warn(
-            f"{labels.source}: labelled classes with no valid scene pixel (nodata, or masked "
-            f"as a product's clouds and shadows are), which the model does not learn: {listed}",
-            BandfusionWarning,
-            stacklevel=4,
-        )
 
 
 def _metadata(

@@ -4,6 +4,7 @@ pixels by every road (SAFE, plain band files, STAC item) giving bit-identical ma
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -120,6 +121,24 @@ def test_predict_a_safe_on_the_grid_and_bands_asked_for(tmp_path: Path, model: P
         scl = src.read(1)
     cloudy = np.isin(scl, (8, 9)) & (maps[20, "none"] != 255)
     np.testing.assert_array_equal(maps[20, "auto"] == 254, cloudy)
+
+
+def test_benchmark_masks_a_products_clouds_as_train_does(tmp_path: Path, capsys):
+    """SCL labels on their own SAFE: under the default --mask the cloud and shadow classes
+    have no pixel to train or score, and one warning says so; --mask none compares them."""
+    scl = str(band_file("SCL", 60))
+    args = ["benchmark", str(SAFE), "--bands", "blue,B4,nir08", "--resolution", "60", "--labels",
+            scl, "--runs", "1", "--methods", "logistic", "--block-size", "32", "-q"]  # fmt: skip
+    ious = {}
+    for mask in ("auto", "none"):
+        code, _, err = run([*args, "--mask", mask, "-o", str(tmp_path / mask)], capsys)
+        assert code == 0, err
+        lost = re.findall(r"left out of training: ([\d, ]+)$", err, re.MULTILINE)
+        assert lost == (["3, 8, 9, 10"] if mask == "auto" else []), err
+        summary = json.loads((tmp_path / mask / "benchmark.json").read_text())["summary"]
+        ious[mask] = summary["logistic"]["iou"]
+    assert ious["auto"]["8"] is None and ious["auto"]["4"] is not None
+    assert ious["none"]["8"] is not None
 
 
 def test_the_same_pixels_by_every_road_give_bit_identical_maps(

@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 import dask.array as da
 import numpy as np
 import xarray as xr
-from bandfusion.engine.sampling import sample_pixels, spatial_block_split
+from bandfusion.engine.sampling import sample_pixels, spatial_block_split, warn_of_lost_classes
+from bandfusion.io.cloudmask import clear_in
 from bandfusion.io.labels import Labels
 from bandfusion.io.nodata import band_nodata, valid_mask
 from scipy.ndimage import maximum_filter
@@ -94,11 +95,15 @@ class Protocol:
 
 
 def usable_labels(scene: xr.DataArray, labels: Labels) -> Labels:
-    """`labels` without the pixels that are nodata in the scene, so splits count real pixels."""
+    """`labels` without the pixels that are nodata in the scene or that its mask marks (clouds,
+    shadows, ...), so splits count the pixels that sampling can draw."""
     data = scene.data if isinstance(scene.data, da.Array) else da.from_array(scene.data)
     nodata = band_nodata(scene)
     valid = da.map_blocks(valid_mask, data, nodata, drop_axis=0, dtype=bool).compute()
-    return replace(labels, labelled=labels.labelled & valid)
+    valid &= clear_in(scene, slice(None), slice(None))
+    usable = labels.labelled & valid
+    warn_of_lost_classes(labels, np.unique(labels.values[usable]).tolist())
+    return replace(labels, labelled=usable)
 
 
 def spatial_cv(
