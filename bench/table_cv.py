@@ -2,13 +2,16 @@
 training rows only (issue 17).
 
 The Statlog Landsat table (3x3 neighbourhoods of 4 bands, 6 classes, a fixed 4,435 / 2,000
-split) is not on disk; this cuts one of the same shape from the SAFE sample: 3x3
-neighbourhoods of B02, B03, B04 and B8A at 60 m (36 features), SCL's six classes
-(`defaults_cv.SCL_CLASSES`) in their natural mix, 6,435 random pixels. Each seed draws its own
-4,435 / 2,000 split and runs stratified 3-fold CV on the 4,435 only; the 2,000 are never read.
+split) is not on disk; this cuts tables of the same shape from real data, 6,435 random pixels
+each, classes in their natural mix: `--table scl`, 3x3 neighbourhoods of B02, B03, B04 and B8A
+of the SAFE sample at 60 m (36 features) with SCL's six classes (`defaults_cv.SCL_CLASSES`);
+`--table slovenia`, 3x3 neighbourhoods of 4 dates of the Slovenia NDVI stack with its
+land-cover ground truth, which like Statlog's is not a function of the bands. Each seed draws
+its own 4,435 / 2,000 split and runs stratified 3-fold CV on the 4,435 only; the 2,000 are
+never read.
 
-`python -m bench.table_cv [--seeds 3] [--settings given,binned,search]` prints one JSON line per
-fold (test error of each method) and the mean error per method.
+`python -m bench.table_cv [--table scl] [--seeds 3] [--settings given,binned,search]` prints
+one JSON line per fold (test error of each method) and the mean error per method.
 """
 
 from __future__ import annotations
@@ -28,31 +31,54 @@ from .defaults_cv import SAFE, SAFE_BANDS, SCL_CLASSES, _read
 NEIGHBOURS = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1)]
 
 
-def table(rows: int = 6435) -> tuple[np.ndarray, np.ndarray]:
-    """(features, labels): 3x3 neighbourhoods of 4 bands around random labelled pixels."""
+def scl_table(rows: int = 6435) -> tuple[np.ndarray, np.ndarray]:
+    """(features, labels): 3x3 neighbourhoods of 4 SAFE bands around random SCL-labelled
+    pixels (labels that are thresholds of bands, as Sen2Cor draws them)."""
     files = {f.name.split("_")[2]: f for f in sorted(SAFE.glob(SAFE_BANDS))}
     image = np.concatenate([_read(str(files[b])) for b in ("B02", "B03", "B04", "B8A")])
     scl = _read(str(files["SCL"]))[0]
     labels = np.full(scl.shape, -1)
     for code, label in SCL_CLASSES.items():
         labels[scl == code] = label
-    valid = (labels >= 0) & (image != 0).all(0)
+    return _neighbourhoods(image, np.where((image != 0).all(0), labels, -1), rows)
+
+
+def slovenia_table(rows: int = 6435) -> tuple[np.ndarray, np.ndarray]:
+    """(features, labels): 3x3 neighbourhoods of 4 dates of the Slovenia NDVI stack (one a
+    season apart) around random pixels of its land-cover ground truth; cultivated land (11
+    pixels) is left out, as a fixed split cannot stratify it."""
+    image = _read("data/eolearn_slovenia/ndvi_stack.tif")[[10, 25, 40, 55]]
+    labels = _read("data/eolearn_slovenia/lulc.tif")[0].astype(np.int64)
+    labels[(labels == 0) | (labels == 1) | ~np.isfinite(image).all(0)] = -1
+    return _neighbourhoods(image, labels, rows)
+
+
+def _neighbourhoods(
+    image: np.ndarray, labels: np.ndarray, rows: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The 3x3 neighbourhoods of `image`'s bands around `rows` random pixels with a label
+    (>= 0), Statlog's layout: band-major within each of the 9 positions."""
+    valid = labels >= 0
     valid[[0, -1], :] = valid[:, [0, -1]] = False  # every neighbourhood inside the image
     r, c = np.nonzero(valid)
     pick = np.random.default_rng(0).choice(len(r), rows, replace=False)
     r, c = r[pick], c[pick]
     features = np.stack([image[:, r + dr, c + dc] for dr, dc in NEIGHBOURS], 1)
-    return features.reshape(4 * len(NEIGHBOURS), -1).T.astype(np.float32), labels[r, c]
+    return features.reshape(len(image) * len(NEIGHBOURS), -1).T.astype(np.float32), labels[r, c]
+
+
+TABLES = {"scl": scl_table, "slovenia": slovenia_table}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--table", choices=TABLES, default="scl")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument(
         "--settings", default=",".join([*CANDIDATES, "search"]), help="candidates, or search"
     )
     args = parser.parse_args()
-    x, y = table()
+    x, y = TABLES[args.table]()
     names = args.settings.split(",")
     errors: dict[str, list[float]] = {name: [] for name in ["random-forest", *names]}
     for seed in range(args.seeds):
