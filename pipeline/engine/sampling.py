@@ -50,9 +50,10 @@ def class_counts(labels: Labels, where: np.ndarray | None = None) -> dict[int, i
 
 
 def warn_of_lost_classes(labels: Labels, class_ids: Iterable[int]) -> None:
-    """A warning naming the classes that have labelled pixels but none the scene gives a
-    value to (all nodata, or masked as cloud or shadow): the model cannot learn them, and a
-    user who labelled them should not have to find out from its class list."""
+    """A warning naming the classes that have labelled pixels but none among `class_ids`, the
+    classes of the valid pixels there are to train on (the rest nodata, or masked as cloud or
+    shadow): no model learns them, and a user who labelled them should not have to find out
+    from a class list."""
     kept = set(class_ids)
     lost = [c for c, n in class_counts(labels).items() if n and c not in kept]
     if lost:
@@ -62,8 +63,8 @@ def warn_of_lost_classes(labels: Labels, class_ids: Iterable[int]) -> None:
             for c, name in zip(lost, named, strict=True)
         )
         warnings.warn(
-            f"{labels.source}: labelled classes with no valid scene pixel (nodata, or masked "
-            f"as a product's clouds and shadows are), left out of training: {listed}",
+            f"{labels.source}: labelled classes with no valid pixel to train on (nodata, or "
+            f"masked as a product's clouds and shadows are), left out: {listed}",
             BandfusionWarning,
             stacklevel=4,
         )

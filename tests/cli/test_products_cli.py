@@ -133,7 +133,7 @@ def test_benchmark_masks_a_products_clouds_as_train_does(tmp_path: Path, capsys)
     for mask in ("auto", "none"):
         code, _, err = run([*args, "--mask", mask, "-o", str(tmp_path / mask)], capsys)
         assert code == 0, err
-        lost = re.findall(r"left out of training: ([\d, ]+)$", err, re.MULTILINE)
+        lost = re.findall(r"left out: ([\d, ]+)$", err, re.MULTILINE)
         assert lost == (["3, 8, 9, 10"] if mask == "auto" else []), err
         summary = json.loads((tmp_path / mask / "benchmark.json").read_text())["summary"]
         ious[mask] = summary["logistic"]["iou"]

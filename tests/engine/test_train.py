@@ -122,7 +122,8 @@ def test_a_class_with_no_valid_pixel_is_named_and_left_out(water):
     clouded = type(labels)(values, labels.labelled, legend, labels.source)
     masked = scene.where(~xr.DataArray(hidden, dims=("y", "x")))
     with pytest.warns(
-        BandfusionWarning, match=r"LabelHand\.tif: .*no valid scene pixel.*: 7 \(cloud\)$"
+        BandfusionWarning,
+        match=r"LabelHand\.tif: .*no valid pixel to train on.*left out: 7 \(cloud\)$",
     ):
         result = train(masked, clouded, seed=0, **QUICK_TRAINING)
     assert 7 not in result.model.meta.class_ids
