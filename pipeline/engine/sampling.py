@@ -10,6 +10,7 @@ import xarray as xr
 from bandfusion.errors import BandfusionWarning
 from bandfusion.io.cloudmask import clear_in
 from bandfusion.io.labels import Labels
+from bandfusion.io.legend import default_name
 from bandfusion.io.nodata import band_nodata, valid_mask
 
 
@@ -59,7 +60,7 @@ def warn_of_lost_classes(labels: Labels, class_ids: Iterable[int]) -> None:
     if lost:
         named = (labels.legend.name_of(c) for c in lost)
         listed = ", ".join(
-            str(c) if name == f"class {c}" else f"{c} ({name})"
+            str(c) if name == default_name(c) else f"{c} ({name})"
             for c, name in zip(lost, named, strict=True)
         )
         warnings.warn(

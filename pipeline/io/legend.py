@@ -90,12 +90,17 @@ class Legend:
             raise KeyError(f"class id {class_id} is not in the legend {self.ids}") from None
 
 
+def default_name(class_id: int) -> str:
+    """The name a class gets where no source names it: 'class <id>'."""
+    return f"class {class_id}"
+
+
 def default_legend(ids: Iterable[int]) -> Legend:
     """Names 'class <id>' and palette colours by position, so any id set gets distinct colours."""
     keep = tuple(sorted({int(i) for i in ids}))
     return Legend(
         ids=keep,
-        names=tuple(f"class {i}" for i in keep),
+        names=tuple(default_name(i) for i in keep),
         colors=tuple(default_colours(len(keep))),
     )
 
