@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal, cast, get_args
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +27,7 @@ from bandfusion.models.certify import (
     doubtful,
     label_bound,
 )
+from bandfusion.models.folding import folded_layers
 from bandfusion.models.fusion import SpectralFusionNet
 from bandfusion.models.threads import one_thread_on_cpu
 from torch import nn
@@ -110,7 +111,7 @@ class TorchKernel:
             sub_batch = CUDA_SUB_BATCH_PIXELS if target.type == "cuda" else SUB_BATCH_PIXELS
         if sub_batch < 1:
             raise ValueError(f"sub_batch must be positive, got {sub_batch}")
-        weights, mean = _folded(net)
+        weights, mean = folded_layers(net)
         dtype = _DTYPES[precision]
         clamp = None
         if net.clamped:  # the standardised range in centred units: (x - mean) within std·range
@@ -277,71 +278,8 @@ def _apply(layer: FoldedLayer, x: torch.Tensor, out: torch.Tensor) -> torch.Tens
     return y
 
 
-def _folded(
-    net: SpectralFusionNet,
-) -> tuple[list[tuple[torch.Tensor, torch.Tensor, nn.LayerNorm | None, str | None]], torch.Tensor]:
-    """Float64 (weight (c_out, c_in), bias, layer norm, activation) per layer, and band means.
-
-    The kernel subtracts the means from its input itself, in fp32, before the first layer.
-    """
-    modules = [cast(nn.Conv2d, conv) for conv in net.convs]
-    convs = [_dense_weight(conv) for conv in modules]
-    biases = [_bias(conv) for conv in modules]
-    convs[-1], biases[-1] = _member_mean(convs[-1], biases[-1], net.members)
-    std = net.band_std.detach().double()
-    mean = net.band_mean.detach().double()
-    convs[0] = convs[0] / std  # W ((x - mean) / std) = (W / std) (x - mean)
-    layers: list[tuple[torch.Tensor, torch.Tensor, nn.LayerNorm | None, str | None]] = []
-    for weight, bias, norm in zip(convs[:-1], biases[:-1], net.norms, strict=True):
-        layer_norm = norm if isinstance(norm, nn.LayerNorm) else None
-        if isinstance(norm, nn.BatchNorm1d):
-            weight, bias = _fold_batch_norm(norm, weight, bias)
-        layers.append((weight, bias, layer_norm, net.activation))
-    layers.append((convs[-1], biases[-1], None, None))
-    return layers, mean
-
-
 def _moved(
     layer_norm: nn.LayerNorm | None, device: torch.device, dtype: torch.dtype
 ) -> nn.LayerNorm | None:
     """A copy of `layer_norm` on `device` in `dtype` (the net's own module is left as it is)."""
     return None if layer_norm is None else copy.deepcopy(layer_norm).to(device, dtype)
-
-
-def _dense_weight(conv: nn.Conv2d) -> torch.Tensor:
-    """A 1x1 convolution's float64 weight as a dense (c_out, c_in) matrix: a grouped one
-    (an ensemble's members side by side) becomes block-diagonal, one GEMM for all members."""
-    weight = conv.weight.detach().double().flatten(1)
-    if conv.groups == 1:
-        return weight
-    return torch.block_diag(*weight.reshape(conv.groups, -1, weight.shape[1]))
-
-
-def _member_mean(
-    weight: torch.Tensor, bias: torch.Tensor, members: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The logits layer of `members` stacked members (members·K rows) as the one affine map
-    that gives their mean: averaging is linear, so it folds into the weights."""
-    if members == 1:
-        return weight, bias
-    return weight.reshape(members, -1, weight.shape[1]).mean(0), bias.reshape(members, -1).mean(0)
-
-
-def _bias(conv: nn.Conv2d) -> torch.Tensor:
-    if conv.bias is None:
-        return torch.zeros(conv.out_channels, dtype=torch.float64)
-    return conv.bias.detach().double()
-
-
-def _fold_batch_norm(
-    norm: nn.BatchNorm1d, weight: torch.Tensor, bias: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eval-mode batch norm after `W x + b` as one affine map: scale rows, shift the bias."""
-    assert norm.running_mean is not None and norm.running_var is not None
-    scale = torch.rsqrt(norm.running_var.detach().double() + norm.eps)
-    if norm.weight is not None:
-        scale = scale * norm.weight.detach().double()
-    shift = -norm.running_mean.detach().double() * scale
-    if norm.bias is not None:
-        shift = shift + norm.bias.detach().double()
-    return weight * scale[:, None], bias * scale + shift

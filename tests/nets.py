@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from bandfusion.models.folding import folded_layers
 from bandfusion.models.fusion import SpectralFusionNet
-from bandfusion.models.inference import _folded
 
 ARCHS = [
     {"hidden": (16, 16)},
@@ -39,7 +39,7 @@ def make_net(
 
 def exact_logits(net: SpectralFusionNet, table: torch.Tensor) -> torch.Tensor:
     """The folded network in float64: the reference both fp32 evaluations are bounded against."""
-    layers, mean = _folded(net)
+    layers, mean = folded_layers(net)
     x = table.double() - mean
     if net.clamped:
         std = net.band_std.double()
