@@ -15,13 +15,14 @@ from typing import Any
 import numpy as np
 import torch
 from bandfusion.colours import default_colours
+from bandfusion.models.blend import fit_blend
 from bandfusion.models.checkpoint import TrainedModel, load_model, save_model
 from bandfusion.models.devices import resolve_device
 from bandfusion.models.fusion import Activation, Norm
 from bandfusion.models.indices import append_indices, resolve_roles
 from bandfusion.models.metadata import ModelMetadata
 from bandfusion.models.selection import select_settings
-from bandfusion.models.training import FitSettings, fit_pixels, predict_logits
+from bandfusion.models.training import FitSettings, predict_logits
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_class_weight
@@ -62,7 +63,12 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
     default) `fit` first scores a few candidate settings, each a change to these parameters,
     by cross-validation on the training rows (bandfusion.models.selection; folds of whole
     `groups` where `fit` is given them, else stratified) and trains the best; `search=False`
-    trains exactly these parameters, in one fit. `bins` > 0 encodes each band in that many
+    trains exactly these parameters, in one fit. `blend` k > 1 fits the search's k best
+    candidates instead of the best alone and averages their logits, saved as one network
+    (bandfusion.models.blend); averaging two networks of different kinds evens out much of
+    one fit's variance, which on a small table gained more than any one candidate did
+    (bench/RESULTS.md), at the cost of a second fit (beside the first where a core is free)
+    and a wider network to predict with. `bins` > 0 encodes each band in that many
     quantile bins before the first layer (piecewise-linear, bandfusion.models.embedding), so
     the net draws sharp per-band thresholds as trees do; one of the search's candidates does.
     `clip` > 0 saturates each band beyond its `clip` and 1 − `clip` quantiles, so outliers
@@ -90,6 +96,7 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
         class_weight: str | Mapping[Any, float] | None = None,
         validation_fraction: float = 0.0,
         search: bool = True,
+        blend: int = 2,
         indices: tuple[str, ...] = (),
         band_roles: Mapping[str, str] | None = None,
         device: str = "cpu",
@@ -110,6 +117,7 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
         self.class_weight = class_weight
         self.validation_fraction = validation_fraction
         self.search = search
+        self.blend = blend
         self.indices = indices
         self.band_roles = band_roles
         self.device = device
@@ -134,6 +142,8 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"training needs two classes or more; y holds one class, {classes[0]!r}"
             )
+        if not (isinstance(self.blend, int | np.integer) and self.blend >= 1):
+            raise ValueError(f"blend must be a positive integer, not {self.blend!r}")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(
                 f"validation_fraction must be in [0, 1), not {self.validation_fraction}"
@@ -153,6 +163,7 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
 
         settings = FitSettings(**{k: getattr(self, k) for k in _FIT_FIELDS}, seed=self.seed_)
         self.selection_ = None
+        members = [settings]
         if self.search:
             selection = select_settings(
                 inputs[train],
@@ -162,15 +173,17 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
                 class_weights=class_weights,
                 groups=None if groups is None else groups[train],
                 device=device,
+                blend=int(self.blend),
             )
             settings, self.selection_ = selection.settings, selection.to_dict()
-        fit = fit_pixels(
+            members = selection.members()
+        fit = fit_blend(
             inputs[train],
             y_index[train],
             n_classes=len(classes),
+            members=members,
             x_val=inputs[val],
             y_val=y_index[val],
-            settings=settings,
             class_weights=class_weights(y_index[train]),
             device=device,
         )
@@ -230,10 +243,14 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
             "random_state": self.seed_,
             "estimator": type(self).__name__,
         }
-        if getattr(self, "selection_", None) is not None:
-            # The chosen settings, so that a clone of the loaded model refits this model.
+        selection = getattr(self, "selection_", None)
+        if selection is not None:
+            training["selection"] = selection
+        if selection is not None and "blended" not in selection:
+            # The chosen settings, so that a clone of the loaded model refits this model; a
+            # blend keeps the caller's parameters, whose search and blend refit it.
             training.update({k: getattr(self.settings_, k) for k in _FIT_FIELDS})
-            training.update(search=False, selection=self.selection_)
+            training.update(search=False)
         meta = ModelMetadata(
             bands=list(self.bands_),
             class_ids=ids,
@@ -259,7 +276,7 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
         meta, training = model.meta, model.meta.training
         indices = tuple(meta.indices)
         net = model.net
-        architecture = {
+        architecture: dict[str, Any] = {
             "hidden": tuple(net.hidden),
             "norm": net.norm,
             "activation": net.activation,
@@ -267,12 +284,15 @@ class SpectralFusionClassifier(ClassifierMixin, BaseEstimator):
             "members": net.members,
         }
         params = {k: training[k] for k in _FIT_FIELDS if k in training}
-        if params.get("bins"):  # the saved net's first hidden layer is the bins' encoding
+        if "blended" in training.get("selection", {}):  # several nets side by side: as given
+            architecture = {"hidden": tuple(params.get("hidden", _DEFAULTS.hidden))}
+        elif params.get("bins"):  # the saved net's first hidden layer is the bins' encoding
             architecture["hidden"] = tuple(net.hidden[1:])
         estimator = cls(
             **{**params, **architecture},
             class_weight=_stored_class_weight(training.get("class_weight", "balanced")),
             search=bool(training.get("search", False)),
+            blend=int(training.get("blend", 1)),
             indices=indices,
             band_roles=meta.band_roles or None,
             random_state=training.get("random_state", training.get("seed", 0)),

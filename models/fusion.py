@@ -107,17 +107,20 @@ def _pixel_linear(conv: nn.Conv2d, table: torch.Tensor) -> torch.Tensor:
 class UniformDropout(nn.Module):
     """Inverted dropout, as nn.Dropout, with its mask drawn from torch.rand: on a CPU torch's
     Bernoulli sampling behind nn.Dropout is several times slower, and it was the largest
-    single cost of a training step."""
+    single cost of a training step. Masks come from `generator` where training sets one (a
+    fit's own stream, so fits running side by side in threads stay reproducible), else from
+    torch's global generator."""
 
     def __init__(self, p: float) -> None:
         super().__init__()
         self.p = p
+        self.generator: torch.Generator | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
-        keep = torch.rand_like(x) >= self.p
-        return x * keep * (1.0 / (1.0 - self.p))
+        draw = torch.rand(x.shape, dtype=x.dtype, device=x.device, generator=self.generator)
+        return x * (draw >= self.p) * (1.0 / (1.0 - self.p))
 
 
 class SpectralFusionNet(nn.Module):

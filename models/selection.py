@@ -4,18 +4,23 @@ No fixed recipe suits every data set, and settings tuned on one set's test pixel
 the test set by another name. So a default fit scores a small fixed list of candidates (each a
 few overrides of the caller's settings) by k-fold cross-validation on its own training pixels:
 folds of whole spatial blocks when the pixels come from a raster (`groups`: each pixel's block),
-stratified folds for a table, and keeps the best by mean macro-F1. Fold fits run on a capped
-stratified sample of the fold's pixels, so the search costs a bounded multiple of one fit.
+stratified folds for a table, and keeps the best by mean macro-F1, or blends the best few (their
+networks' logits averaged, bandfusion.models.blend). Fold fits run on a capped stratified sample
+of the fold's pixels, side by side on the usable cores, so the search costs a bounded multiple
+of one fit.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
+from bandfusion.models.threads import side_by_side
 from bandfusion.models.training import (
     FitSettings,
     fit_pixels,
@@ -46,6 +51,9 @@ class Selection:
     """The candidate chosen, its settings, and each candidate's mean CV macro-F1.
 
     `protocol` says how folds were drawn ("spatial blocks", "stratified") or why no search ran.
+    `blended` names the candidates whose networks are to be fitted and averaged, best first,
+    with `blended_settings` theirs (the chosen alone where no blend was asked for or none can
+    be built; `unblended` then says why).
     """
 
     chosen: str
@@ -53,15 +61,27 @@ class Selection:
     protocol: str
     folds: int = 0
     scores: dict[str, float] = field(default_factory=dict)
+    blended: tuple[str, ...] = ()
+    blended_settings: tuple[FitSettings, ...] = ()
+    unblended: str = ""
+
+    def members(self) -> list[FitSettings]:
+        """The settings of each network the final model is made of (one unless blended)."""
+        return list(self.blended_settings) or [self.settings]
 
     def to_dict(self) -> dict[str, Any]:
         """The record model.json keeps under training["selection"]."""
-        return {
+        record: dict[str, Any] = {
             "chosen": self.chosen,
             "protocol": self.protocol,
             "folds": self.folds,
             "cv_macro_f1": dict(self.scores),
         }
+        if len(self.blended) > 1:
+            record["blended"] = list(self.blended)
+        if self.unblended:
+            record["unblended"] = self.unblended
+        return record
 
 
 def select_settings(
@@ -73,10 +93,12 @@ def select_settings(
     class_weights: ClassWeights,
     groups: np.ndarray | None = None,
     device: torch.device | str = "cpu",
+    blend: int = 1,
 ) -> Selection:
-    """Score CANDIDATES on (x, y) by FOLDS-fold CV and return the best (ties: the earlier).
-    Candidates that cannot combine with the caller's settings (an ensemble or binned bands
-    under a layer norm, binned bands with GELU) are left out.
+    """Score CANDIDATES on (x, y) by FOLDS-fold CV and return the best (ties: the earlier),
+    and with `blend` k > 1 the k best, to be fitted and averaged. Candidates that cannot
+    combine with the caller's settings (an ensemble or binned bands under a layer norm,
+    binned bands with GELU) are left out.
 
     `groups` (one id per pixel, e.g. its spatial block) keeps each group inside one fold;
     without it, or where the groups cannot give every fold every class, folds are stratified
@@ -96,18 +118,52 @@ def select_settings(
         )
         for train, test in folds
     ]
-    scores: dict[str, float] = {}
-    for name, overrides in CANDIDATES.items():
-        candidate = replace(settings, **overrides)
-        if name != "given" and settings_problem(candidate) is not None:
-            continue  # e.g. an ensemble or binned bands under a layer norm the caller chose
-        fold_scores = [
-            _fold_score(x, y, train, test, n_classes, candidate, class_weights, device)
-            for train, test in splits
-        ]
-        scores[name] = float(np.mean(fold_scores))
-    chosen = max(scores, key=lambda name: scores[name])
-    return Selection(chosen, replace(settings, **CANDIDATES[chosen]), protocol, FOLDS, scores)
+    candidates = {
+        name: replace(settings, **overrides)
+        for name, overrides in CANDIDATES.items()
+        if name == "given" or settings_problem(replace(settings, **overrides)) is None
+    }  # e.g. an ensemble or binned bands under a layer norm the caller chose are left out
+    tasks = [
+        partial(_fold_score, x, y, train, test, n_classes, candidate, class_weights, device)
+        for candidate in candidates.values()
+        for train, test in splits
+    ]
+    fold_scores = np.reshape(side_by_side(tasks, torch.device(device)), (len(candidates), -1))
+    scores = {name: float(np.mean(row)) for name, row in zip(candidates, fold_scores, strict=True)}
+    ranked = sorted(scores, key=lambda name: -scores[name])  # stable: ties keep list order
+    chosen = ranked[0]
+    selection = Selection(chosen, candidates[chosen], protocol, FOLDS, scores)
+    if blend <= 1:
+        return selection
+    best = ranked[:blend]
+    problem = blend_problem([candidates[name] for name in best])
+    if problem is not None:
+        return replace(selection, unblended=problem)
+    return replace(
+        selection,
+        blended=tuple(best),
+        blended_settings=tuple(candidates[name] for name in best),
+    )
+
+
+def blend_problem(members: list[FitSettings]) -> str | None:
+    """Why networks trained with these settings cannot be averaged as one network, or None.
+
+    A blend is built side by side (bandfusion.models.blend): a layer norm would mix its
+    networks' channels, clipped bands would need every network clamped alike, and a
+    shallower network is carried to the others' depth by identity layers, which only a ReLU
+    passes unchanged.
+    """
+    if len(members) < 2:
+        return "fewer than two candidates to blend"
+    if any(member.norm == "layer" for member in members):
+        return "a layer norm would mix the blended networks' channels"
+    if any(member.clip > 0 for member in members):
+        return "clipped bands are not blended"
+    depths = {len(member.hidden) + (1 if member.bins else 0) for member in members}
+    if len(depths) > 1 and any(member.activation != "relu" for member in members):
+        return "networks of different depths are blended through ReLU identity layers only"
+    return None
 
 
 def _folds(
@@ -143,9 +199,10 @@ def _fold_score(
     settings: FitSettings,
     class_weights: ClassWeights,
     device: torch.device | str,
+    stop: threading.Event | None = None,
 ) -> float:
     """Macro-F1 on `test`, pixels counted with the fit's class weights, of a net fitted on
-    `train` (epochs scored on its own pixels)."""
+    `train` (epochs scored on its own pixels); `stop` as fit_pixels takes it."""
     weights = class_weights(y[train])
     fit = fit_pixels(
         x[train],
@@ -154,6 +211,7 @@ def _fold_score(
         settings=settings,
         class_weights=weights,
         device=device,
+        stop=stop,
     )
     predicted = predict_logits(fit.net, x[test], device).argmax(1).numpy()
     return macro_f1(y[test], predicted, n_classes, weights)

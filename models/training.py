@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,9 +17,15 @@ import torch
 from bandfusion.errors import SettingError
 from bandfusion.models.checkpoint import MAX_WEIGHTS_BYTES
 from bandfusion.models.embedding import BinnedFusionNet, check_clip, quantile_bins
-from bandfusion.models.fusion import Activation, Norm, SpectralFusionNet, combination_problem
+from bandfusion.models.fusion import (
+    Activation,
+    Norm,
+    SpectralFusionNet,
+    UniformDropout,
+    combination_problem,
+)
 from bandfusion.models.metadata import parameter_count
-from bandfusion.models.threads import one_thread_on_cpu
+from bandfusion.models.threads import FitCancelled, one_thread_on_cpu
 from bandfusion.progress import Progress, Step
 
 MAX_TRAINING_BYTES = 8 * 1024**3
@@ -37,6 +44,9 @@ PATIENCE_EPOCH_STEPS = 16
 (3,000 pixels in batches of 1,024 make 3 steps) counts for its share of these, so early
 stopping cannot end a fit a few dozen steps in, on the noise of its first epochs."""
 _SCORING_PIXELS = 1 << 16  # pixels per batch of `predict_logits`, which scores each epoch
+_SEEDING = threading.Lock()
+"""Held while a fit seeds torch's global generator and draws its initial weights, so that fits
+running side by side in threads (threads.side_by_side) each get the weights their seed gives."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,7 @@ def fit_pixels(
     class_weights: np.ndarray | None = None,
     device: torch.device | str = "cpu",
     progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> FitResult:
     """Train a SpectralFusionNet on float32 pixels `x` (n, bands) and class indices `y` (n,).
 
@@ -93,22 +104,24 @@ def fit_pixels(
     PATIENCE_EPOCH_STEPS batches count for their share). `class_weights` (one per
     class index) weight the cross-entropy. `settings.seed` seeds torch;
     None takes the FitSettings defaults. `progress` is told of each epoch (stage "train").
+    Once `stop` is set the fit raises FitCancelled at its next batch (threads.side_by_side).
     """
     settings = settings or FitSettings()
     problem = settings_problem(settings)
     if problem is not None:
         raise SettingError(problem[0], getattr(settings, problem[0]), problem[1])
     check_network_fits(x.shape[1], n_classes, settings)
-    torch.manual_seed(settings.seed)
     target = torch.device(device)
-    trained = _build_net(x, n_classes, settings).to(target)
+    with _SEEDING:
+        torch.manual_seed(settings.seed)
+        trained = _build_net(x, n_classes, settings).to(target)
     if x_val is None or y_val is None or len(y_val) == 0:
         rng = np.random.default_rng(settings.seed)
         scored = stratified_sample(y, np.arange(len(y)), SCORED_TRAINING_PIXELS, rng)
         x_val, y_val = x[scored], y[scored]
     weight = None if class_weights is None else torch.as_tensor(class_weights).float().to(target)
     with one_thread_on_cpu(target):
-        history = _train(trained, (x, y), (x_val, y_val), settings, weight, target, progress)
+        history = _train(trained, (x, y), (x_val, y_val), settings, weight, target, progress, stop)
     trained = trained.cpu().eval()
     net = trained.export() if isinstance(trained, BinnedFusionNet) else trained
     return FitResult(net, history)
@@ -199,9 +212,33 @@ def _train(
     weight: torch.Tensor | None,
     device: torch.device,
     progress: Progress | None,
+    stop: threading.Event | None = None,
 ) -> list[dict[str, float]]:
     """Mini-batch AdamW; keeps the weights of the epoch with the best validation macro-F1,
-    its pixels counted with the loss's class weights."""
+    its pixels counted with the loss's class weights. Dropout draws from the fit's own
+    generator, seeded as the batch order is."""
+    dropouts = [module for module in net.modules() if isinstance(module, UniformDropout)]
+    masks = torch.Generator(device=device).manual_seed(settings.seed)
+    for dropout in dropouts:
+        dropout.generator = masks
+    try:
+        return _epochs(net, train, val, settings, weight, device, progress, stop)
+    finally:
+        for dropout in dropouts:
+            dropout.generator = None  # a generator does not pickle, and the fit is over
+
+
+def _epochs(
+    net: Trainable,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    settings: FitSettings,
+    weight: torch.Tensor | None,
+    device: torch.device,
+    progress: Progress | None,
+    stop: threading.Event | None,
+) -> list[dict[str, float]]:
+    """The epochs of `_train`, early stopping included; returns the per-epoch history."""
     loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
     scoring_weights = None if weight is None else weight.cpu().double().numpy()
     optimizer = torch.optim.AdamW(
@@ -226,6 +263,8 @@ def _train(
             batch = order[start : start + settings.batch_size]
             if len(batch) < 2:
                 continue  # batch norm needs two samples
+            if stop is not None and stop.is_set():
+                raise FitCancelled("a fit beside this one failed or was interrupted")
             optimizer.zero_grad(set_to_none=True)
             logits = net.member_logits(x_train[batch])  # each member learns on its own loss
             targets = y_train[batch].repeat_interleave(net.members)

@@ -193,9 +193,13 @@ def selection_text(record: Mapping[str, Any]) -> str:
     scores = record.get("cv_macro_f1") or {}
     if not scores:
         return f"settings: as given ({record.get('protocol', 'no search')})"
+    kept = record.get("blended") or [record["chosen"]]
     lines = [f"settings chosen by {record['folds']}-fold CV ({record['protocol']}), macro-F1:"]
     lines += [
-        f"  {'*' if name == record['chosen'] else ' '} {name:10s} {score:.4f}"
-        for name, score in scores.items()
+        f"  {'*' if name in kept else ' '} {name:10s} {score:.4f}" for name, score in scores.items()
     ]
+    if len(kept) > 1:
+        lines.append(f"  the model averages the networks of {' and '.join(kept)}")
+    elif record.get("unblended"):
+        lines.append(f"  not blended: {record['unblended']}")
     return "\n".join(lines)

@@ -29,13 +29,14 @@ from bandfusion.io.grid import Grid
 from bandfusion.io.labels import Labels, read_labels
 from bandfusion.io.radiometry import scene_radiometry
 from bandfusion.io.sources import scene_sources
+from bandfusion.models.blend import fit_blend
 from bandfusion.models.checkpoint import TrainedModel
 from bandfusion.models.devices import resolve_device
 from bandfusion.models.fusion import SpectralFusionNet
 from bandfusion.models.indices import append_indices, resolve_roles
 from bandfusion.models.metadata import ModelMetadata
 from bandfusion.models.selection import Selection, select_settings
-from bandfusion.models.training import FitSettings, fit_pixels
+from bandfusion.models.training import FitSettings
 from bandfusion.progress import Progress
 from sklearn.utils.class_weight import compute_class_weight
 
@@ -49,10 +50,11 @@ class TrainingSettings(FitSettings):
     spectral indices (NDVI, NDWI, MNDWI, NDBI) join the bands as inputs, from the bands that
     `band_roles` names ({"nir": "B8", ...}; default: Sentinel-2 band names). With `search`,
     the network settings are those of the candidate that cross-validation over spatial blocks
-    of `block_size` px of the training pixels scores best (bandfusion.models.selection);
-    without it, exactly the given ones (one fit). `class_weight` balances the classes; without
-    it each labelled training pixel counts the same, the capped sample weighted back to the
-    labels' class mix (`cap_class_weights`).
+    of `block_size` px of the training pixels scores best (bandfusion.models.selection), or
+    with `blend` k > 1 the k best candidates' networks averaged as one
+    (bandfusion.models.blend); without it, exactly the given ones (one fit). `class_weight`
+    balances the classes; without it each labelled training pixel counts the same, the
+    capped sample weighted back to the labels' class mix (`cap_class_weights`).
     """
 
     per_class_cap: int | None = 20000
@@ -62,6 +64,7 @@ class TrainingSettings(FitSettings):
     indices: tuple[str, ...] = ()
     band_roles: dict[str, str] | None = None
     search: bool = True
+    blend: int = 1
 
 
 @dataclass
@@ -136,16 +139,17 @@ def train(
             class_weights=class_weights,
             groups=block_ids(split.train_at, labels.values.shape[1], config.block_size),
             device=resolve_device(device),
+            blend=config.blend,
         )
         config = cast(TrainingSettings, selection.settings)
     weights = class_weights(split.y_train)
-    fit = fit_pixels(
+    fit = fit_blend(
         split.x_train,
         split.y_train,
         n_classes=n_classes,
+        members=[config] if selection is None else selection.members(),
         x_val=split.x_val,
         y_val=split.y_val,
-        settings=config,
         class_weights=weights,
         device=resolve_device(device),
         progress=progress,

@@ -158,7 +158,7 @@ def test_only_integer_labels_can_be_saved(tmp_path: Path) -> None:
         clf.save(tmp_path / "model")
 
 
-def test_by_default_fit_chooses_its_settings_by_cv_and_the_model_records_them(
+def test_by_default_fit_blends_the_two_best_candidates_and_the_model_records_them(
     tmp_path: Path,
 ) -> None:
     x, y = pixels(300)
@@ -166,13 +166,38 @@ def test_by_default_fit_chooses_its_settings_by_cv_and_the_model_records_them(
     estimator = SpectralFusionClassifier(**fast).fit(x, y)
     record = estimator.selection_
     assert record["protocol"] == "stratified" and record["folds"] == 3
-    assert record["cv_macro_f1"][record["chosen"]] == max(record["cv_macro_f1"].values())
+    scores = record["cv_macro_f1"]
+    assert record["chosen"] == record["blended"][0]
+    assert sorted(scores, key=lambda name: -scores[name])[:2] == record["blended"]
     assert estimator.get_params()["hidden"] == (16,)  # parameters are never changed by fit
     loaded = SpectralFusionClassifier.load(estimator.save(tmp_path / "m"))
     assert load_model(tmp_path / "m").meta.training["selection"] == record
+    assert loaded.get_params()["search"] is True and loaded.get_params()["blend"] == 2
+    assert loaded.get_params()["hidden"] == (16,)
+    np.testing.assert_array_equal(loaded.predict(x), estimator.predict(x))
+    refit = clone(loaded).fit(x, y)  # the recorded parameters search and blend again
+    np.testing.assert_array_equal(refit.predict_proba(x), estimator.predict_proba(x))
+
+
+def test_blend_1_fits_the_chosen_candidate_alone_and_the_model_records_it(
+    tmp_path: Path,
+) -> None:
+    x, y = pixels(300)
+    fast = {k: v for k, v in FAST.items() if k != "search"}
+    estimator = SpectralFusionClassifier(**fast, blend=1).fit(x, y)
+    record = estimator.selection_
+    assert record["cv_macro_f1"][record["chosen"]] == max(record["cv_macro_f1"].values())
+    assert "blended" not in record
+    loaded = SpectralFusionClassifier.load(estimator.save(tmp_path / "m"))
     assert loaded.get_params()["search"] is False  # a clone refits the chosen settings
     assert loaded.get_params()["members"] == estimator.net_.members
     np.testing.assert_array_equal(loaded.predict(x), estimator.predict(x))
+
+
+def test_blend_must_be_a_positive_integer() -> None:
+    x, y = pixels()
+    with pytest.raises(ValueError, match="blend must be a positive integer"):
+        SpectralFusionClassifier(**FAST, blend=0).fit(x, y)
 
 
 def test_given_groups_the_search_holds_out_whole_groups() -> None:

@@ -3,9 +3,11 @@ the best is kept, folds respect spatial blocks, and data too small to fold keeps
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
-from bandfusion.models.selection import CANDIDATES, select_settings
+from bandfusion.models.selection import CANDIDATES, blend_problem, select_settings
 from bandfusion.models.training import FitSettings
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -111,3 +113,42 @@ def test_candidates_the_given_settings_cannot_carry_are_left_out(
     assert set(selection.scores) == set(CANDIDATES) - left_out
     assert selection.settings.norm == settings.norm
     assert selection.settings.activation == settings.activation
+
+
+def test_a_blend_takes_the_best_candidates_in_order() -> None:
+    x, y = pixels()
+    selection = select_settings(
+        x, y, n_classes=3, settings=QUICK, class_weights=no_weights, blend=2
+    )
+    ranked = sorted(selection.scores, key=lambda name: -selection.scores[name])
+    assert selection.blended == tuple(ranked[:2]) and selection.chosen == ranked[0]
+    assert selection.members() == [replace(QUICK, **CANDIDATES[name]) for name in selection.blended]
+    assert selection.to_dict()["blended"] == ranked[:2]
+    alone = select_settings(x, y, n_classes=3, settings=QUICK, class_weights=no_weights)
+    assert alone.members() == [alone.settings] and "blended" not in alone.to_dict()
+    assert alone.scores == selection.scores  # blending changes what is fitted, not the search
+
+
+@pytest.mark.parametrize(
+    ("members", "why"),
+    [
+        ([QUICK], "fewer than two"),
+        ([QUICK, replace(QUICK, norm="layer")], "layer norm"),
+        ([QUICK, replace(QUICK, clip=0.01)], "clipped"),
+        ([replace(QUICK, activation="gelu"), replace(QUICK, bins=4)], "ReLU identity"),
+    ],
+)
+def test_settings_that_cannot_be_averaged_are_named(members: list[FitSettings], why: str) -> None:
+    problem = blend_problem(members)
+    assert problem is not None and why in problem
+    assert blend_problem([QUICK, replace(QUICK, bins=4, hidden=(4, 4))]) is None
+
+
+def test_a_blend_the_settings_cannot_carry_fits_the_best_alone_and_says_why() -> None:
+    x, y = pixels()
+    layer = replace(QUICK, norm="layer")
+    selection = select_settings(
+        x, y, n_classes=3, settings=layer, class_weights=no_weights, blend=2
+    )
+    assert selection.members() == [selection.settings] and not selection.blended
+    assert "layer norm" in selection.to_dict()["unblended"]
