@@ -104,7 +104,8 @@ CANDIDATES: dict[str, dict] = {
         "dropout": 0.5,
         "weight_decay": 1e-2,
     },
-    "fusion-cv": {**BALANCED, "search": True},
+    "fusion-cv": {**BALANCED, "search": True},  # the search's two best blended (the default)
+    "fusion-cv-alone": {**BALANCED, "search": True, "blend": 1},  # the search's best alone
 }
 
 

@@ -11,7 +11,9 @@ its own 4,435 / 2,000 split and runs stratified 3-fold CV on the 4,435 only; the
 never read.
 
 `python -m bench.table_cv [--table scl] [--seeds 3] [--settings given,binned,search]` prints
-one JSON line per fold (test error of each method) and the mean error per method.
+one JSON line per fold (test error of each method) and the mean error per method: a candidate
+fitted alone, or `search` (the estimator's default: the search, its two best blended) and
+`search-alone` (the search's best alone, `blend=1`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from sklearn.metrics import accuracy_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from .defaults_cv import SAFE, SAFE_BANDS, SCL_CLASSES, _read
+
+SEARCHES = {"search": {}, "search-alone": {"blend": 1}}
 
 NEIGHBOURS = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1)]
 
@@ -75,7 +79,7 @@ def main() -> None:
     parser.add_argument("--table", choices=TABLES, default="scl")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument(
-        "--settings", default=",".join([*CANDIDATES, "search"]), help="candidates, or search"
+        "--settings", default=",".join([*CANDIDATES, *SEARCHES]), help="candidates, or search"
     )
     args = parser.parse_args()
     x, y = TABLES[args.table]()
@@ -89,8 +93,8 @@ def main() -> None:
         for fold, (fit, score) in enumerate(folds):
             methods = {"random-forest": RandomForestClassifier(n_jobs=1, random_state=seed)}
             for name in names:  # "search": the estimator's default, its search and all
-                search = {"search": True} if name == "search" else {"search": False}
-                overrides = {**search, **CANDIDATES.get(name, {})}
+                search = {"search": True, **SEARCHES[name]} if name in SEARCHES else {}
+                overrides = {"search": False, **search, **CANDIDATES.get(name, {})}
                 methods[name] = SpectralFusionClassifier(random_state=seed, **overrides)
             line: dict[str, float | int] = {"seed": seed, "fold": fold}
             for name, method in methods.items():

@@ -70,7 +70,8 @@ def mixing_figure(explanation: Explanation) -> Figure:
             0.5,
             0.5,
             "No band mixing to show: this model's first layer encodes each band in bins\n"
-            "on its own (trained with bins); band importance is the measure here.",
+            "on its own (trained with bins), or is several networks' side by side (a blend);\n"
+            "band importance is the measure here.",
             ha="center",
             va="center",
             fontsize=9,

@@ -157,7 +157,9 @@ def _model_bands(scene: xr.DataArray, bands: list[str]) -> xr.DataArray:
 
 def _mixing_weights(model: TrainedModel) -> np.ndarray:
     """The first layer's band-mixing weights (channels, inputs); none (0 rows) for binned
-    bands, whose first layer encodes each band on its own and mixes nothing."""
-    if model.meta.training.get("bins"):
+    bands, whose first layer encodes each band on its own and mixes nothing, and for a blend,
+    whose first layer is several networks' side by side (bandfusion.models.blend)."""
+    training = model.meta.training
+    if training.get("bins") or "blended" in training.get("selection", {}):
         return np.zeros((0, len(model.meta.inputs)), dtype=np.float32)
     return model.net.first_layer_weights().numpy()

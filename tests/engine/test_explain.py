@@ -62,9 +62,16 @@ def test_explanation_of_a_one_band_problem() -> None:
     assert document["ranking"][0] == "b2" and document["signatures"]["2"]["pixels"] > 0
 
 
-def test_a_binned_model_ranks_its_bands_and_claims_no_band_mixing() -> None:
+@pytest.mark.parametrize(
+    "options",
+    [{"bins": 8, "search": False}, {"search": True, "blend": 2}],
+    ids=["binned", "blend"],
+)
+def test_binned_and_blended_models_rank_their_bands_and_claim_no_band_mixing(
+    options: dict[str, object],
+) -> None:
     scene, labels, x, y = synthetic()
-    clf = SpectralFusionClassifier(hidden=(8,), epochs=30, bins=8, search=False).fit(x, y)
+    clf = SpectralFusionClassifier(hidden=(8,), epochs=30, **options).fit(x, y)  # type: ignore[arg-type]
     explanation = explain(clf.to_model(), scene, labels, n_repeats=3)
     assert explanation.ranking()[0] == "b2"
     assert explanation.mixing_weights.shape == (0, 4)  # its first layer only encodes bands
