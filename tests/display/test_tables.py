@@ -10,6 +10,7 @@ from bandfusion.display.tables import (
     benchmark_report,
     evaluation_table,
     importance_table,
+    selection_text,
 )
 from bandfusion.engine.compare import Benchmark
 from bandfusion.engine.evaluate import EvaluationReport
@@ -71,4 +72,24 @@ def test_batch_summary_lists_every_scene_and_the_totals(batch_result: BatchResul
     assert lines[3].endswith("bad.tif: not a raster")
     assert lines[4] == (
         "3 scenes in 2.0 s (1.50 scenes/s): 1 done, 1 skipped, 1 failed; manifest: m.json"
+    )
+
+
+def test_the_search_record_marks_what_the_model_is_made_of() -> None:
+    record = {
+        "chosen": "given",
+        "protocol": "spatial blocks",
+        "folds": 3,
+        "cv_macro_f1": {"given": 0.91, "regularised": 0.9, "binned": 0.88},
+    }
+    alone = selection_text(record).splitlines()
+    assert alone[0] == "settings chosen by 3-fold CV (spatial blocks), macro-F1:"
+    assert [line[2] for line in alone[1:]] == ["*", " ", " "]
+    blended = selection_text({**record, "blended": ["given", "binned"]}).splitlines()
+    assert [line[2] for line in blended[1:4]] == ["*", " ", "*"]
+    assert blended[4] == "  the model averages the networks of given and binned"
+    refused = selection_text({**record, "unblended": "clipped bands are not blended"})
+    assert refused.endswith("  not blended: clipped bands are not blended")
+    assert selection_text({"protocol": "skipped: a class has fewer than 3 pixels"}) == (
+        "settings: as given (skipped: a class has fewer than 3 pixels)"
     )

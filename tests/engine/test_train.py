@@ -186,3 +186,21 @@ def test_by_default_settings_are_chosen_by_cv_over_training_blocks(water):
     assert record["cv_macro_f1"][record["chosen"]] == max(record["cv_macro_f1"].values())
     assert result.model.meta.architecture == result.model.net.config()
     assert result.model.meta.training["hidden"] == list(result.selection.settings.hidden)
+
+
+def test_a_blend_averages_the_two_best_candidates_and_every_path_predicts_it(water, tmp_path: Path):
+    scene, labels = water
+    result = train(scene, labels, seed=3, **{**QUICK_TRAINING, "search": True, "blend": 2})
+    assert result.selection is not None
+    record = result.model.meta.training["selection"]
+    scores = record["cv_macro_f1"]
+    assert record["blended"] == sorted(scores, key=lambda name: -scores[name])[:2]
+    assert result.model.meta.training["blend"] == 2
+    loaded = load_model(save_model(result.model, tmp_path / "m"))
+    assert loaded.net.hidden == result.model.net.hidden  # the blend, one plain network
+    window = scene[:, :64, :64]
+    mapped = predict_scene(window, loaded)
+    pixels = window.values.reshape(len(window.band), -1).T.astype(np.float32)
+    labelled = SpectralFusionClassifier.from_model(loaded).predict(pixels)
+    valid = (window.values != 0).all(0).ravel()  # the chip's nodata is 0 in every band
+    assert (labelled[valid] == mapped.values.ravel()[valid]).mean() > 0.999
