@@ -114,7 +114,8 @@ def document(
         "sample size; `bandfusion.engine.sampling.cap_weights`), so it learns the training "
         "region's mix, as its default means to; k-NN takes no weights. The fusion net's search "
         "scores its candidates by CV over the protocol's spatial blocks of the training pixels "
-        "(`fit(..., groups=)`); each set's paragraph says what it chose.",
+        "(`fit(..., groups=)`) and, by default, averages the networks of the two best as one "
+        "(`blend=2`); each set's paragraph says which it kept.",
         "",
         "**Differences** are paired: fusion minus the method on the same seed, mean over "
         f"{args.seeds} seeds with a 95 % Student-t interval. Verdict: better / worse where the "

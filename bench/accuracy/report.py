@@ -50,12 +50,14 @@ def dataset_section(dataset: Dataset, bench: Benchmark) -> list[str]:
 
 
 def _choices(bench: Benchmark) -> str:
-    """The sentence naming what the fusion net's search chose on each seed, and its folds."""
+    """The sentence naming what the fusion net's search kept on each seed (the candidate
+    chosen, or the candidates blended), and its folds."""
     chosen: dict[str, list[str]] = {}
     protocols = set()
     for run in bench.runs:
         if run.method == FUSION and run.selection is not None:
-            chosen.setdefault(run.selection["chosen"], []).append(str(run.seed))
+            kept = " + ".join(run.selection.get("blended") or [run.selection["chosen"]])
+            chosen.setdefault(kept, []).append(str(run.seed))
             protocols.add(run.selection["protocol"])
     if not chosen:
         return ""
@@ -63,7 +65,7 @@ def _choices(bench: Benchmark) -> str:
         f"{name} (seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)})"
         for name, seeds in chosen.items()
     )
-    return f" The fusion net's search chose: {picks}; folds: {', '.join(sorted(protocols))}."
+    return f" The fusion net's search kept: {picks}; folds: {', '.join(sorted(protocols))}."
 
 
 def summary_table(benches: Sequence[tuple[Dataset, Benchmark]]) -> list[str]:

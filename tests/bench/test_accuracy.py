@@ -35,6 +35,10 @@ def test_tables_hold_every_method_class_and_a_verdict() -> None:
     table = [line for line in section if line.startswith("|")]
     assert len(table) == 2 + 2  # header, rule, one row per method
     assert table[0].count("IoU") == 3
+    records = [run.selection for run in bench.runs if run.method == FUSION and run.selection]
+    kept = {" + ".join(record.get("blended") or [record["chosen"]]) for record in records}
+    text = "\n".join(section)
+    assert records and "search kept:" in text and all(name in text for name in kept)
     summary = summary_table([(dataset, bench)])
     assert summary[2].startswith("| coded |") and "sk:knn" in summary[2]
     assert summary[2].rstrip(" |").split("/")[-1].strip() in {"better", "worse", "tie"}
