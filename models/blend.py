@@ -14,14 +14,13 @@ paths carry it unchanged.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from bandfusion.models.folding import folded_layers
 from bandfusion.models.fusion import SpectralFusionNet
-from bandfusion.models.threads import side_by_side
+from bandfusion.models.parallel import side_by_side
 from bandfusion.models.training import FitResult, FitSettings, fit_pixels
 from bandfusion.progress import Progress
 from torch import nn
@@ -45,8 +44,8 @@ def fit_blend(
     as one network (`average_nets`); one settings is a plain fit. The history and `progress`
     are those of the first member's fit."""
 
-    def task(index: int) -> Callable[[threading.Event | None], FitResult]:
-        def run(stop: threading.Event | None) -> FitResult:
+    def task(index: int) -> Callable[[], FitResult]:
+        def run() -> FitResult:
             return fit_pixels(
                 x,
                 y,
@@ -57,7 +56,6 @@ def fit_blend(
                 class_weights=class_weights,
                 device=device,
                 progress=progress if index == 0 else None,
-                stop=stop,
             )
 
         return run

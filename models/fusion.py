@@ -108,8 +108,8 @@ class UniformDropout(nn.Module):
     """Inverted dropout, as nn.Dropout, with its mask drawn from torch.rand: on a CPU torch's
     Bernoulli sampling behind nn.Dropout is several times slower, and it was the largest
     single cost of a training step. Masks come from `generator` where training sets one (a
-    fit's own stream, so fits running side by side in threads stay reproducible), else from
-    torch's global generator."""
+    fit's own stream, so a fit does not depend on what else draws from torch's global
+    generator), else from the global one."""
 
     def __init__(self, p: float) -> None:
         super().__init__()

@@ -12,7 +12,6 @@ of one fit.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -20,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from bandfusion.models.threads import side_by_side
+from bandfusion.models.parallel import side_by_side
 from bandfusion.models.training import (
     FitSettings,
     fit_pixels,
@@ -123,10 +122,14 @@ def select_settings(
         for name, overrides in CANDIDATES.items()
         if name == "given" or settings_problem(replace(settings, **overrides)) is None
     }  # e.g. an ensemble or binned bands under a layer norm the caller chose are left out
-    tasks = [
-        partial(_fold_score, x, y, train, test, n_classes, candidate, class_weights, device)
-        for candidate in candidates.values()
+    folded = [  # each fold's rows, and its class weights, drawn here: tasks get only data
+        ((x[train], y[train]), (x[test], y[test]), class_weights(y[train]))
         for train, test in splits
+    ]
+    tasks = [
+        partial(_fold_score, train, test, n_classes, candidate, weights, device)
+        for candidate in candidates.values()
+        for train, test, weights in folded
     ]
     fold_scores = np.reshape(side_by_side(tasks, torch.device(device)), (len(candidates), -1))
     scores = {name: float(np.mean(row)) for name, row in zip(candidates, fold_scores, strict=True)}
@@ -191,27 +194,22 @@ def _folds(
 
 
 def _fold_score(
-    x: np.ndarray,
-    y: np.ndarray,
-    train: np.ndarray,
-    test: np.ndarray,
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
     n_classes: int,
     settings: FitSettings,
-    class_weights: ClassWeights,
+    weights: np.ndarray | None,
     device: torch.device | str,
-    stop: threading.Event | None = None,
 ) -> float:
-    """Macro-F1 on `test`, pixels counted with the fit's class weights, of a net fitted on
-    `train` (epochs scored on its own pixels); `stop` as fit_pixels takes it."""
-    weights = class_weights(y[train])
+    """Macro-F1 on the `test` (pixels, labels), each pixel counted with its class weight, of
+    a net fitted on `train` with those class weights (epochs scored on its own pixels)."""
     fit = fit_pixels(
-        x[train],
-        y[train],
+        train[0],
+        train[1],
         n_classes=n_classes,
         settings=settings,
         class_weights=weights,
         device=device,
-        stop=stop,
     )
-    predicted = predict_logits(fit.net, x[test], device).argmax(1).numpy()
-    return macro_f1(y[test], predicted, n_classes, weights)
+    predicted = predict_logits(fit.net, test[0], device).argmax(1).numpy()
+    return macro_f1(test[1], predicted, n_classes, weights)

@@ -25,7 +25,7 @@ from bandfusion.models.fusion import (
     combination_problem,
 )
 from bandfusion.models.metadata import parameter_count
-from bandfusion.models.threads import FitCancelled, one_thread_on_cpu
+from bandfusion.models.threads import one_thread_on_cpu
 from bandfusion.progress import Progress, Step
 
 MAX_TRAINING_BYTES = 8 * 1024**3
@@ -46,7 +46,7 @@ stopping cannot end a fit a few dozen steps in, on the noise of its first epochs
 _SCORING_PIXELS = 1 << 16  # pixels per batch of `predict_logits`, which scores each epoch
 _SEEDING = threading.Lock()
 """Held while a fit seeds torch's global generator and draws its initial weights, so that fits
-running side by side in threads (threads.side_by_side) each get the weights their seed gives."""
+in threads of one process each get the weights their seed gives."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,6 @@ def fit_pixels(
     class_weights: np.ndarray | None = None,
     device: torch.device | str = "cpu",
     progress: Progress | None = None,
-    stop: threading.Event | None = None,
 ) -> FitResult:
     """Train a SpectralFusionNet on float32 pixels `x` (n, bands) and class indices `y` (n,).
 
@@ -104,7 +103,6 @@ def fit_pixels(
     PATIENCE_EPOCH_STEPS batches count for their share). `class_weights` (one per
     class index) weight the cross-entropy. `settings.seed` seeds torch;
     None takes the FitSettings defaults. `progress` is told of each epoch (stage "train").
-    Once `stop` is set the fit raises FitCancelled at its next batch (threads.side_by_side).
     """
     settings = settings or FitSettings()
     problem = settings_problem(settings)
@@ -121,7 +119,7 @@ def fit_pixels(
         x_val, y_val = x[scored], y[scored]
     weight = None if class_weights is None else torch.as_tensor(class_weights).float().to(target)
     with one_thread_on_cpu(target):
-        history = _train(trained, (x, y), (x_val, y_val), settings, weight, target, progress, stop)
+        history = _train(trained, (x, y), (x_val, y_val), settings, weight, target, progress)
     trained = trained.cpu().eval()
     net = trained.export() if isinstance(trained, BinnedFusionNet) else trained
     return FitResult(net, history)
@@ -212,7 +210,6 @@ def _train(
     weight: torch.Tensor | None,
     device: torch.device,
     progress: Progress | None,
-    stop: threading.Event | None = None,
 ) -> list[dict[str, float]]:
     """Mini-batch AdamW; keeps the weights of the epoch with the best validation macro-F1,
     its pixels counted with the loss's class weights. Dropout draws from the fit's own
@@ -222,7 +219,7 @@ def _train(
     for dropout in dropouts:
         dropout.generator = masks
     try:
-        return _epochs(net, train, val, settings, weight, device, progress, stop)
+        return _epochs(net, train, val, settings, weight, device, progress)
     finally:
         for dropout in dropouts:
             dropout.generator = None  # a generator does not pickle, and the fit is over
@@ -236,7 +233,6 @@ def _epochs(
     weight: torch.Tensor | None,
     device: torch.device,
     progress: Progress | None,
-    stop: threading.Event | None,
 ) -> list[dict[str, float]]:
     """The epochs of `_train`, early stopping included; returns the per-epoch history."""
     loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
@@ -263,8 +259,6 @@ def _epochs(
             batch = order[start : start + settings.batch_size]
             if len(batch) < 2:
                 continue  # batch norm needs two samples
-            if stop is not None and stop.is_set():
-                raise FitCancelled("a fit beside this one failed or was interrupted")
             optimizer.zero_grad(set_to_none=True)
             logits = net.member_logits(x_train[batch])  # each member learns on its own loss
             targets = y_train[batch].repeat_interleave(net.members)

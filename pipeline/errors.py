@@ -17,6 +17,11 @@ class BandfusionError(Exception):
         super().__init__(message if setting is None else f"{message} ({setting})")
         self.setting = setting
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickle as the message and attributes, whatever a subclass's constructor takes, so
+        an error raised in a worker process (a fit run side by side) arrives whole."""
+        return (_restore, (type(self), self.args, self.__dict__))
+
 
 class SceneError(BandfusionError):
     """An input raster is missing, unreadable, or does not fit with the other inputs."""
@@ -52,6 +57,15 @@ class DeviceError(SettingError):
 
     def __init__(self, value: str, problem: str) -> None:
         super().__init__("device", value, problem)
+
+
+def _restore(
+    kind: type[BandfusionError], args: tuple[object, ...], state: dict[str, object]
+) -> BandfusionError:
+    error = kind.__new__(kind)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class BandfusionWarning(UserWarning):
