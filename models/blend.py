@@ -14,7 +14,8 @@ paths carry it unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 import torch
@@ -44,23 +45,22 @@ def fit_blend(
     as one network (`average_nets`); one settings is a plain fit. The history and `progress`
     are those of the first member's fit."""
 
-    def task(index: int) -> Callable[[], FitResult]:
-        def run() -> FitResult:
-            return fit_pixels(
-                x,
-                y,
-                n_classes=n_classes,
-                x_val=x_val,
-                y_val=y_val,
-                settings=members[index],
-                class_weights=class_weights,
-                device=device,
-                progress=progress if index == 0 else None,
-            )
-
-        return run
-
-    fits = side_by_side([task(i) for i in range(len(members))], torch.device(device))
+    tasks = [
+        partial(
+            fit_pixels,
+            x,
+            y,
+            n_classes=n_classes,
+            x_val=x_val,
+            y_val=y_val,
+            settings=settings,
+            class_weights=class_weights,
+            device=device,
+            progress=progress if index == 0 else None,  # the first runs here (side_by_side)
+        )
+        for index, settings in enumerate(members)
+    ]
+    fits = side_by_side(tasks, torch.device(device))
     if len(fits) == 1:
         return fits[0]
     return FitResult(average_nets([fit.net for fit in fits]), fits[0].history)

@@ -11,15 +11,19 @@ it at once; on any failure or interrupt the workers are killed.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import signal
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from itertools import islice
 from typing import TypeVar
 
 import torch
 from bandfusion.models.threads import one_thread_on_cpu
-from joblib.externals.loky import get_reusable_executor
+from joblib.externals.loky import get_reusable_executor, reusable_executor
 
 Result = TypeVar("Result")
 
@@ -35,29 +39,81 @@ def usable_cores() -> int:
 
 
 def side_by_side(tasks: Sequence[Callable[[], Result]], device: torch.device) -> list[Result]:
-    """Each task's result, in the tasks' order: on a CPU with cores to spare, the first task in
-    this process and the others in worker processes, one per further core; on a GPU, in a
-    process that cannot start workers (a daemon), or with one core, one after another.
+    """Each task's result, in the tasks' order, on up to one core each: on a CPU with cores to
+    spare, the first task in this process (its progress reports reach the caller) and the
+    others in worker processes, as many at once as there are cores left; on a GPU, in a process
+    that cannot start workers (a daemon), or with one core, one after another here.
 
-    Tasks must be picklable (closures are) and independent: fits seed their own generators
-    (training.fit_pixels), so a task's result is the same wherever it runs.
+    Tasks after the first must be picklable (closures are; a progress display is not) and
+    every task independent: fits seed their own generators (training.fit_pixels), so a task's
+    result is the same wherever it runs.
     """
     cores = usable_cores() if device.type == "cpu" else 1
     if len(tasks) < 2 or cores < 2 or multiprocessing.current_process().daemon:
         return [task() for task in tasks]
-    rest = len(tasks) - 1
-    workers = min(rest, cores if rest >= cores else cores - 1)
     pool = get_reusable_executor(
-        max_workers=workers, timeout=IDLE_WORKER_SECONDS, initializer=_start_worker
+        max_workers=min(len(tasks) - 1, cores),
+        timeout=IDLE_WORKER_SECONDS,
+        initializer=_start_worker,
     )
+    submitted: list[Future[Result]] = []
     try:
-        pending = [pool.submit(task) for task in tasks[1:]]
-        with one_thread_on_cpu(device):
-            first = tasks[0]()
-        return [first, *(future.result() for future in pending)]
+        return _first_here_rest_in(pool, tasks, cores, device, submitted)
     except BaseException:
+        _dispatched(submitted)
         pool.shutdown(wait=True, kill_workers=True)
+        del pool
+        _forget_killed_pool()
         raise
+
+
+def _first_here_rest_in(
+    pool: Executor,
+    tasks: Sequence[Callable[[], Result]],
+    cores: int,
+    device: torch.device,
+    submitted: list[Future[Result]],
+) -> list[Result]:
+    """The first task here, the others through `pool`, one per core left free: never more
+    submitted than can run at once, so that none waits in the pool's queue when its workers
+    are killed (loky's manager thread fails on those); each submission goes to `submitted`."""
+    later = iter(range(1, len(tasks)))
+    running: dict[Future[Result], int] = {}
+
+    def fill(room: int) -> None:
+        for index in islice(later, max(room - len(running), 0)):
+            future = pool.submit(tasks[index])
+            submitted.append(future)
+            running[future] = index
+
+    fill(cores - 1)
+    with one_thread_on_cpu(device):
+        results = {0: tasks[0]()}
+    fill(cores)
+    while running:
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in done:
+            results[running.pop(future)] = future.result()
+        fill(cores)
+    return [results[index] for index in range(len(tasks))]
+
+
+def _dispatched(futures: list[Future[Result]], patience_s: float = 5.0) -> None:
+    """Wait (briefly) until every submitted task has left the pool's queue for a worker, or
+    ended: loky's manager thread raises KeyError when workers are killed while a task it has
+    not yet dispatched is queued."""
+    deadline = time.monotonic() + patience_s
+    while any(not (f.running() or f.done()) for f in futures) and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def _forget_killed_pool() -> None:
+    """Drop every reference to a killed pool now, so that its queues' semaphores are freed
+    before this process exits: otherwise loky's resource tracker, outliving it, warns of them
+    on the user's terminal. loky keeps its reusable pool in a module global until the next
+    call replaces it."""
+    reusable_executor._executor = None
+    gc.collect()
 
 
 def _start_worker() -> None:
