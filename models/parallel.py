@@ -51,10 +51,8 @@ def side_by_side(tasks: Sequence[Callable[[], Result]], device: torch.device) ->
     cores = usable_cores() if device.type == "cpu" else 1
     if len(tasks) < 2 or cores < 2 or multiprocessing.current_process().daemon:
         return [task() for task in tasks]
-    pool = get_reusable_executor(
-        max_workers=min(len(tasks) - 1, cores),
-        timeout=IDLE_WORKER_SECONDS,
-        initializer=_start_worker,
+    pool = get_reusable_executor(  # always one per core: a resized pool restarts its workers
+        max_workers=cores, timeout=IDLE_WORKER_SECONDS, initializer=_start_worker
     )
     submitted: list[Future[Result]] = []
     try:

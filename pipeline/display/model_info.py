@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+from bandfusion.display.tables import selection_text
 from bandfusion.models.checkpoint import TrainedModel
 
 
 def describe_model(model: TrainedModel) -> str:
-    """Format, bands, indices, classes with colours, architecture, size and stored metrics."""
+    """Format, bands, indices, classes with colours, architecture, size, how training chose
+    its settings (and what it blended) and stored metrics."""
     meta, net = model.meta, model.net
     classes = zip(meta.class_ids, meta.class_names, meta.class_colors, strict=True)
     lines = [
@@ -23,6 +25,9 @@ def describe_model(model: TrainedModel) -> str:
         f"parameters: {sum(p.numel() for p in net.parameters()):,}",
         f"FLOPs per pixel: {net.flops_per_pixel():,}",
     ]
+    selection = meta.training.get("selection")
+    if isinstance(selection, dict):
+        lines.append(selection_text(selection))
     if meta.metrics:
         lines.append("metrics:")
         lines += [f"  {key}: {_format_metric(value)}" for key, value in meta.metrics.items()]

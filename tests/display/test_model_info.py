@@ -34,3 +34,18 @@ def test_describe_summarises_the_model(model_dir: Path) -> None:
 def test_a_clamped_model_says_so() -> None:
     text = describe_model(make_model(clamped=True))
     assert "dropout=0, each band clamped to its training range)" in text
+
+
+def test_a_searched_model_says_what_it_chose_and_blended() -> None:
+    model = make_model()
+    assert "chosen by" not in describe_model(model)
+    model.meta.training["selection"] = {
+        "chosen": "given",
+        "protocol": "stratified",
+        "folds": 3,
+        "cv_macro_f1": {"given": 0.9, "binned": 0.8},
+        "blended": ["given", "binned"],
+    }
+    text = describe_model(model)
+    assert "settings chosen by 3-fold CV (stratified), macro-F1:" in text
+    assert "the model averages the networks of given and binned" in text
