@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 from bandfusion.models.estimator import SpectralFusionClassifier
+from bandfusion.models.parallel import usable_cores
 from bandfusion.models.selection import CANDIDATES
-from bandfusion.models.threads import usable_cores
 
 from .defaults_cv import spain
 
