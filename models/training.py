@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 import math
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,7 +120,7 @@ def fit_pixels(
         scored = stratified_sample(y, np.arange(len(y)), SCORED_TRAINING_PIXELS, rng)
         x_val, y_val = x[scored], y[scored]
     weight = None if class_weights is None else torch.as_tensor(class_weights).float().to(target)
-    with one_thread_on_cpu(target):
+    with one_thread_on_cpu(target), _dropout_stream(trained, settings.seed, target):
         history = _train(trained, (x, y), (x_val, y_val), settings, weight, target, progress)
     trained = trained.cpu().eval()
     net = trained.export() if isinstance(trained, BinnedFusionNet) else trained
@@ -202,6 +204,21 @@ def _build_net(
     return net
 
 
+@contextmanager
+def _dropout_stream(net: Trainable, seed: int, device: torch.device) -> Iterator[None]:
+    """Dropout masks drawn from a generator of the fit's own, seeded as the batch order is, so
+    a fit does not depend on what else draws from torch's global generator."""
+    dropouts = [module for module in net.modules() if isinstance(module, UniformDropout)]
+    masks = torch.Generator(device=device).manual_seed(seed)
+    for dropout in dropouts:
+        dropout.generator = masks
+    try:
+        yield
+    finally:
+        for dropout in dropouts:
+            dropout.generator = None  # a generator does not pickle, and the fit is over
+
+
 def _train(
     net: Trainable,
     train: tuple[np.ndarray, np.ndarray],
@@ -212,29 +229,7 @@ def _train(
     progress: Progress | None,
 ) -> list[dict[str, float]]:
     """Mini-batch AdamW; keeps the weights of the epoch with the best validation macro-F1,
-    its pixels counted with the loss's class weights. Dropout draws from the fit's own
-    generator, seeded as the batch order is."""
-    dropouts = [module for module in net.modules() if isinstance(module, UniformDropout)]
-    masks = torch.Generator(device=device).manual_seed(settings.seed)
-    for dropout in dropouts:
-        dropout.generator = masks
-    try:
-        return _epochs(net, train, val, settings, weight, device, progress)
-    finally:
-        for dropout in dropouts:
-            dropout.generator = None  # a generator does not pickle, and the fit is over
-
-
-def _epochs(
-    net: Trainable,
-    train: tuple[np.ndarray, np.ndarray],
-    val: tuple[np.ndarray, np.ndarray],
-    settings: FitSettings,
-    weight: torch.Tensor | None,
-    device: torch.device,
-    progress: Progress | None,
-) -> list[dict[str, float]]:
-    """The epochs of `_train`, early stopping included; returns the per-epoch history."""
+    its pixels counted with the loss's class weights."""
     loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
     scoring_weights = None if weight is None else weight.cpu().double().numpy()
     optimizer = torch.optim.AdamW(
