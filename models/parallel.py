@@ -11,10 +11,10 @@ it at once; on any failure or interrupt the workers are killed.
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
@@ -23,12 +23,14 @@ from typing import TypeVar
 
 import torch
 from bandfusion.models.threads import one_thread_on_cpu
-from joblib.externals.loky import get_reusable_executor, reusable_executor
+from joblib.externals.loky import get_reusable_executor
 
 Result = TypeVar("Result")
 
 IDLE_WORKER_SECONDS = 60
 """How long an idle worker waits for the next fit before it exits."""
+LEAK_REPORT_FILTER = "ignore:resource_tracker:UserWarning"
+"""The `-W` option that silences loky's resource tracker's report of cleaned-up leaks."""
 
 
 def usable_cores() -> int:
@@ -51,6 +53,7 @@ def side_by_side(tasks: Sequence[Callable[[], Result]], device: torch.device) ->
     cores = usable_cores() if device.type == "cpu" else 1
     if len(tasks) < 2 or cores < 2 or multiprocessing.current_process().daemon:
         return [task() for task in tasks]
+    _quiet_resource_tracker()
     pool = get_reusable_executor(  # always one per core: a resized pool restarts its workers
         max_workers=cores, timeout=IDLE_WORKER_SECONDS, initializer=_start_worker
     )
@@ -60,8 +63,6 @@ def side_by_side(tasks: Sequence[Callable[[], Result]], device: torch.device) ->
     except BaseException:
         _dispatched(submitted)
         pool.shutdown(wait=True, kill_workers=True)
-        del pool
-        _forget_killed_pool()
         raise
 
 
@@ -105,13 +106,12 @@ def _dispatched(futures: list[Future[Result]], patience_s: float = 5.0) -> None:
         time.sleep(0.005)
 
 
-def _forget_killed_pool() -> None:
-    """Drop every reference to a killed pool now, so that its queues' semaphores are freed
-    before this process exits: otherwise loky's resource tracker, outliving it, warns of them
-    on the user's terminal. loky keeps its reusable pool in a module global until the next
-    call replaces it."""
-    reusable_executor._executor = None
-    gc.collect()
+def _quiet_resource_tracker() -> None:
+    """Keep loky's resource tracker from printing, on the user's terminal, that workers killed
+    by an interrupt left semaphores behind: it unlinks them itself, and a Ctrl-C must end in
+    one line. The tracker is a separate interpreter started with this one's warning options."""
+    if LEAK_REPORT_FILTER not in sys.warnoptions:
+        sys.warnoptions.append(LEAK_REPORT_FILTER)
 
 
 def _start_worker() -> None:

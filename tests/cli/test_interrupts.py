@@ -159,3 +159,44 @@ def group_alive(group: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def children(pid: int) -> int:
+    """How many processes `pid` has started that are still alive (loky's workers, its
+    resource tracker)."""
+    count = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            lines = status.read_text().splitlines()
+        except OSError:
+            continue
+        count += any(line == f"PPid:\t{pid}" for line in lines)
+    return count
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_while_the_search_fits_in_worker_processes_ends_it_cleanly(
+    tmp_path: Path, data_dir: Path
+):
+    """SIGINT to the whole process group while `train --blend 2` fits the search's folds in
+    worker processes: exit 130 and the one line (no worker's traceback, no resource tracker's
+    warning of leaked semaphores), no model directory, no process of the group left."""
+    out = tmp_path / "model"
+    process = subprocess.Popen(
+        [str(BANDFUSION), "train", str(data_dir / S2), "--labels",
+         str(data_dir / "sen1floods11_spain/Spain_7370579_LabelHand.tif"), "--unlabelled",
+         "-1", "--blend", "2", "-o", str(out), "-q"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: children(process.pid) >= 2, "worker processes", timeout=120)
+        time.sleep(1)
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == INTERRUPT_EXIT[signal.SIGINT], err
+    assert err.strip().splitlines() == ["bandfusion: interrupted"], err
+    assert not out.exists()
+    wait_for(lambda: not group_alive(process.pid), "end of the workers", timeout=30)
