@@ -12,6 +12,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -128,15 +130,12 @@ def test_ctrl_c_on_a_batch_ends_it_cleanly_and_records_the_finished_maps(
          "--workers", "2", "--threads-per-worker", "1", "-q"],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, start_new_session=True,
     )  # fmt: skip
-    try:
+    with group_killed_at_exit(process):
         wait_for(lambda: "done" in statuses(out), "finished scene", timeout=200)
         time.sleep(1)  # the map that made the record, and any renamed since, reach the client
         complete = {path.name for path in out.glob("s*.tif")}
         os.killpg(process.pid, signal.SIGINT)
         _, err = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == INTERRUPT_EXIT[signal.SIGINT], err
     lines = [line for line in err.splitlines() if line.strip()]  # click ends a ^C's line
     assert lines[0].startswith("cluster: 2 workers") and lines[1:] == ["bandfusion: interrupted"]
@@ -147,6 +146,17 @@ def test_ctrl_c_on_a_batch_ends_it_cleanly_and_records_the_finished_maps(
         if record["status"] == "done":
             assert file_sha256(out / name) == record["sha256"]
     assert "pending" in statuses(out)  # the signal came while scenes were still running
+
+
+@contextmanager
+def group_killed_at_exit(process: subprocess.Popen[str]) -> Iterator[None]:
+    """Whatever the test does with `process` (the leader of its own group), no process of its
+    group outlives the test."""
+    try:
+        yield
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def statuses(out: Path) -> list[str]:
@@ -188,14 +198,11 @@ def test_ctrl_c_while_the_search_fits_in_worker_processes_ends_it_cleanly(
          "-1", "--blend", "2", "-o", str(out), "-q"],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, start_new_session=True,
     )  # fmt: skip
-    try:
+    with group_killed_at_exit(process):
         wait_for(lambda: children(process.pid) >= 2, "worker processes", timeout=120)
         time.sleep(1)
         os.killpg(process.pid, signal.SIGINT)
         _, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == INTERRUPT_EXIT[signal.SIGINT], err
     assert err.strip().splitlines() == ["bandfusion: interrupted"], err
     assert not out.exists()
