@@ -121,16 +121,38 @@ def _mean_layer(
 
 def _check_blendable(nets: Sequence[SpectralFusionNet]) -> None:
     first = nets[0]
-    for net in nets:
-        if (net.in_bands, net.n_classes) != (first.in_bands, first.n_classes):
-            raise ValueError("blended networks must take the same bands to the same classes")
-        if net.activation != first.activation:
-            raise ValueError("blended networks must share one activation")
-        if net.norm == "layer" or net.clamped:
-            raise ValueError("networks with a layer norm or clamped bands cannot be blended")
-    depths = {len(net.hidden) for net in nets}
-    if len(depths) > 1 and first.activation != "relu":
-        raise ValueError("networks of different depths are blended through ReLU layers only")
+    if any((net.in_bands, net.n_classes) != (first.in_bands, first.n_classes) for net in nets):
+        raise ValueError("blended networks must take the same bands to the same classes")
+    problem = blend_problem(
+        norms=[net.norm for net in nets],
+        activations=[net.activation for net in nets],
+        depths=[len(net.hidden) for net in nets],
+        clamped=[net.clamped for net in nets],
+    )
+    if problem is not None:
+        raise ValueError(problem)
+
+
+def blend_problem(
+    *,
+    norms: Sequence[str],
+    activations: Sequence[str],
+    depths: Sequence[int],
+    clamped: Sequence[bool],
+) -> str | None:
+    """Why networks of these kinds (one entry each) cannot be averaged as one, or None. The
+    one statement of these rules: `average_nets` refuses them, the search (its settings'
+    `blend_problem`) does not blend them."""
+    if "layer" in norms or any(clamped):
+        return (
+            "networks with a layer norm or clamped (clipped) bands cannot be blended: a layer "
+            "norm would mix their channels, and every network would need the same clamps"
+        )
+    if len(set(depths)) > 1 and any(activation != "relu" for activation in activations):
+        return "networks of different depths are blended through ReLU identity layers only"
+    if len(set(activations)) > 1:
+        return "blended networks must share one activation"
+    return None
 
 
 def _chain(net: SpectralFusionNet, mean: torch.Tensor) -> Chain:

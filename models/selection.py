@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from bandfusion.models.blend import blend_problem as networks_blend_problem
 from bandfusion.models.parallel import side_by_side
 from bandfusion.models.training import (
     FitSettings,
@@ -117,10 +118,11 @@ def select_settings(
         )
         for train, test in folds
     ]
+    every = {name: replace(settings, **overrides) for name, overrides in CANDIDATES.items()}
     candidates = {
-        name: replace(settings, **overrides)
-        for name, overrides in CANDIDATES.items()
-        if name == "given" or settings_problem(replace(settings, **overrides)) is None
+        name: candidate
+        for name, candidate in every.items()
+        if name == "given" or settings_problem(candidate) is None
     }  # e.g. an ensemble or binned bands under a layer norm the caller chose are left out
     folded = [  # each fold's rows, and its class weights, drawn here: tasks get only data
         ((x[train], y[train]), (x[test], y[test]), class_weights(y[train]))
@@ -150,23 +152,16 @@ def select_settings(
 
 
 def blend_problem(members: list[FitSettings]) -> str | None:
-    """Why networks trained with these settings cannot be averaged as one network, or None.
-
-    A blend is built side by side (bandfusion.models.blend): a layer norm would mix its
-    networks' channels, clipped bands would need every network clamped alike, and a
-    shallower network is carried to the others' depth by identity layers, which only a ReLU
-    passes unchanged.
-    """
+    """Why networks trained with these settings cannot be averaged as one network
+    (bandfusion.models.blend), or None."""
     if len(members) < 2:
         return "fewer than two candidates to blend"
-    if any(member.norm == "layer" for member in members):
-        return "a layer norm would mix the blended networks' channels"
-    if any(member.clip > 0 for member in members):
-        return "clipped bands are not blended"
-    depths = {len(member.hidden) + (1 if member.bins else 0) for member in members}
-    if len(depths) > 1 and any(member.activation != "relu" for member in members):
-        return "networks of different depths are blended through ReLU identity layers only"
-    return None
+    return networks_blend_problem(
+        norms=[member.norm for member in members],
+        activations=[member.activation for member in members],
+        depths=[len(member.hidden) + (1 if member.bins else 0) for member in members],
+        clamped=[member.clip > 0 for member in members],
+    )
 
 
 def _folds(

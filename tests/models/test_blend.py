@@ -57,7 +57,7 @@ def test_what_cannot_be_averaged_is_refused() -> None:
     with pytest.raises(ValueError, match="layer norm or clamped"):
         average_nets([plain, make_net(hidden=(8,), clamped=True)])
     gelu = {"activation": "gelu", "norm": "none"}
-    with pytest.raises(ValueError, match="ReLU layers only"):
+    with pytest.raises(ValueError, match="ReLU identity layers only"):
         average_nets([make_net(hidden=(8,), **gelu), make_net(hidden=(8, 8), **gelu)])
     same_depth = average_nets([make_net(hidden=(8,), **gelu), make_net(hidden=(4,), **gelu)])
     assert same_depth.hidden == (12,)
